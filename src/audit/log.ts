@@ -1,0 +1,156 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { ControlStore } from '../store/database.js';
+import type { Database } from '../store/tables.js';
+import { canonicalJson, chainHash, GENESIS_HASH, verifyLinks, type ChainBreak } from './chain.js';
+import type { AuditEvent, AuditEventInput, AuditEventType } from './events.js';
+
+export interface AuditQuery {
+  type?: AuditEventType;
+  /** ISO time; events at or after it. */
+  since?: string;
+  until?: string;
+  actor?: string;
+  session?: string;
+  channel?: string;
+  limit?: number;
+}
+
+export type VerifyResult = { ok: true; events: number } | { ok: false; events: number; broken: ChainBreak & { ts?: string; type?: string } };
+
+/**
+ * The append-only audit log. One writer discipline keeps the chain linear even
+ * with several processes: on SQLite an IMMEDIATE transaction (the database's
+ * single write lock), on Postgres a transaction-scoped advisory lock. Unique
+ * constraints on hash and prev_hash make a fork impossible to commit anyway.
+ */
+export class AuditLog {
+  constructor(private readonly store: ControlStore) {}
+
+  async append(event: AuditEventInput): Promise<AuditEvent> {
+    const [stored] = await this.appendMany([event]);
+    return stored!;
+  }
+
+  /** Appends events in one transaction, in order; cheaper per event under load. */
+  async appendMany(events: AuditEventInput[]): Promise<AuditEvent[]> {
+    if (events.length === 0) return [];
+    return this.withWriteLock(async (trx) => {
+      const last = await trx
+        .selectFrom('audit_events')
+        .select(['seq', 'hash'])
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      const anchor = last ? undefined : await trx.selectFrom('audit_anchor').select(['seq', 'hash']).executeTakeFirst();
+      let seq = last?.seq ?? anchor?.seq ?? 0;
+      let prev = last?.hash ?? anchor?.hash ?? GENESIS_HASH;
+      const stored: AuditEvent[] = [];
+      const rows = events.map((input) => {
+        seq += 1;
+        const event: AuditEventInput & { ts: string; seq: number } = { ...input, ts: input.ts ?? new Date().toISOString(), seq };
+        const data = canonicalJson(event);
+        const hash = chainHash(prev, data);
+        const row = {
+          seq,
+          ts: event.ts,
+          type: event.type,
+          outcome: event.outcome ?? null,
+          actor: event.actor ?? null,
+          session_id: event.session ?? null,
+          channel_id: event.channel ?? null,
+          data,
+          prev_hash: prev,
+          hash,
+        };
+        stored.push({ ...(JSON.parse(data) as AuditEvent), hash });
+        prev = hash;
+        return row;
+      });
+      // Chunked so that a large batch stays under SQLite's bound-parameter limit.
+      for (let i = 0; i < rows.length; i += 50) await trx.insertInto('audit_events').values(rows.slice(i, i + 50)).execute();
+      return stored;
+    });
+  }
+
+  /** Events oldest first, filtered. */
+  async *query(filter: AuditQuery = {}): AsyncGenerator<AuditEvent> {
+    const pageSize = 1000;
+    let after = 0;
+    let remaining = filter.limit ?? Number.POSITIVE_INFINITY;
+    while (remaining > 0) {
+      let q = this.store.db
+        .selectFrom('audit_events')
+        .select(['seq', 'data', 'hash'])
+        .where('seq', '>', after)
+        .orderBy('seq', 'asc')
+        .limit(Math.min(pageSize, remaining));
+      if (filter.type) q = q.where('type', '=', filter.type);
+      if (filter.since) q = q.where('ts', '>=', filter.since);
+      if (filter.until) q = q.where('ts', '<', filter.until);
+      if (filter.actor) q = q.where('actor', '=', filter.actor);
+      if (filter.session) q = q.where('session_id', '=', filter.session);
+      if (filter.channel) q = q.where('channel_id', '=', filter.channel);
+      const rows = await q.execute();
+      for (const row of rows) yield { ...(JSON.parse(row.data) as AuditEvent), hash: row.hash };
+      if (rows.length < pageSize) return;
+      after = rows[rows.length - 1]!.seq;
+      remaining -= rows.length;
+    }
+  }
+
+  /** Walks the whole chain; reports the first event that does not verify. */
+  async verify(): Promise<VerifyResult> {
+    const anchor = await this.store.db.selectFrom('audit_anchor').select(['seq', 'hash']).executeTakeFirst();
+    let expectedPrev = anchor?.hash ?? GENESIS_HASH;
+    let expectedSeq = (anchor?.seq ?? 0) + 1;
+    let count = 0;
+    let after = expectedSeq - 1;
+    for (;;) {
+      const rows = await this.store.db
+        .selectFrom('audit_events')
+        .select(['seq', 'ts', 'type', 'data', 'prev_hash', 'hash'])
+        .where('seq', '>', after)
+        .orderBy('seq', 'asc')
+        .limit(2000)
+        .execute();
+      if (rows.length === 0) break;
+      const broken = verifyLinks(rows, expectedPrev, expectedSeq);
+      if (broken) {
+        const row = rows.find((r) => r.seq === broken.seq);
+        return { ok: false, events: count, broken: { ...broken, ts: row?.ts, type: row?.type } };
+      }
+      const last = rows[rows.length - 1]!;
+      count += rows.length;
+      expectedPrev = last.hash;
+      expectedSeq = last.seq + 1;
+      after = last.seq;
+    }
+    // Events before the anchor (or before seq 1) that were not pruned by us are a break too.
+    const stray = await this.store.db.selectFrom('audit_events').select('seq').where('seq', '<', (anchor?.seq ?? 0) + 1).limit(1).executeTakeFirst();
+    if (stray) return { ok: false, events: count, broken: { seq: stray.seq, problem: 'event lies before the start of the chain' } };
+    return { ok: true, events: count };
+  }
+
+  private async withWriteLock<T>(fn: (trx: Kysely<Database> | Transaction<Database>) => Promise<T>): Promise<T> {
+    const { db, dialect } = this.store;
+    if (dialect === 'postgres') {
+      return db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.audit_events'))`.execute(trx);
+        return fn(trx);
+      });
+    }
+    // SQLite: take the write lock up front (BEGIN IMMEDIATE) so that two
+    // processes never both read the same chain head.
+    return db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (error) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+}

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+
+/**
+ * tagbox.yaml, in one place. Every key is also settable from the environment:
+ * the key path in SCREAMING_SNAKE_CASE behind `TAGBOX_`, for example
+ * `upstream.connectTo` -> `TAGBOX_UPSTREAM_CONNECT_TO` (lists are comma-separated).
+ * Later issues add their sections here.
+ */
+
+/** curl's --connect-to: HOST:PORT:TOHOST:TOPORT. IPv6 hosts go in brackets. */
+export const CONNECT_TO_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5}):(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/;
+
+const port = z.number().int().min(1).max(65535);
+
+const connectTo = z
+  .string()
+  .regex(CONNECT_TO_PATTERN, 'expected HOST:PORT:TOHOST:TOPORT (curl --connect-to form)')
+  .refine((v) => v.split(':').filter((p) => /^\d+$/.test(p)).every((p) => Number(p) >= 1 && Number(p) <= 65535), {
+    message: 'ports must be 1-65535',
+  });
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(8787),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8787 }),
+    database: z
+      .object({
+        /** postgres://... switches the store (and the vault) to Postgres. */
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+          .optional(),
+        /** Postgres schema for Tagbox's tables; the vault uses `<schema>_vault`. */
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,50}$/, 'expected a lower-case SQL identifier')
+          .default('tagbox'),
+      })
+      .strict()
+      .default({ schema: 'tagbox' }),
+    log: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    upstream: z
+      .object({
+        /** Explicit mappings for upstream connections; these may reach loopback. */
+        connectTo: z.array(connectTo).default([]),
+        /** Extra CA (PEM file) trusted for upstream TLS, besides the system roots. */
+        caFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({ connectTo: [] }),
+  })
+  .strict();
+
+export type TagboxConfig = z.infer<typeof configSchema>;

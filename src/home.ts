@@ -1,0 +1,47 @@
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { failure } from './errors.js';
+
+/**
+ * TAGBOX_HOME holds the config, the database, the vault, the CA and sandbox
+ * workspaces. Precedence: --home flag, then TAGBOX_HOME, then ~/.tagbox.
+ */
+export function resolveHome(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const chosen = flag ?? env.TAGBOX_HOME ?? join(homedir(), '.tagbox');
+  return resolve(chosen);
+}
+
+/** Creates the home directory (mode 0700) on first use; returns its path. */
+export function ensureHome(home: string): string {
+  try {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    // mkdir's mode is masked by umask; make the first-use mode exact.
+    const mode = statSync(home).mode & 0o777;
+    if (mode !== 0o700 && isFreshlyOwned(home)) chmodSync(home, 0o700);
+  } catch (error) {
+    throw failure(`cannot create TAGBOX_HOME ${home}: ${(error as Error).message}`, 'home_unavailable', error);
+  }
+  return home;
+}
+
+// We only tighten the mode of a directory we own; someone else's directory is
+// reported by `tagbox doctor` rather than silently changed.
+function isFreshlyOwned(path: string): boolean {
+  const uid = process.getuid?.();
+  return uid === undefined || statSync(path).uid === uid;
+}
+
+/** Well-known paths inside TAGBOX_HOME, in one place. */
+export function homePaths(home: string) {
+  return {
+    home,
+    config: join(home, 'tagbox.yaml'),
+    database: join(home, 'tagbox.db'),
+    vaultDatabase: join(home, 'vault.db'),
+    masterKey: join(home, 'master.key'),
+    caDir: join(home, 'ca'),
+    sandboxes: join(home, 'sandboxes'),
+    sockets: join(home, 'run'),
+  } as const;
+}

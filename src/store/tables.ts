@@ -1,0 +1,142 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * The control-plane tables, typed first (Kysely). Portable across SQLite and
+ * Postgres: ids are text (UUIDs made by the app), times are ISO-8601 UTC text
+ * (they sort as they read), flags are 0/1 integers, structured values are JSON
+ * text. Repositories convert to and from domain types; nothing else touches rows.
+ */
+export interface OrgsTable {
+  id: string;
+  name: string;
+  /** 'anyone' | 'members' | 'roles' */
+  member_access: string;
+  /** JSON array of role names, used when member_access = 'roles' */
+  member_access_roles: string;
+  dms_allowed: number;
+  retention_days: number;
+  zero_data_retention: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WorkspacesTable {
+  id: string;
+  org_id: string;
+  /** 'web' | 'slack' */
+  kind: string;
+  /** The chat platform's own id (Slack team id; 'web' for the built-in one). */
+  external_id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface ChannelsTable {
+  id: string;
+  workspace_id: string;
+  external_id: string;
+  name: string;
+  is_private: number;
+  created_at: string;
+}
+
+export interface MembersTable {
+  id: string;
+  workspace_id: string;
+  external_id: string;
+  display_name: string;
+  /** Has an org account (can sign in to Tagbox), as opposed to a chat user only. */
+  has_account: number;
+  is_guest: number;
+  created_at: string;
+}
+
+export interface MemberRolesTable {
+  member_id: string;
+  role: string;
+}
+
+export interface BundlesTable {
+  id: string;
+  org_id: string;
+  name: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface BundleDomainsTable {
+  bundle_id: string;
+  host: string;
+  /** JSON array of ports, or null for the defaults (443 and 80). */
+  ports: string | null;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  org_id: string;
+  /** Set for a bundle's connection; null for a personal connector. */
+  bundle_id: string | null;
+  /** Set for a personal connector; null for a bundle's connection. */
+  owner_member_id: string | null;
+  name: string;
+  /** A name in the vault; never the value. */
+  secret_name: string;
+  /** JSON array of host patterns. */
+  allowed_websites: string;
+  /** JSON: {header, value} | {basic: {username}} */
+  inject: string;
+  /** JSON narrowing {host?, pathPrefix?, readOnly?} or null. */
+  narrow: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface BundleScopesTable {
+  bundle_id: string;
+  /** 'org' | 'workspace:<id>' | 'channel:<id>' */
+  scope: string;
+  created_at: string;
+}
+
+export interface AuditEventsTable {
+  /** Position in the chain, 1-based, assigned by the single writer discipline. */
+  seq: number;
+  ts: string;
+  type: string;
+  outcome: string | null;
+  actor: string | null;
+  session_id: string | null;
+  channel_id: string | null;
+  /** The whole event as canonical JSON; what the hash covers. */
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditAnchorTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface Database {
+  orgs: OrgsTable;
+  workspaces: WorkspacesTable;
+  channels: ChannelsTable;
+  members: MembersTable;
+  member_roles: MemberRolesTable;
+  bundles: BundlesTable;
+  bundle_domains: BundleDomainsTable;
+  connections: ConnectionsTable;
+  bundle_scopes: BundleScopesTable;
+  audit_events: AuditEventsTable;
+  audit_anchor: AuditAnchorTable;
+}
+
+export type OrgRow = Selectable<OrgsTable>;
+export type NewOrgRow = Insertable<OrgsTable>;
+export type OrgUpdate = Updateable<OrgsTable>;
+export type AuditEventRow = Selectable<AuditEventsTable>;
+// Generated is re-exported for later tables with database-made columns.
+export type { Generated };
