@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { failure } from './errors.js';
@@ -15,21 +15,14 @@ export function resolveHome(flag?: string, env: NodeJS.ProcessEnv = process.env)
 /** Creates the home directory (mode 0700) on first use; returns its path. */
 export function ensureHome(home: string): string {
   try {
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-    // mkdir's mode is masked by umask; make the first-use mode exact.
-    const mode = statSync(home).mode & 0o777;
-    if (mode !== 0o700 && isFreshlyOwned(home)) chmodSync(home, 0o700);
+    const created = mkdirSync(home, { recursive: true, mode: 0o700 });
+    // mkdir's mode is masked by umask; make the first-use mode exact. An existing
+    // directory is left as it is: `tagbox doctor` reports a loose mode.
+    if (created !== undefined) chmodSync(home, 0o700);
   } catch (error) {
     throw failure(`cannot create TAGBOX_HOME ${home}: ${(error as Error).message}`, 'home_unavailable', error);
   }
   return home;
-}
-
-// We only tighten the mode of a directory we own; someone else's directory is
-// reported by `tagbox doctor` rather than silently changed.
-function isFreshlyOwned(path: string): boolean {
-  const uid = process.getuid?.();
-  return uid === undefined || statSync(path).uid === uid;
 }
 
 /** Well-known paths inside TAGBOX_HOME, in one place. */

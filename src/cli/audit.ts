@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { AuditLog } from '../audit/log.js';
 import { AUDIT_EVENT_TYPES, type AuditEventType } from '../audit/events.js';
 import { failure, invalidInput } from '../errors.js';

@@ -85,6 +85,7 @@ function formatIssues(
       else {
         // Point at the deepest node that exists in the file.
         let located: string | undefined;
+        if (issue.code === 'unrecognized_keys') located = ctx.locate([...issue.path, issue.keys[0]!]);
         for (let n = issue.path.length; n >= 0 && !located; n--) located = ctx.locate(issue.path.slice(0, n));
         where = `${located ?? ctx.file}: ${keyPath}`;
       }

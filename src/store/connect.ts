@@ -51,12 +51,23 @@ export async function openStore<DB>(location: StoreLocation): Promise<Store<DB>>
   pool.on('error', () => undefined);
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   try {
-    await sql`create schema if not exists ${sql.id(location.schema)}`.execute(db);
+    await createSchemaIfMissing(db as Kysely<unknown>, location.schema);
   } catch (error) {
     await db.destroy();
     throw failure(`cannot reach Postgres at ${redactUrl(location.url)}: ${(error as Error).message}`, 'database_unavailable', error);
   }
   return { db, dialect: 'postgres', location, close: () => db.destroy() };
+}
+
+// `create schema if not exists` still races between two processes starting at
+// once (a unique violation on pg_namespace); losing that race is success.
+async function createSchemaIfMissing(db: Kysely<unknown>, schema: string): Promise<void> {
+  try {
+    await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== '23505' && code !== '42P06') throw error;
+  }
 }
 
 /** A Postgres URL without its password, for messages. */

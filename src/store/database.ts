@@ -1,4 +1,4 @@
-import { Migrator } from 'kysely';
+import { Migrator, sql, type Kysely } from 'kysely';
 import type { TagboxConfig } from '../config/schema.js';
 import { failure } from '../errors.js';
 import { homePaths } from '../home.js';
@@ -34,8 +34,7 @@ export interface MigrationReport {
 }
 
 export async function migrateToLatest(store: ControlStore): Promise<MigrationReport> {
-  const migrator = new Migrator({ db: store.db, provider: migrationProvider });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await withMigrationLock(store, (db) => migratorFor(store, db).migrateToLatest());
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw failure(
@@ -48,10 +47,46 @@ export async function migrateToLatest(store: ControlStore): Promise<MigrationRep
 }
 
 export async function migrationStatus(store: ControlStore): Promise<MigrationReport> {
-  const migrator = new Migrator({ db: store.db, provider: migrationProvider });
-  const all = await migrator.getMigrations();
+  const all = await migratorFor(store, store.db).getMigrations();
   return {
     applied: all.filter((m) => m.executedAt !== undefined).map((m) => m.name),
     pending: all.filter((m) => m.executedAt === undefined).map((m) => m.name),
   };
+}
+
+// Kysely looks for its bookkeeping tables across all schemas unless told which;
+// on a shared Postgres database that would find another store's tables.
+function migratorFor(store: ControlStore, db: Kysely<unknown> | Kysely<Database>): Migrator {
+  return new Migrator({
+    db: db as Kysely<unknown>,
+    provider: migrationProvider,
+    disableTransactions: true,
+    ...(store.location.dialect === 'postgres' ? { migrationTableSchema: store.location.schema } : {}),
+  });
+}
+
+/**
+ * Runs the migrator inside one transaction that first takes a cross-process
+ * lock, so that several processes starting at once (several `tagbox up`
+ * replicas, or a CLI next to a server) migrate exactly once. Kysely's own lock
+ * does not cover the very first run. Both dialects have transactional DDL.
+ */
+async function withMigrationLock<T>(store: ControlStore, fn: (db: Kysely<unknown>) => Promise<T>): Promise<T> {
+  return store.db.connection().execute(async (connection) => {
+    const conn = connection as unknown as Kysely<unknown>;
+    if (store.dialect === 'postgres') {
+      await sql`begin`.execute(conn);
+      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.migrations'))`.execute(conn);
+    } else {
+      await sql`begin immediate`.execute(conn);
+    }
+    try {
+      const result = await fn(conn);
+      await sql`commit`.execute(conn);
+      return result;
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw error;
+    }
+  });
 }

@@ -1,0 +1,68 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, MembersTable } from '../store/tables.js';
+import { newId, nowIso } from '../util/ids.js';
+import type { Member } from './model.js';
+
+/** Members and their roles. */
+export async function createMember(
+  db: Kysely<Database>,
+  input: { workspaceId: string; externalId: string; displayName: string; hasAccount?: boolean; isGuest?: boolean; roles?: string[] },
+): Promise<Member> {
+  const row = {
+    id: newId(),
+    workspace_id: input.workspaceId,
+    external_id: input.externalId,
+    display_name: input.displayName,
+    has_account: input.hasAccount ? 1 : 0,
+    is_guest: input.isGuest ? 1 : 0,
+    created_at: nowIso(),
+  };
+  const roles = [...new Set(input.roles ?? [])];
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('members').values(row).execute();
+    if (roles.length) await trx.insertInto('member_roles').values(roles.map((role) => ({ member_id: row.id, role }))).execute();
+  });
+  return toMember(row, roles);
+}
+
+export async function getMember(db: Kysely<Database>, id: string): Promise<Member | undefined> {
+  const row = await db.selectFrom('members').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) return undefined;
+  return toMember(row, await rolesOf(db, id));
+}
+
+export async function findMemberByExternalId(db: Kysely<Database>, workspaceId: string, externalId: string): Promise<Member | undefined> {
+  const row = await db
+    .selectFrom('members')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('external_id', '=', externalId)
+    .executeTakeFirst();
+  return row && toMember(row, await rolesOf(db, row.id));
+}
+
+export async function setMemberRoles(db: Kysely<Database>, memberId: string, roles: string[]): Promise<void> {
+  const unique = [...new Set(roles)];
+  await db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('member_roles').where('member_id', '=', memberId).execute();
+    if (unique.length) await trx.insertInto('member_roles').values(unique.map((role) => ({ member_id: memberId, role }))).execute();
+  });
+}
+
+async function rolesOf(db: Kysely<Database>, memberId: string): Promise<string[]> {
+  const rows = await db.selectFrom('member_roles').select('role').where('member_id', '=', memberId).orderBy('role').execute();
+  return rows.map((r) => r.role);
+}
+
+function toMember(row: Selectable<MembersTable>, roles: string[]): Member {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    externalId: row.external_id,
+    displayName: row.display_name,
+    hasAccount: row.has_account === 1,
+    isGuest: row.is_guest === 1,
+    roles: [...roles].sort(),
+    createdAt: row.created_at,
+  };
+}

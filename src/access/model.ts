@@ -1,0 +1,112 @@
+/**
+ * The access model in DESIGN.md's vocabulary. Repositories return these; rows
+ * stay inside src/access/*-repo.ts.
+ */
+export type MemberAccessPolicy = 'anyone' | 'members' | 'roles';
+
+export interface Org {
+  id: string;
+  name: string;
+  memberAccess: MemberAccessPolicy;
+  /** Roles that may invoke the agent when memberAccess = 'roles'. */
+  memberAccessRoles: string[];
+  dmsAllowed: boolean;
+  retentionDays: number;
+  zeroDataRetention: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type WorkspaceKind = 'web' | 'slack';
+
+export interface Workspace {
+  id: string;
+  orgId: string;
+  kind: WorkspaceKind;
+  externalId: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface Channel {
+  id: string;
+  workspaceId: string;
+  externalId: string;
+  name: string;
+  isPrivate: boolean;
+  createdAt: string;
+}
+
+export interface Member {
+  id: string;
+  workspaceId: string;
+  externalId: string;
+  displayName: string;
+  hasAccount: boolean;
+  isGuest: boolean;
+  roles: string[];
+  createdAt: string;
+}
+
+export interface DomainEntry {
+  host: string;
+  /** Undefined: the default ports (443 and 80). */
+  ports?: number[];
+}
+
+export type InjectSpec = { header: string; value: string } | { basic: { username: string } };
+
+export interface Narrowing {
+  host?: string;
+  pathPrefix?: string;
+  readOnly?: boolean;
+}
+
+export interface ConnectionSpec {
+  name: string;
+  /** A name in the vault; never the value. */
+  secret: string;
+  allowedWebsites: string[];
+  inject: InjectSpec;
+  narrow?: Narrowing;
+}
+
+export interface Connection extends ConnectionSpec {
+  id: string;
+  orgId: string;
+  bundleId: string | null;
+  ownerMemberId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface BundleSpec {
+  name: string;
+  description?: string;
+  domains: DomainEntry[];
+  connections: ConnectionSpec[];
+}
+
+export interface Bundle {
+  id: string;
+  orgId: string;
+  name: string;
+  description: string;
+  domains: DomainEntry[];
+  connections: Connection[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Where a bundle is attached. */
+export type Scope = { kind: 'org' } | { kind: 'workspace'; id: string } | { kind: 'channel'; id: string };
+
+export function scopeKey(scope: Scope): string {
+  return scope.kind === 'org' ? 'org' : `${scope.kind}:${scope.id}`;
+}
+
+export function parseScopeKey(key: string): Scope | undefined {
+  if (key === 'org') return { kind: 'org' };
+  const match = /^(workspace|channel):(.+)$/.exec(key);
+  return match ? { kind: match[1] as 'workspace' | 'channel', id: match[2]! } : undefined;
+}

@@ -1,0 +1,63 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { ChannelsTable, Database, WorkspacesTable } from '../store/tables.js';
+import { newId, nowIso } from '../util/ids.js';
+import type { Channel, Workspace, WorkspaceKind } from './model.js';
+
+/** Workspaces and their channels: one aggregate, since a channel never moves. */
+export async function createWorkspace(
+  db: Kysely<Database>,
+  input: { orgId: string; kind: WorkspaceKind; externalId: string; name: string },
+): Promise<Workspace> {
+  const row = { id: newId(), org_id: input.orgId, kind: input.kind, external_id: input.externalId, name: input.name, created_at: nowIso() };
+  await db.insertInto('workspaces').values(row).execute();
+  return toWorkspace(row);
+}
+
+export async function getWorkspace(db: Kysely<Database>, id: string): Promise<Workspace | undefined> {
+  const row = await db.selectFrom('workspaces').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toWorkspace(row);
+}
+
+export async function listWorkspaces(db: Kysely<Database>, orgId: string): Promise<Workspace[]> {
+  return (await db.selectFrom('workspaces').selectAll().where('org_id', '=', orgId).orderBy('name').execute()).map(toWorkspace);
+}
+
+export async function createChannel(
+  db: Kysely<Database>,
+  input: { workspaceId: string; externalId: string; name: string; isPrivate?: boolean },
+): Promise<Channel> {
+  const row = {
+    id: newId(),
+    workspace_id: input.workspaceId,
+    external_id: input.externalId,
+    name: input.name,
+    is_private: input.isPrivate ? 1 : 0,
+    created_at: nowIso(),
+  };
+  await db.insertInto('channels').values(row).execute();
+  return toChannel(row);
+}
+
+export async function getChannel(db: Kysely<Database>, id: string): Promise<Channel | undefined> {
+  const row = await db.selectFrom('channels').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toChannel(row);
+}
+
+export async function listChannels(db: Kysely<Database>, workspaceId: string): Promise<Channel[]> {
+  return (await db.selectFrom('channels').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute()).map(toChannel);
+}
+
+function toWorkspace(row: Selectable<WorkspacesTable>): Workspace {
+  return { id: row.id, orgId: row.org_id, kind: row.kind as WorkspaceKind, externalId: row.external_id, name: row.name, createdAt: row.created_at };
+}
+
+function toChannel(row: Selectable<ChannelsTable>): Channel {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    externalId: row.external_id,
+    name: row.name,
+    isPrivate: row.is_private === 1,
+    createdAt: row.created_at,
+  };
+}
