@@ -1,0 +1,208 @@
+/**
+ * The bundle-file format of CONTRACT.md, as one zod schema. Field checks
+ * (host patterns, header names, templates, path prefixes) live here so every
+ * error carries its field path; cross-field checks (unique names, narrow.host
+ * covered by allowedWebsites) run at the end with paths too.
+ * Parsed values are normalised: host patterns canonical, prefixes normalised.
+ */
+import { z } from 'zod';
+import { parseHostPattern, patternCovers, type HostPattern } from './hosts.js';
+import { parsePathPrefix } from './paths.js';
+
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export const SECRET_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\x20-\x7e\t]*$/;
+export const SECRET_PLACEHOLDER = '{{secret}}';
+
+// Headers the proxy owns: hop-by-hop (RFC 9110 7.6.1), framing and routing.
+const FORBIDDEN_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+]);
+
+const name = (what: string) =>
+  z.string().regex(NAME_PATTERN, `expected a ${what} name: letters, digits, ".", "_" or "-", starting with a letter or digit, at most 63 characters`);
+
+const port = z.number('expected a port number').int('expected a whole port number').min(1, 'expected a port 1-65535').max(65535, 'expected a port 1-65535');
+
+const hostPattern = z.string().transform((text, ctx) => {
+  const r = parseHostPattern(text);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  }
+  return r.value.text;
+});
+
+export const hostEntrySchema = z
+  .union([
+    hostPattern,
+    z.strictObject({
+      host: hostPattern,
+      ports: z
+        .array(port)
+        .min(1, 'expected at least one port (omit "ports" for the defaults 443 and 80)')
+        .transform((ps) => [...new Set(ps)].sort((a, b) => a - b))
+        .optional(),
+    }),
+  ])
+  .transform((e) => (typeof e === 'string' ? { host: e } : e));
+
+const headerName = z.string().superRefine((h, ctx) => {
+  if (!TOKEN.test(h)) ctx.addIssue({ code: 'custom', message: 'expected an HTTP header name (a token, e.g. Authorization)' });
+  else if (FORBIDDEN_HEADERS.has(h.toLowerCase()) || h.toLowerCase().startsWith('proxy-')) {
+    ctx.addIssue({ code: 'custom', message: `"${h}" is managed by the proxy and cannot carry a credential` });
+  }
+});
+
+const template = z.string().superRefine((v, ctx) => {
+  if (!FIELD_VALUE.test(v)) {
+    ctx.addIssue({ code: 'custom', message: 'expected printable ASCII (no control characters or line breaks)' });
+    return;
+  }
+  const rest = v.split(SECRET_PLACEHOLDER);
+  if (rest.length < 2) {
+    ctx.addIssue({ code: 'custom', message: `expected the template to contain ${SECRET_PLACEHOLDER} where the secret goes` });
+  } else if (rest.some((part) => part.includes('{{') || part.includes('}}'))) {
+    ctx.addIssue({ code: 'custom', message: `the only placeholder is ${SECRET_PLACEHOLDER} (exactly, no spaces)` });
+  }
+});
+
+const injectSchema = z
+  .strictObject({
+    header: headerName.optional(),
+    value: template.optional(),
+    basic: z
+      .strictObject({
+        username: z.string().regex(/^[\x20-\x39\x3b-\x7e]*$/, 'expected printable ASCII without ":"'),
+      })
+      .optional(),
+  })
+  .superRefine((inj, ctx) => {
+    const hasHeader = inj.header !== undefined || inj.value !== undefined;
+    if (hasHeader && inj.basic !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of {header, value} or {basic: {username}}, not both' });
+    } else if (!hasHeader && inj.basic === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected {header, value} or {basic: {username}}' });
+    } else if (hasHeader && inj.header === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['header'], message: 'expected a header name to go with "value"' });
+    } else if (hasHeader && inj.value === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: `expected a value template, e.g. "Bearer ${SECRET_PLACEHOLDER}"` });
+    }
+  })
+  .transform((inj): Inject => (inj.basic ? { basic: inj.basic } : { header: inj.header!, value: inj.value! }));
+
+const pathPrefix = z.string().transform((text, ctx) => {
+  const r = parsePathPrefix(text);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  }
+  return r.value;
+});
+
+const narrowSchema = z.strictObject({
+  host: hostPattern.optional(),
+  pathPrefix: pathPrefix.optional(),
+  readOnly: z.boolean().optional(),
+});
+
+export const connectionSchema = z
+  .strictObject({
+    name: name('connection'),
+    secret: z
+      .string()
+      .regex(SECRET_NAME_PATTERN, 'expected a secret name: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, at most 63 characters'),
+    allowedWebsites: z.array(hostEntrySchema).min(1, 'expected at least one host'),
+    inject: injectSchema,
+    narrow: narrowSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.narrow?.host === undefined) return;
+    const narrow = pattern(c.narrow.host);
+    if (!c.allowedWebsites.some((e) => patternCovers(pattern(e.host), narrow))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['narrow', 'host'],
+        message: `"${c.narrow.host}" is not one of (or covered by) allowedWebsites`,
+      });
+    }
+  });
+
+export const bundleSchema = z
+  .strictObject({
+    name: name('bundle'),
+    domains: z.array(hostEntrySchema).default([]),
+    connections: z.array(connectionSchema).default([]),
+  })
+  .superRefine((b, ctx) => {
+    const seen = new Map<string, number>();
+    b.connections.forEach((c, i) => {
+      const first = seen.get(c.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['connections', i, 'name'], message: `duplicate connection name "${c.name}" (also connections[${first}])` });
+      } else seen.set(c.name, i);
+    });
+  });
+
+export const bundleFileSchema = z
+  .strictObject({ bundles: z.array(bundleSchema) })
+  .superRefine((f, ctx) => {
+    const seen = new Map<string, number>();
+    f.bundles.forEach((b, i) => {
+      const first = seen.get(b.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['bundles', i, 'name'], message: `duplicate bundle name "${b.name}" (also bundles[${first}])` });
+      } else seen.set(b.name, i);
+    });
+  });
+
+/** Re-parses a canonical pattern (already validated by the schema). */
+function pattern(text: string): HostPattern {
+  const r = parseHostPattern(text);
+  if (!r.ok) throw new Error(`unreachable: ${r.error}`);
+  return r.value;
+}
+
+export interface HostEntry {
+  /** A canonical host pattern: `example.com`, `*.example.com`, an IP or a CIDR. */
+  host: string;
+  /** Exactly the ports allowed; absent means 443 and 80. */
+  ports?: number[];
+}
+
+export type Inject = { header: string; value: string } | { basic: { username: string } };
+
+export interface Narrow {
+  host?: string;
+  pathPrefix?: string;
+  readOnly?: boolean;
+}
+
+export interface Connection {
+  name: string;
+  secret: string;
+  allowedWebsites: HostEntry[];
+  inject: Inject;
+  narrow?: Narrow;
+}
+
+export interface Bundle {
+  name: string;
+  domains: HostEntry[];
+  connections: Connection[];
+}
+
+export interface BundleFile {
+  bundles: Bundle[];
+}
+
+/** What a bundle file may contain before validation (domains may be plain strings). */
+export type BundleFileInput = z.input<typeof bundleFileSchema>;
