@@ -56,6 +56,16 @@ export const configSchema = z
       })
       .strict()
       .default({ connectTo: [] }),
+    vault: z
+      .object({
+        /**
+         * Where the master key (base64 of 32 bytes) is read from when TAGBOX_MASTER_KEY
+         * is not set; created 0600 on first run. Default TAGBOX_HOME/master.key.
+         */
+        masterKeyFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -1,0 +1,51 @@
+import { failure } from '../../errors.js';
+import type { CredentialContext, CredentialResolver, ResolvedCredential, SignableRequest } from '../credentials.js';
+import { parseCredentialDocument } from '../kinds.js';
+import { fetchInstallationToken } from './github-app.js';
+import { fetchClientCredentialsToken } from './oauth2.js';
+import type { Opener } from './opener.js';
+import { signSigV4 } from './sigv4.js';
+import { TokenCache } from './token-cache.js';
+import type { TokenHttpClient } from './token-http.js';
+
+export interface ResolverOptions {
+  opener: Opener;
+  http: TokenHttpClient;
+  now?: () => number;
+}
+
+/**
+ * Turns a secret name into what the proxy injects, at request time. Every
+ * resolve opens the secret (so every use is audited and a rotation or removal
+ * takes effect at once); dynamic kinds then use a cached token, or fetch one.
+ */
+export function createCredentialResolver(options: ResolverOptions): CredentialResolver {
+  const now = options.now ?? Date.now;
+  const tokens = new TokenCache(now);
+  return {
+    async resolve(secretName: string, ctx: CredentialContext): Promise<ResolvedCredential> {
+      const secret = await options.opener.open(secretName, ctx);
+      const { version } = secret;
+      switch (secret.kind) {
+        case 'static':
+          return { kind: 'value', value: secret.value, version };
+        case 'github-app': {
+          const cred = parseCredentialDocument('github-app', secret.value);
+          const value = await tokens.get(secretName, version, () => fetchInstallationToken(cred, options.http, now()));
+          return { kind: 'value', value, version };
+        }
+        case 'oauth2-client-credentials': {
+          const cred = parseCredentialDocument('oauth2-client-credentials', secret.value);
+          const value = await tokens.get(secretName, version, () => fetchClientCredentialsToken(cred, options.http, now()));
+          return { kind: 'value', value, version };
+        }
+        case 'aws-sigv4': {
+          const cred = parseCredentialDocument('aws-sigv4', secret.value);
+          return { kind: 'sign', version, sign: (req: SignableRequest) => signSigV4(req, cred, { date: new Date(now()) }).headers };
+        }
+        default:
+          throw failure(`secret "${secretName}" has an unsupported kind`, 'unsupported_kind');
+      }
+    },
+  };
+}
