@@ -3,6 +3,8 @@ import { describeError, isTagboxError } from '../errors.js';
 import { registerAudit } from './audit.js';
 import { registerDoctor } from './doctor.js';
 import { registerMigrate } from './migrate.js';
+import { registerSecret } from './secret.js';
+import { registerVault } from './vault.js';
 import { registerVersion } from './version.js';
 
 /**
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerMigrate(program);
   registerAudit(program);
+  registerSecret(program);
+  registerVault(program);
   return program;
 }
 
