@@ -91,11 +91,12 @@ export function embeddedIPv4(ip: IpAddress): Array<{ address: IpAddress; via: st
     // IPv4 may sit at any RFC 6052 position from /48 on; judge every candidate.
     const via = 'local-use NAT64 (64:ff9b:1::/48)';
     const bits = (from: number, len: number) => (x >> BigInt(128 - from - len)) & ((1n << BigInt(len)) - 1n);
+    // The common /96 layout first, so its answer is the one reported.
     return [
-      { address: v4((bits(48, 16) << 16n) | bits(72, 16)), via }, // /48: skips the u octet (bits 64-71)
-      { address: v4((bits(56, 8) << 24n) | bits(72, 24)), via }, // /56
-      { address: v4(bits(72, 32)), via }, // /64
       { address: v4(x), via }, // /96
+      { address: v4(bits(72, 32)), via }, // /64 (bits 64-71 are the u octet)
+      { address: v4((bits(56, 8) << 24n) | bits(72, 24)), via }, // /56
+      { address: v4((bits(48, 16) << 16n) | bits(72, 16)), via }, // /48
     ];
   }
   if (cidrContains(SIX_TO_FOUR, ip)) return [{ address: v4(x >> 80n), via: '6to4 (2002::/16)' }];

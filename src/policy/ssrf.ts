@@ -42,7 +42,7 @@ export function isForbiddenAddress(address: string | IpAddress, options: Forbidd
 
   const c = classifyAddress(ip);
   if (c.class === 'public') return null;
-  if (c.class === 'unspecified') return `address ${text} is unspecified (${c.range})`;
+  if (c.class === 'unspecified' && !c.embedded) return `address ${text} is unspecified (${c.range})`;
   if (listed && (listed.exact || c.class !== 'metadata')) return null;
 
   const what = c.class === 'metadata' ? 'a cloud metadata address' : c.class;
