@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, isTagboxError } from '../errors.js';
 import { registerAudit } from './audit.js';
+import { registerCa } from './ca.js';
 import { registerDoctor } from './doctor.js';
 import { registerMigrate } from './migrate.js';
+import { registerProxy } from './proxy.js';
 import { registerSecret } from './secret.js';
 import { registerVault } from './vault.js';
 import { registerVersion } from './version.js';
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerSecret(program);
   registerVault(program);
+  registerProxy(program);
+  registerCa(program);
   return program;
 }
 

@@ -66,6 +66,15 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    proxy: z
+      .object({
+        /** Hosts tunnelled unopened (clients that pin certificates); judged on host and port alone. */
+        passthrough: z.array(z.string().min(1)).default([]),
+        /** Cap on concurrently open CONNECT tunnels; more are refused with 503. */
+        maxTunnels: z.number().int().min(1).default(1024),
+      })
+      .strict()
+      .default({ passthrough: [], maxTunnels: 1024 }),
   })
   .strict();
 

@@ -1,0 +1,196 @@
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { AuditLog } from '../audit/log.js';
+import type { Logger } from '../log.js';
+import type { EgressPolicy } from '../policy/compile.js';
+import { compileHostMatcher, type HostMatcher } from '../policy/passthrough.js';
+import type { CertificateAuthority } from '../tls/certificates.js';
+import type { CredentialResolver } from '../vault/credentials.js';
+import { AuditWriter } from './audit-writer.js';
+import { handleExchange, type ExchangeDeps } from './exchange.js';
+import { LeafCache } from './leaf-cache.js';
+import { ListenerState, type TunnelInfo } from './listener-state.js';
+import { ProxyMetrics } from './metrics.js';
+import { EgressRecorder } from './record.js';
+import { handleConnect, type TunnelDeps } from './tunnel.js';
+import { handleUpgrade } from './upgrade.js';
+import { Upstreams, type UpstreamOptions } from './upstream.js';
+
+/**
+ * The Agent Proxy: one process, many listeners. Each session gets its own
+ * listener (a Unix socket bound into its sandbox) with its own policy; the
+ * standalone form has one TCP listener serving one policy to all.
+ */
+export interface AgentProxyOptions {
+  ca: CertificateAuthority;
+  audit: AuditLog;
+  /** The vault's resolver; without it, every credential decision fails closed. */
+  resolver?: CredentialResolver;
+  upstream: UpstreamOptions;
+  /** Host patterns tunnelled unopened (tagbox.yaml `proxy.passthrough`). */
+  passthrough?: string[];
+  logger?: Logger;
+  limits?: Partial<ProxyLimits>;
+}
+
+export interface ProxyLimits {
+  maxTunnels: number;
+  maxHeaderBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  leafCacheSize: number;
+}
+
+const DEFAULT_LIMITS: ProxyLimits = {
+  maxTunnels: 1024,
+  maxHeaderBytes: 32 * 1024,
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 300_000,
+  leafCacheSize: 1000,
+};
+
+export type ListenAddress = { socketPath: string } | { host: string; port: number };
+
+export interface ProxyListener {
+  /** `unix:/path` or `host:port`. */
+  readonly address: string;
+  readonly port?: number;
+  readonly session: string | undefined;
+  /** Swaps the policy atomically; requests already decided finish on the old one. */
+  setPolicy(policy: EgressPolicy): void;
+  close(): Promise<void>;
+}
+
+export class AgentProxy {
+  readonly metrics = new ProxyMetrics();
+  readonly leaves: LeafCache;
+  private readonly limits: ProxyLimits;
+  private readonly upstreams: Upstreams;
+  private readonly auditWriter: AuditWriter;
+  private readonly exchangeDeps: ExchangeDeps;
+  private readonly tunnels = new WeakMap<Socket, { state: ListenerState; tunnel: TunnelInfo }>();
+  private readonly inner: HttpServer;
+  private readonly passthrough: HostMatcher;
+  private readonly openTunnels = { count: 0 };
+  private readonly listeners = new Set<ProxyListener>();
+
+  constructor(private readonly options: AgentProxyOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.leaves = new LeafCache(options.ca, { maxEntries: this.limits.leafCacheSize });
+    this.upstreams = new Upstreams(options.upstream);
+    this.auditWriter = new AuditWriter(options.audit, options.logger);
+    this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
+    const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger);
+    this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record };
+
+    // Requests inside intercepted tunnels: never listens itself; tunnels hand it sockets.
+    this.inner = createHttpServer(this.serverOptions());
+    this.inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const ctx = this.tunnels.get(req.socket);
+      if (!ctx) return void res.destroy();
+      void handleExchange(this.exchangeDeps, ctx.state, req, res, ctx.tunnel).catch((error: unknown) => this.crashed(error, res));
+    });
+    this.inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const ctx = this.tunnels.get(req.socket);
+      if (!ctx) return void socket.destroy();
+      void handleUpgrade(this.exchangeDeps, ctx.state, req, socket, head, ctx.tunnel).catch(() => socket.destroy());
+    });
+    this.applyTimeouts(this.inner);
+  }
+
+  async listen(where: ListenAddress, binding: { session?: string; policy: EgressPolicy }): Promise<ProxyListener> {
+    const state = new ListenerState(binding.session, binding.policy);
+    const server = createHttpServer(this.serverOptions());
+    this.applyTimeouts(server);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      void handleExchange(this.exchangeDeps, state, req, res).catch((error: unknown) => this.crashed(error, res));
+    });
+    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      void handleConnect(this.tunnelDeps(), state, req, socket, head).catch((error: unknown) => {
+        this.options.logger?.error({ err: error }, 'CONNECT handling failed');
+        socket.destroy();
+      });
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      void handleUpgrade(this.exchangeDeps, state, req, socket, head).catch(() => socket.destroy());
+    });
+
+    if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if ('socketPath' in where) server.listen(where.socketPath, () => resolve());
+      else server.listen(where.port, where.host, () => resolve());
+    });
+    // Only the sandbox it is bound into (and the host's owner) may use a session socket.
+    if ('socketPath' in where) chmodSync(where.socketPath, 0o600);
+    const bound = server.address();
+    const address = typeof bound === 'string' ? `unix:${bound}` : `${(bound as AddressInfo).address}:${(bound as AddressInfo).port}`;
+    const listener: ProxyListener = {
+      address,
+      ...(typeof bound === 'object' && bound ? { port: bound.port } : {}),
+      session: binding.session,
+      setPolicy: (policy) => state.setPolicy(policy),
+      close: async () => {
+        this.listeners.delete(listener);
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
+      },
+    };
+    this.listeners.add(listener);
+    return listener;
+  }
+
+  /** Stops every listener, drains pools and flushes the audit log. */
+  async close(): Promise<void> {
+    await Promise.all([...this.listeners].map((l) => l.close()));
+    this.inner.closeAllConnections();
+    await this.upstreams.close();
+    await this.auditWriter.close();
+  }
+
+  private tunnelDeps(): TunnelDeps {
+    return {
+      upstreams: this.upstreams,
+      leaves: this.leaves,
+      passthrough: this.passthrough,
+      record: this.exchangeDeps.record,
+      metrics: this.metrics,
+      inner: this.inner,
+      tunnels: this.tunnels,
+      maxTunnels: this.limits.maxTunnels,
+      openTunnels: this.openTunnels,
+      handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+      idleTimeoutMs: this.limits.idleTimeoutMs,
+    };
+  }
+
+  private serverOptions(): ServerOptions {
+    // Node's parser is strict by default: it refuses Content-Length with
+    // Transfer-Encoding, non-final or unknown transfer codings and obs-fold
+    // (400), and oversized headers (431).
+    return { maxHeaderSize: this.limits.maxHeaderBytes, insecureHTTPParser: false, requireHostHeader: false, joinDuplicateHeaders: false };
+  }
+
+  private applyTimeouts(server: HttpServer): void {
+    server.headersTimeout = this.limits.headersTimeoutMs;
+    server.requestTimeout = this.limits.requestTimeoutMs;
+    server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
+    server.timeout = this.limits.idleTimeoutMs;
+  }
+
+  private crashed(error: unknown, res: ServerResponse): void {
+    this.options.logger?.error({ err: error }, 'request handling failed');
+    if (!res.headersSent) {
+      res.writeHead(500, { 'x-tagbox-decision': 'blocked', connection: 'close' });
+      res.end('proxy error\n');
+    } else res.destroy();
+  }
+}

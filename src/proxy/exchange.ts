@@ -1,0 +1,217 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Decision } from '../policy/decide.js';
+import { decide } from '../policy/decide.js';
+import { normaliseHost } from '../policy/hosts.js';
+import { renderInjection } from '../policy/inject.js';
+import { describeError } from '../errors.js';
+import type { CredentialResolver } from '../vault/credentials.js';
+import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
+import type { ListenerState, TunnelInfo } from './listener-state.js';
+import type { EgressRecorder } from './record.js';
+import { describeUpstreamError, hostForUrl, type Upstreams } from './upstream.js';
+
+/**
+ * One HTTP request through the proxy, in the order the design reads:
+ * authority checks -> decide(policy, request) -> SSRF guard -> credential
+ * (resolved from the vault now) -> forward -> one audit record.
+ */
+export interface ExchangeDeps {
+  upstreams: Upstreams;
+  resolver: CredentialResolver | undefined;
+  record: EgressRecorder;
+  /** Bodies buffered for request signing (SigV4) are capped. */
+  maxSignedBodyBytes?: number;
+}
+
+export interface RequestTarget {
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  /** The request-target path with its query, as sent. */
+  pathAndQuery: string;
+}
+
+export async function handleExchange(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, res: ServerResponse, tunnel?: TunnelInfo): Promise<void> {
+  const started = process.hrtime.bigint();
+  const target = requestTarget(req, tunnel);
+  if (!target.ok) {
+    deps.record.rejected(state, req, target.status, target.reason, tunnel);
+    return reject(res, target.status, target.reason);
+  }
+  const { scheme, host, port, pathAndQuery } = target.value;
+  const policy = state.policy;
+  const decision = decide(policy, { method: req.method ?? 'GET', scheme, host, port, path: pathAndQuery });
+  const record = deps.record.begin(state, { method: req.method ?? '', scheme, host: decision.host, port, path: pathAndQuery }, decision, started);
+
+  if (decision.outcome === 'blocked') {
+    blocked(res, decision.reason);
+    return record.finish({ status: 403 });
+  }
+
+  const resolved = await deps.upstreams.resolve(scheme, decision.host, port, policy.addresses);
+  if (!resolved.ok) {
+    blocked(res, resolved.reason, resolved.status);
+    return record.finish({ status: resolved.status, outcome: 'blocked', reason: resolved.reason });
+  }
+
+  let headers: OutgoingHeaders;
+  let body: IncomingMessage | Buffer = req;
+  try {
+    const prepared = await prepareHeaders(deps, state, req, decision, target.value);
+    headers = prepared.headers;
+    if (prepared.body) body = prepared.body;
+  } catch (error) {
+    // Fail closed: a credential that cannot be had means the request is not sent at all.
+    const reason = `credential for ${decision.bundle}/${decision.connection} unavailable: ${describeError(error)}`;
+    blocked(res, reason);
+    return record.finish({ status: 403, outcome: 'blocked', reason });
+  }
+
+  try {
+    const upstream = await deps.upstreams.pool(resolved.target).request({
+      method: req.method ?? 'GET',
+      path: pathAndQuery,
+      headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },
+      body: hasBody(req) || Buffer.isBuffer(body) ? body : null,
+    });
+    res.writeHead(upstream.statusCode, forwardableResponseHeaders(upstream.headers));
+    let bytes = 0;
+    upstream.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    await pipeline(upstream.body, res).catch(() => undefined);
+    record.finish({ status: upstream.statusCode, bytesOut: bytes });
+  } catch (error) {
+    const { status, reason } = describeUpstreamError(error, decision.host);
+    if (!res.headersSent) {
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-tagbox-decision': decision.outcome, connection: 'close' });
+      res.end(`${reason}\n`);
+    } else res.destroy();
+    record.finish({ status, reason: `${decision.reason}; ${reason}` });
+  }
+}
+
+/** Builds the upstream headers, injecting the credential when the decision says so. */
+export async function prepareHeaders(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, decision: Decision, target: RequestTarget): Promise<{ headers: OutgoingHeaders; body?: Buffer }> {
+  if (decision.outcome !== 'credential' || !decision.inject) return { headers: forwardableRequestHeaders(req.headers) };
+  if (!deps.resolver) throw new Error('no vault is configured for this proxy');
+  const credential = await deps.resolver.resolve(decision.inject.secret, {
+    connection: decision.connection!,
+    ...(decision.bundle ? { bundle: decision.bundle } : {}),
+    ...(state.session ? { session: state.session } : {}),
+  });
+  if (credential.kind === 'value') {
+    const { name, value } = renderInjection(decision.inject, credential.value);
+    // The client's own value of the injected header never reaches the upstream.
+    const headers = forwardableRequestHeaders(req.headers, new Set([name.toLowerCase()]));
+    headers[name.toLowerCase()] = value;
+    return { headers };
+  }
+  // Request signing needs the whole body to hash it.
+  const body = await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024);
+  const base = forwardableRequestHeaders(req.headers, new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token']));
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
+  flat.host = authorityHeader(target.host, target.port, target.scheme);
+  const url = new URL(`${target.scheme}://${hostForUrl(decision.host)}:${target.port}${target.pathAndQuery}`);
+  const signed = credential.sign({ method: req.method ?? 'GET', url, headers: flat, body });
+  const headers: OutgoingHeaders = { ...base, 'content-length': String(body.length) };
+  for (const [k, v] of Object.entries(signed)) headers[k.toLowerCase()] = v;
+  delete headers.host;
+  return { headers, body };
+}
+
+type TargetResult = { ok: true; value: RequestTarget } | { ok: false; status: number; reason: string };
+
+/**
+ * Works out where a request is going and refuses the shapes that could make
+ * the proxy and the upstream disagree about it: more than one Host, a Host
+ * that differs from the absolute URI or from the tunnel, an SNI that differs
+ * from the tunnel.
+ */
+export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): TargetResult {
+  if (countRawHeader(req.rawHeaders, 'host') > 1) return { ok: false, status: 400, reason: 'more than one Host header' };
+  const url = req.url ?? '';
+  const hostHeader = req.headers.host;
+  const hostAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader);
+  if (hostHeader !== undefined && !hostAuthority) return { ok: false, status: 400, reason: `Host header "${hostHeader}" is not a valid authority` };
+
+  if (tunnel) {
+    const scheme = tunnel.tls ? 'https' : 'http';
+    if (tunnel.sni !== undefined && tunnel.sni !== tunnel.host) {
+      return { ok: false, status: 421, reason: `TLS server name ${tunnel.sni} does not match the CONNECT target ${tunnel.host}` };
+    }
+    let pathAndQuery = url;
+    if (!url.startsWith('/')) {
+      const absolute = parseAbsolute(url);
+      if (!absolute || !sameAuthority(absolute, { host: tunnel.host, port: tunnel.port })) {
+        return { ok: false, status: 421, reason: `request names ${url.slice(0, 100)} inside a tunnel to ${tunnel.host}:${tunnel.port}` };
+      }
+      pathAndQuery = absolute.pathAndQuery;
+    }
+    if (!hostAuthority) return { ok: false, status: 400, reason: 'missing Host header' };
+    if (!sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? tunnel.port }, { host: tunnel.host, port: tunnel.port })) {
+      return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the CONNECT target ${tunnel.host}:${tunnel.port}` };
+    }
+    return { ok: true, value: { scheme, host: tunnel.host, port: tunnel.port, pathAndQuery } };
+  }
+
+  const absolute = parseAbsolute(url);
+  if (!absolute) return { ok: false, status: 400, reason: 'a proxy request needs an absolute URI (http://host/path) or CONNECT' };
+  if (hostAuthority && !sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? absolute.port }, absolute)) {
+    return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the request URI's host ${absolute.host}` };
+  }
+  return { ok: true, value: { scheme: absolute.scheme, host: absolute.host, port: absolute.port, pathAndQuery: absolute.pathAndQuery } };
+}
+
+function parseAbsolute(url: string): (RequestTarget & { port: number }) | undefined {
+  const m = /^(https?):\/\/([^/?#]*)([^#]*)$/i.exec(url);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase() as 'http' | 'https';
+  // User-info in a proxy URI is a classic confusion trick; refuse it.
+  if (m[2]!.includes('@')) return undefined;
+  const authority = parseAuthority(m[2]!);
+  if (!authority) return undefined;
+  let pathAndQuery = m[3] || '/';
+  if (pathAndQuery.startsWith('?')) pathAndQuery = `/${pathAndQuery}`;
+  return { scheme, host: authority.host, port: authority.port ?? defaultPort(scheme), pathAndQuery };
+}
+
+function sameAuthority(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  if (a.port !== b.port) return false;
+  const x = normaliseHost(a.host);
+  const y = normaliseHost(b.host);
+  return x.ok && y.ok && x.value.host === y.value.host;
+}
+
+function authorityHeader(host: string, port: number, scheme: 'http' | 'https'): string {
+  return port === defaultPort(scheme) ? hostForUrl(host) : `${hostForUrl(host)}:${port}`;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw new Error(`request body over ${max} bytes cannot be signed`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The blocked answer of CONTRACT.md: 403, X-Tagbox-Decision: blocked, a one-line reason naming the host. */
+export function blocked(res: ServerResponse, reason: string, status = 403): void {
+  if (res.headersSent) return void res.destroy();
+  const body = `blocked by Tagbox: ${reason}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-tagbox-decision': 'blocked' });
+  res.end(body);
+}
+
+function reject(res: ServerResponse, status: number, reason: string): void {
+  const body = `${reason}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-tagbox-decision': 'blocked', connection: 'close' });
+  res.end(body);
+}

@@ -1,0 +1,32 @@
+import type { EgressPolicy } from '../policy/compile.js';
+
+/**
+ * What a listener knows about its callers: which session they are (the socket
+ * they arrived on decides that; nothing they send can change it) and the
+ * policy in force. The policy is swapped atomically: a request reads it once,
+ * at decision time, so in-flight requests finish on the policy they started with.
+ */
+export class ListenerState {
+  constructor(
+    readonly session: string | undefined,
+    private current: EgressPolicy,
+  ) {}
+
+  get policy(): EgressPolicy {
+    return this.current;
+  }
+
+  setPolicy(policy: EgressPolicy): void {
+    this.current = policy;
+  }
+}
+
+/** Where an intercepted request came from: the CONNECT tunnel it travels in. */
+export interface TunnelInfo {
+  /** Normalised CONNECT host and port. */
+  host: string;
+  port: number;
+  /** The TLS SNI the client sent (normalised), if any; undefined for plain HTTP in a tunnel. */
+  sni?: string;
+  tls: boolean;
+}

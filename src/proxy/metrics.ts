@@ -1,0 +1,16 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics of one proxy process. */
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly decisions = new Counter({ name: 'tagbox_proxy_decisions_total', help: 'Egress decisions by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly duration = new Histogram({
+    name: 'tagbox_proxy_request_duration_seconds',
+    help: 'Time from request to the end of the response, by outcome',
+    labelNames: ['outcome'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly leafCache = new Counter({ name: 'tagbox_proxy_leaf_cache_total', help: 'Leaf certificate lookups', labelNames: ['result'], registers: [this.registry] });
+  readonly tunnels = new Gauge({ name: 'tagbox_proxy_open_tunnels', help: 'Open CONNECT tunnels', registers: [this.registry] });
+}

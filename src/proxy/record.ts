@@ -1,0 +1,87 @@
+import type { IncomingMessage } from 'node:http';
+import type { Decision, Outcome } from '../policy/decide.js';
+import type { Logger } from '../log.js';
+import type { AuditWriter } from './audit-writer.js';
+import type { ListenerState, TunnelInfo } from './listener-state.js';
+import type { ProxyMetrics } from './metrics.js';
+
+/**
+ * Every decision is recorded once, from here: one audit event (and one
+ * metrics observation) per request or tunnel, written when it ends so that it
+ * carries the upstream status, bytes and duration. Query strings are left out
+ * of the recorded path: they often carry tokens. Bodies are never recorded.
+ */
+export interface EgressFacts {
+  method: string;
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  path: string;
+}
+
+export interface Finish {
+  status?: number;
+  outcome?: Outcome;
+  reason?: string;
+  bytesOut?: number;
+  bytesIn?: number;
+}
+
+export class EgressRecorder {
+  constructor(
+    private readonly audit: AuditWriter,
+    private readonly metrics: ProxyMetrics | undefined,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  begin(state: ListenerState, facts: EgressFacts, decision: Decision, started = process.hrtime.bigint()) {
+    let done = false;
+    return {
+      finish: (end: Finish = {}): void => {
+        if (done) return;
+        done = true;
+        const outcome = end.outcome ?? decision.outcome;
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.metrics?.decisions.inc({ outcome });
+        this.metrics?.duration.observe({ outcome }, seconds);
+        const event = {
+          type: 'egress' as const,
+          outcome,
+          reason: end.reason ?? decision.reason,
+          ...(decision.rule ? { rule: decision.rule } : {}),
+          ...(decision.connection ? { connection: decision.connection } : {}),
+          ...(decision.bundle ? { bundle: decision.bundle } : {}),
+          ...(state.session ? { session: state.session } : {}),
+          method: facts.method,
+          scheme: facts.scheme,
+          host: facts.host,
+          port: facts.port,
+          path: stripQuery(facts.path),
+          ...(end.status !== undefined ? { status: end.status } : {}),
+          ...(end.bytesOut !== undefined ? { bytes: end.bytesOut } : {}),
+          ...(end.bytesIn !== undefined ? { bytesSent: end.bytesIn } : {}),
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+        };
+        this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: error }, 'egress audit event lost'));
+      },
+    };
+  }
+
+  /** A request refused before any policy question could be asked (malformed, mismatched authority). */
+  rejected(state: ListenerState, req: IncomingMessage, status: number, reason: string, tunnel?: TunnelInfo): void {
+    const facts: EgressFacts = {
+      method: req.method ?? '',
+      scheme: tunnel?.tls ? 'https' : 'http',
+      host: tunnel?.host ?? req.headers.host ?? '',
+      port: tunnel?.port ?? 0,
+      path: (req.url ?? '').slice(0, 2048),
+    };
+    this.begin(state, facts, { outcome: 'blocked', reason, host: facts.host }).finish({ status });
+  }
+}
+
+function stripQuery(path: string): string {
+  const i = path.search(/[?#]/);
+  const p = i === -1 ? path : path.slice(0, i);
+  return p.length > 2048 ? `${p.slice(0, 2048)}…` : p;
+}

@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import { AuditLog } from '../audit/log.js';
+import { describeError, invalidInput } from '../errors.js';
+import type { CliContext } from '../cli/context.js';
+import type { ControlStore } from '../store/database.js';
+import { openProxyVault, type ProxyVault } from '../vault/private/proxy-vault.js';
+import { AgentProxy } from './agent-proxy.js';
+import { loadOrCreateDeploymentCa } from './ca.js';
+import { parseConnectTo } from './connect-to.js';
+
+/**
+ * The proxy process's wiring, shared by `tagbox proxy` and `tagbox exec`: the
+ * deployment CA, the audit log, the vault (this process is the only one that
+ * unlocks it) and the upstream settings from flags and tagbox.yaml.
+ */
+export interface ProxyRuntime {
+  proxy: AgentProxy;
+  store: ControlStore;
+  caCertPem: string;
+  close(): Promise<void>;
+}
+
+export interface ProxyRuntimeOptions {
+  /** From --connect-to, added to upstream.connectTo. */
+  connectTo?: string[];
+  /** From --upstream-ca; overrides upstream.caFile. */
+  upstreamCa?: string;
+  listenAddresses?: string[];
+}
+
+export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOptions = {}): Promise<ProxyRuntime> {
+  const connectTo = parseConnectTo([...ctx.config.upstream.connectTo, ...(options.connectTo ?? [])], '--connect-to / upstream.connectTo');
+  const caFile = options.upstreamCa ?? ctx.config.upstream.caFile;
+  let extraCaPem: string | undefined;
+  if (caFile) {
+    try {
+      extraCaPem = readFileSync(caFile, 'utf8');
+    } catch (error) {
+      throw invalidInput(`${options.upstreamCa ? '--upstream-ca' : 'upstream.caFile'}: cannot read ${caFile}: ${describeError(error)}`);
+    }
+    if (!extraCaPem.includes('-----BEGIN CERTIFICATE-----')) throw invalidInput(`${caFile}: expected a PEM certificate`);
+  }
+
+  const ca = await loadOrCreateDeploymentCa(ctx.paths.caDir);
+  const store = await ctx.openStore();
+  const audit = new AuditLog(store);
+  let vault: ProxyVault | undefined;
+  try {
+    vault = await openProxyVault({
+      home: ctx.home,
+      config: { ...ctx.config, upstream: { ...ctx.config.upstream, connectTo: [...ctx.config.upstream.connectTo, ...(options.connectTo ?? [])], ...(caFile ? { caFile } : {}) } },
+      audit,
+      warn: (message) => ctx.logger.warn(message),
+    });
+  } catch (error) {
+    // Fail closed: without the vault the proxy still serves, and blocks every
+    // request that would need a credential.
+    ctx.logger.warn({ err: describeError(error) }, 'vault unavailable: requests that need a credential will be blocked');
+  }
+  const proxy = new AgentProxy({
+    ca,
+    audit,
+    ...(vault ? { resolver: vault.resolver } : {}),
+    upstream: { connectTo, ...(extraCaPem ? { extraCaPem } : {}), ...(options.listenAddresses ? { listenAddresses: options.listenAddresses } : {}) },
+    passthrough: ctx.config.proxy.passthrough,
+    limits: { maxTunnels: ctx.config.proxy.maxTunnels },
+    logger: ctx.logger,
+  });
+  return {
+    proxy,
+    store,
+    caCertPem: ca.certPem,
+    close: async () => {
+      await proxy.close();
+      await vault?.close();
+      await store.close();
+    },
+  };
+}

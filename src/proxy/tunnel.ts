@@ -1,0 +1,195 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { decideTunnel } from '../policy/decide.js';
+import { normaliseHost } from '../policy/hosts.js';
+import type { HostMatcher } from '../policy/passthrough.js';
+import { countRawHeader, parseAuthority } from './headers.js';
+import type { LeafCache } from './leaf-cache.js';
+import type { ListenerState, TunnelInfo } from './listener-state.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { EgressRecorder } from './record.js';
+import type { Upstreams } from './upstream.js';
+
+/**
+ * CONNECT. A host listed as passthrough is tunnelled unopened, judged on host
+ * and port alone. Everything else is intercepted: the proxy answers 200,
+ * terminates TLS with a leaf for the CONNECT host, and hands the decrypted
+ * stream to the inner HTTP server, where every request is decided on its own.
+ * A CONNECT to a host that no rule could ever allow is refused up front.
+ */
+export interface TunnelDeps {
+  upstreams: Upstreams;
+  leaves: LeafCache;
+  passthrough: HostMatcher;
+  record: EgressRecorder;
+  metrics?: ProxyMetrics;
+  /** The server that parses requests inside intercepted tunnels. */
+  inner: HttpServer;
+  /** Which tunnel (and listener) a decrypted socket belongs to. */
+  tunnels: WeakMap<Socket, { state: ListenerState; tunnel: TunnelInfo }>;
+  maxTunnels: number;
+  openTunnels: { count: number };
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+const TLS_HANDSHAKE = 0x16;
+
+export async function handleConnect(deps: TunnelDeps, state: ListenerState, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
+  client.on('error', () => client.destroy());
+  const target = parseAuthority(req.url ?? '');
+  if (!target || target.port === undefined) return refuse(client, 400, `CONNECT needs host:port, got "${(req.url ?? '').slice(0, 100)}"`);
+  const host = normaliseHost(target.host);
+  const facts = { method: 'CONNECT', scheme: 'https' as const, host: host.ok ? host.value.host : target.host, port: target.port, path: '' };
+
+  if (countRawHeader(req.rawHeaders, 'host') > 1) return refuseRecorded(deps, state, facts, client, 400, 'more than one Host header');
+  const hostHeader = req.headers.host;
+  if (hostHeader !== undefined) {
+    const h = parseAuthority(hostHeader);
+    const hn = h && normaliseHost(h.host);
+    if (!h || !hn?.ok || !host.ok || hn.value.host !== host.value.host || (h.port !== undefined && h.port !== target.port)) {
+      return refuseRecorded(deps, state, facts, client, 421, `Host ${hostHeader} does not match the CONNECT target ${req.url}`);
+    }
+  }
+  if (deps.openTunnels.count >= deps.maxTunnels) {
+    return refuseRecorded(deps, state, facts, client, 503, `too many open tunnels (${deps.maxTunnels})`);
+  }
+
+  const policy = state.policy;
+  const decision = decideTunnel(policy, { host: target.host, port: target.port });
+  if (decision.outcome === 'blocked') {
+    deps.record.begin(state, facts, decision).finish({ status: 403 });
+    return refuse(client, 403, `blocked by Tagbox: ${decision.reason}`);
+  }
+
+  deps.openTunnels.count += 1;
+  deps.metrics?.tunnels.inc();
+  client.once('close', () => {
+    deps.openTunnels.count -= 1;
+    deps.metrics?.tunnels.dec();
+  });
+  client.setTimeout(deps.idleTimeoutMs, () => client.destroy());
+
+  if (deps.passthrough.match(decision.host, target.port)) return passthrough(deps, state, facts, decision, client, head);
+
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  const first = head.length > 0 ? head : await firstChunk(client, deps.handshakeTimeoutMs);
+  if (!first) return void client.destroy();
+  client.unshift(first);
+  const tunnel: TunnelInfo = { host: decision.host, port: target.port, tls: first[0] === TLS_HANDSHAKE };
+  if (!tunnel.tls) {
+    deps.tunnels.set(client, { state, tunnel });
+    deps.inner.emit('connection', client);
+    return;
+  }
+
+  let context;
+  try {
+    context = await deps.leaves.get(decision.host);
+  } catch {
+    return void client.destroy();
+  }
+  deps.metrics?.leafCache.inc({ result: 'lookup' });
+  const tls = new TLSSocket(client, {
+    isServer: true,
+    secureContext: context,
+    ALPNProtocols: ['http/1.1'],
+    // Whatever name the client asks for, it gets the CONNECT host's leaf;
+    // a mismatched SNI is answered with 421 on the first request.
+    SNICallback: (name, cb) => {
+      const sni = normaliseHost(name);
+      tunnel.sni = sni.ok ? sni.value.host : name;
+      cb(null, context);
+    },
+  });
+  const timer = setTimeout(() => tls.destroy(), deps.handshakeTimeoutMs);
+  tls.once('secure', () => clearTimeout(timer));
+  tls.on('error', () => {
+    clearTimeout(timer);
+    tls.destroy();
+  });
+  tls.once('close', () => client.destroy());
+  deps.tunnels.set(tls, { state, tunnel });
+  deps.inner.emit('connection', tls);
+}
+
+async function passthrough(
+  deps: TunnelDeps,
+  state: ListenerState,
+  facts: { method: string; scheme: 'https'; host: string; port: number; path: string },
+  decision: ReturnType<typeof decideTunnel>,
+  client: Socket,
+  head: Buffer,
+): Promise<void> {
+  const record = deps.record.begin(state, facts, decision);
+  const resolved = await deps.upstreams.resolve('http', decision.host, facts.port, state.policy.addresses);
+  if (!resolved.ok) {
+    record.finish({ status: resolved.status, outcome: 'blocked', reason: resolved.reason });
+    return refuse(client, resolved.status, `blocked by Tagbox: ${resolved.reason}`);
+  }
+  let upstream: Socket;
+  try {
+    // Passthrough: a raw TCP connection; the client does its own TLS end to end.
+    upstream = (await deps.upstreams.dial(resolved.target)) as Socket;
+  } catch (error) {
+    record.finish({ status: 502, reason: `${decision.reason}; connect failed: ${(error as Error).message}` });
+    return refuse(client, 502, `cannot reach ${decision.host}:${facts.port}`);
+  }
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length) upstream.write(head);
+  let bytesOut = 0;
+  let bytesIn = 0;
+  upstream.on('data', (c: Buffer) => (bytesOut += c.length));
+  client.on('data', (c: Buffer) => (bytesIn += c.length));
+  upstream.pipe(client);
+  client.pipe(upstream);
+  const end = () => {
+    upstream.destroy();
+    client.destroy();
+    record.finish({ status: 200, bytesOut, bytesIn });
+  };
+  upstream.on('error', end).on('close', end);
+  client.on('close', end);
+  upstream.setTimeout(deps.idleTimeoutMs, end);
+}
+
+function firstChunk(socket: Socket, timeoutMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      socket.pause();
+      done(chunk);
+    };
+    const done = (value: Buffer | undefined) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      resolve(value);
+    };
+    const onClose = () => done(undefined);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}
+
+function refuseRecorded(
+  deps: TunnelDeps,
+  state: ListenerState,
+  facts: { method: string; scheme: 'https'; host: string; port: number; path: string },
+  client: Socket,
+  status: number,
+  reason: string,
+): void {
+  deps.record.begin(state, facts, { outcome: 'blocked', reason, host: facts.host }).finish({ status });
+  refuse(client, status, reason);
+}
+
+/** Answers a CONNECT with an error and closes the connection (CONTRACT.md: 403, then close). */
+function refuse(client: Socket, status: number, reason: string): void {
+  const text = { 400: 'Bad Request', 403: 'Forbidden', 421: 'Misdirected Request', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const body = `${reason}\n`;
+  client.end(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-tagbox-decision: blocked\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

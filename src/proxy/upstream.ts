@@ -1,0 +1,187 @@
+import { lookup } from 'node:dns/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { checkServerIdentity, connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
+import { Pool } from 'undici';
+import type { CompiledCidrs } from '../policy/cidr.js';
+import { isForbiddenAddress } from '../policy/ssrf.js';
+import { findConnectTo, type ConnectToRule } from './connect-to.js';
+
+/**
+ * Everything about reaching an upstream: resolve the name once, refuse what
+ * the SSRF guard forbids, then dial exactly the address that was checked —
+ * with upstream TLS always verified against the host the client asked for.
+ */
+export interface UpstreamOptions {
+  connectTo: readonly ConnectToRule[];
+  /** Extra CA certificates (PEM) trusted for upstream TLS, besides the system roots. */
+  extraCaPem?: string;
+  /** Addresses of the proxy itself, refused like loopback. */
+  listenAddresses?: string[];
+  connectTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  maxPools?: number;
+}
+
+/** Where a request will really go. */
+export interface UpstreamTarget {
+  scheme: 'http' | 'https';
+  /** The host the client named (normalised): TLS is verified against it. */
+  host: string;
+  port: number;
+  /** The checked address that will be dialled. */
+  address: string;
+  dialPort: number;
+  /** True when an explicit --connect-to mapping chose the address. */
+  mapped: boolean;
+}
+
+export type ResolveResult = { ok: true; target: UpstreamTarget } | { ok: false; reason: string; status: number };
+
+const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+const DNS_TTL_MS = 5_000;
+
+export class Upstreams {
+  private readonly secureContext: SecureContext;
+  private readonly pools = new Map<string, Pool>();
+  private readonly dnsCache = new Map<string, { addresses: string[]; expires: number }>();
+  private readonly selfAddresses: string[];
+
+  constructor(private readonly options: UpstreamOptions) {
+    const roots = existsSync(SYSTEM_BUNDLE) ? [readFileSync(SYSTEM_BUNDLE, 'utf8')] : [...rootCertificates];
+    this.secureContext = createSecureContext({ ca: options.extraCaPem ? [...roots, options.extraCaPem] : roots, minVersion: 'TLSv1.2' });
+    this.selfAddresses = [...ownInterfaceAddresses(), ...(options.listenAddresses ?? [])];
+  }
+
+  /** Resolves once and applies the SSRF guard; the result is what gets dialled. */
+  async resolve(scheme: 'http' | 'https', host: string, port: number, allowed: CompiledCidrs): Promise<ResolveResult> {
+    const mapping = findConnectTo(this.options.connectTo, host, port);
+    if (mapping) {
+      const addresses = isIP(mapping.toHost) ? [mapping.toHost] : await this.lookupAll(mapping.toHost).catch(() => []);
+      if (addresses.length === 0) return { ok: false, status: 502, reason: `connect-to target ${mapping.toHost} does not resolve` };
+      return { ok: true, target: { scheme, host, port, address: addresses[0]!, dialPort: mapping.toPort, mapped: true } };
+    }
+    let addresses: string[];
+    if (isIP(host)) addresses = [host];
+    else {
+      try {
+        addresses = await this.lookupAll(host);
+      } catch (error) {
+        return { ok: false, status: 502, reason: `host ${host} does not resolve (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+      }
+    }
+    // A name that resolves to any forbidden address is refused whole: mixing a
+    // public and a private answer is how DNS rebinding tries its luck.
+    for (const address of addresses) {
+      const why = isForbiddenAddress(address, { allowed, selfAddresses: this.selfAddresses });
+      if (why) return { ok: false, status: 403, reason: `host ${host} resolves to a forbidden address: ${why}` };
+    }
+    return { ok: true, target: { scheme, host, port, address: addresses[0]!, dialPort: port, mapped: false } };
+  }
+
+  /** A keep-alive pool for one upstream (host as named, address as checked). */
+  pool(target: UpstreamTarget): Pool {
+    const key = `${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
+    let pool = this.pools.get(key);
+    if (pool) return pool;
+    pool = new Pool(`${target.scheme}://${hostForUrl(target.host)}:${target.port}`, {
+      connections: 128,
+      pipelining: 1,
+      keepAliveTimeout: this.options.keepAliveTimeoutMs ?? 30_000,
+      headersTimeout: this.options.headersTimeoutMs ?? 60_000,
+      bodyTimeout: this.options.bodyTimeoutMs ?? 300_000,
+      connect: (_opts, callback) => {
+        this.dial(target).then(
+          (socket) => callback(null, socket),
+          (error: Error) => callback(error, null),
+        );
+      },
+    });
+    this.pools.set(key, pool);
+    const max = this.options.maxPools ?? 512;
+    if (this.pools.size > max) {
+      const [oldestKey, oldest] = this.pools.entries().next().value!;
+      this.pools.delete(oldestKey);
+      void oldest.close().catch(() => undefined);
+    }
+    return pool;
+  }
+
+  /** Opens a connection to exactly the checked address; TLS verified against the named host. */
+  dial(target: UpstreamTarget, alpn: string[] = ['http/1.1']): Promise<Socket | TLSSocket> {
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      let socket: Socket | TLSSocket;
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(Object.assign(new Error(`connect to ${target.host} timed out after ${timeoutMs} ms`), { code: 'UPSTREAM_CONNECT_TIMEOUT' })), timeoutMs);
+      if (target.scheme === 'https') {
+        socket = tlsConnect({
+          host: target.address,
+          port: target.dialPort,
+          ...(isIP(target.host) ? {} : { servername: target.host }),
+          secureContext: this.secureContext,
+          ALPNProtocols: alpn,
+          rejectUnauthorized: true,
+          checkServerIdentity: (_name, cert) => checkServerIdentity(target.host, cert),
+        });
+        socket.once('secureConnect', () => {
+          clearTimeout(timer);
+          resolve(socket);
+        });
+      } else {
+        socket = netConnect({ host: target.address, port: target.dialPort });
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          resolve(socket);
+        });
+      }
+      socket.once('error', fail);
+    });
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  private async lookupAll(name: string): Promise<string[]> {
+    const cached = this.dnsCache.get(name);
+    if (cached && cached.expires > Date.now()) return cached.addresses;
+    const results = await lookup(name, { all: true, verbatim: true });
+    const addresses = results.map((r) => r.address);
+    if (addresses.length === 0) throw Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' });
+    this.dnsCache.set(name, { addresses, expires: Date.now() + DNS_TTL_MS });
+    if (this.dnsCache.size > 10_000) this.dnsCache.delete(this.dnsCache.keys().next().value!);
+    return addresses;
+  }
+}
+
+function ownInterfaceAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .map((i) => i.address.replace(/%.*$/, ''));
+}
+
+export function hostForUrl(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+/** A short, client-safe description of why an upstream could not be reached. */
+export function describeUpstreamError(error: unknown, host: string): { status: number; reason: string } {
+  const code = (error as { code?: string }).code ?? '';
+  const message = (error as Error).message ?? String(error);
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/i.test(code + message)) {
+    return { status: 502, reason: `upstream TLS for ${host} could not be verified (${code || message})` };
+  }
+  if (code === 'UPSTREAM_CONNECT_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return { status: 504, reason: `connect to ${host} timed out` };
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return { status: 504, reason: `${host} did not answer in time` };
+  return { status: 502, reason: `upstream ${host} failed: ${code || message}` };
+}
