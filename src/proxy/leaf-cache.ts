@@ -1,3 +1,4 @@
+import type { webcrypto } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { generateKeyPair, issueServerCertificate, privateKeyPem, type CertificateAuthority } from '../tls/certificates.js';
 
@@ -62,4 +63,4 @@ export class LeafCache {
   }
 }
 
-type CryptoKeyPair = import('node:crypto').webcrypto.CryptoKeyPair;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
