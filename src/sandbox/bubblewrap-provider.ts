@@ -1,0 +1,49 @@
+import { homePaths } from '../home.js';
+import { BwrapSandbox } from './bwrap-sandbox.js';
+import type { BwrapHost } from './bwrap-sandbox.js';
+import { sandboxUnavailable } from './errors.js';
+import { detectLimitMechanism, findExecutable, probeUserNamespaces } from './host-support.js';
+import type { LimitMechanism } from './host-support.js';
+import { nodeBinDir, systemBindArgs } from './system-binds.js';
+import type { ExecHandle, ExecRequest, Sandbox, SandboxProvider, SandboxSpec } from './types.js';
+
+export interface BubblewrapProviderOptions {
+  /** TAGBOX_HOME: sandboxes live in its `sandboxes/` and it is never visible inside. */
+  home: string;
+  /** Force a mechanism (tests use `{ kind: 'rlimits' }`); default: what the host offers. */
+  limitMechanism?: LimitMechanism;
+}
+
+/**
+ * The local provider. Checks the host once (bubblewrap, socat, user
+ * namespaces, cgroups) and fails with `sandbox_unavailable` — exit 125 for
+ * `tagbox exec` — naming what is missing and how to fix it.
+ */
+export async function createBubblewrapProvider(options: BubblewrapProviderOptions): Promise<SandboxProvider & { readonly mechanism: LimitMechanism }> {
+  const bwrap = findExecutable('bwrap');
+  if (!bwrap) throw sandboxUnavailable('bubblewrap (bwrap) is not installed; install the bubblewrap package');
+  if (!findExecutable('socat')) throw sandboxUnavailable('socat is not installed (the sandbox relays to the proxy with it); install the socat package');
+  const userns = probeUserNamespaces(bwrap);
+  if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
+  const paths = homePaths(options.home);
+  const forbidden = [paths.home, paths.sandboxes, paths.sockets];
+  const host: BwrapHost = {
+    bwrap,
+    sandboxesDir: paths.sandboxes,
+    mechanism: options.limitMechanism ?? detectLimitMechanism(),
+    systemBinds: systemBindArgs(forbidden),
+    nodeBin: nodeBinDir(forbidden),
+  };
+  return {
+    name: 'bubblewrap',
+    mechanism: host.mechanism,
+    create: (spec: SandboxSpec): Promise<Sandbox> => BwrapSandbox.start(host, spec),
+    exec: (sandbox: Sandbox, request: ExecRequest): ExecHandle => own(sandbox).exec(request),
+    release: (sandbox: Sandbox): Promise<void> => own(sandbox).release(),
+  };
+}
+
+function own(sandbox: Sandbox): BwrapSandbox {
+  if (!(sandbox instanceof BwrapSandbox)) throw new TypeError(`sandbox ${sandbox.id} belongs to the ${sandbox.provider} provider`);
+  return sandbox;
+}

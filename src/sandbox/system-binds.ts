@@ -1,0 +1,56 @@
+import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { dirname, sep } from 'node:path';
+
+/**
+ * The read-only system view: /usr, the top-level /bin /sbin /lib* entries as
+ * the host has them (symlinks on merged-/usr hosts, binds otherwise), and the
+ * install prefix of Node when it lives outside /usr. Never `/` whole, never
+ * /root, /home, /run, /var or TAGBOX_HOME.
+ */
+export function systemBindArgs(forbidden: string[]): string[] {
+  const args = ['--ro-bind', '/usr', '/usr'];
+  for (const top of ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
+    const stat = lstatOrUndefined(top);
+    if (!stat) continue;
+    if (stat.isSymbolicLink()) args.push('--symlink', readlinkSync(top), top);
+    else if (stat.isDirectory()) args.push('--ro-bind', top, top);
+  }
+  const prefix = nodePrefix(forbidden);
+  if (prefix) args.push('--ro-bind', prefix, prefix);
+  return args;
+}
+
+/** `bin` of Node's prefix when it had to be bound (it then goes first on PATH). */
+export function nodeBinDir(forbidden: string[]): string | undefined {
+  const prefix = nodePrefix(forbidden);
+  return prefix ? `${prefix}/bin` : undefined;
+}
+
+/**
+ * Node installed by nvm, volta or a tarball lives in e.g. /root/.nvm/versions/node/v20:
+ * that directory (and nothing else of its parents) is bound. Refused when the prefix
+ * is shallow or would contain something the sandbox must not see.
+ */
+function nodePrefix(forbidden: string[]): string | undefined {
+  let binary: string;
+  try {
+    binary = realpathSync(process.execPath);
+  } catch {
+    return undefined;
+  }
+  const prefix = dirname(dirname(binary));
+  if (prefix === '/usr' || prefix.startsWith('/usr/')) return undefined;
+  const depth = prefix.split(sep).filter(Boolean).length;
+  if (depth < 2 || ['/root', '/home', '/run', '/var', '/etc', '/tmp'].includes(prefix)) return undefined;
+  if (forbidden.some((path) => path === prefix || path.startsWith(`${prefix}/`))) return undefined;
+  if (!statSync(prefix).isDirectory()) return undefined;
+  return prefix;
+}
+
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}

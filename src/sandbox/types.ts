@@ -1,0 +1,77 @@
+import type { Readable } from 'node:stream';
+import type { LimitName, SandboxLimits } from './limits.js';
+
+/**
+ * The sandbox seam. A provider turns a spec into an isolated place to run
+ * commands; the bubblewrap provider is the local one, a Kubernetes provider can
+ * implement the same three verbs later. Callers never see how isolation is done.
+ */
+export interface SandboxProvider {
+  readonly name: string;
+  /** Builds a live sandbox. Throws a `sandbox_unavailable` TagboxError when it cannot. */
+  create(spec: SandboxSpec): Promise<Sandbox>;
+  /** Starts one command in a live sandbox; output streams as it is produced. */
+  exec(sandbox: Sandbox, request: ExecRequest): ExecHandle;
+  /** Kills every process of the sandbox and deletes its files. Idempotent. */
+  release(sandbox: Sandbox): Promise<void>;
+}
+
+export interface SandboxSpec {
+  /** Host path of the session's Agent Proxy Unix socket: the sandbox's only way out. */
+  proxySocket: string;
+  /** The deployment CA certificate (PEM) that commands inside must trust. */
+  caCertPem: string;
+  /** Overrides of the default limits. */
+  limits?: Partial<SandboxLimits>;
+  /** A label for logs and metadata (e.g. the session id); never used as a path. */
+  label?: string;
+}
+
+export interface Sandbox {
+  readonly id: string;
+  readonly provider: string;
+  readonly info: SandboxInfo;
+  /** False once the sandbox was released or died on its own. */
+  readonly alive: boolean;
+}
+
+/** What the sandbox reports about itself: which limits hold and how. */
+export interface SandboxInfo {
+  id: string;
+  label?: string;
+  createdAt: string;
+  limits: SandboxLimits;
+  /** One entry per limit: the mechanism that enforces it. */
+  enforcement: Record<LimitName, string>;
+}
+
+export interface ExecRequest {
+  argv: string[];
+  /** Working directory inside the sandbox; default `/workspace`. */
+  cwd?: string;
+  /** Added to (and overriding) the sandbox's base environment. */
+  env?: Record<string, string>;
+  /** Data or a stream for the command's stdin; none means /dev/null. */
+  stdin?: string | Uint8Array | Readable;
+  /** Wall-clock limit for this command; default the sandbox's `wallMs`. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecHandle {
+  /** The command's output. Consume both (or `resume()` them): they apply back-pressure. */
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Settles after the command and everything it started have ended and both streams have ended. */
+  readonly result: Promise<ExecResult>;
+}
+
+export interface ExecResult {
+  /** The command's exit status; 128+N when it died of signal N (as a shell reports it). */
+  exitCode: number;
+  /** The limit that stopped the command, if one did; also said on stderr. */
+  limit?: LimitName;
+  /** True when the caller's AbortSignal stopped the command. */
+  cancelled?: boolean;
+  durationMs: number;
+}
