@@ -3,6 +3,7 @@ import { describeError, isTagboxError } from '../errors.js';
 import { registerAudit } from './audit.js';
 import { registerCa } from './ca.js';
 import { registerDoctor } from './doctor.js';
+import { registerExec } from './exec.js';
 import { registerMigrate } from './migrate.js';
 import { registerProxy } from './proxy.js';
 import { registerSecret } from './secret.js';
@@ -19,6 +20,8 @@ export function buildProgram(): Command {
     .option('--home <dir>', 'data directory (default: $TAGBOX_HOME or ~/.tagbox)')
     .option('--config <file>', 'config file (default: $TAGBOX_HOME/tagbox.yaml)')
     .showHelpAfterError('(run `tagbox --help` for usage)')
+    // Options after a verb belong to it; `tagbox exec` passes everything after its command through.
+    .enablePositionalOptions()
     .exitOverride();
 
   registerVersion(program);
@@ -27,6 +30,7 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerSecret(program);
   registerVault(program);
+  registerExec(program);
   registerProxy(program);
   registerCa(program);
   return program;

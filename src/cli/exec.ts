@@ -1,0 +1,124 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { AuditLog } from '../audit/log.js';
+import { invalidInput } from '../errors.js';
+import { policyFromBundleFile } from '../proxy/policy-source.js';
+import { startProxyRuntime, type ProxyRuntime } from '../proxy/runtime.js';
+import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
+import { isSandboxUnavailable } from '../sandbox/errors.js';
+import type { SandboxLimits } from '../sandbox/limits.js';
+import { runOnce } from '../sandbox/run.js';
+import { contextFrom } from './context.js';
+import { collect } from './options.js';
+
+/** Exit status when the sandbox itself could not be set up (as `docker run` and `env` use it). */
+export const EXIT_SANDBOX_UNAVAILABLE = 125;
+
+interface ExecOptions {
+  bundles?: string;
+  bundle: string[];
+  connectTo: string[];
+  upstreamCa?: string;
+  timeout?: string;
+  memory?: string;
+  processes?: string;
+  cpu?: string;
+  output?: string;
+  disk?: string;
+}
+
+/**
+ * `tagbox exec`: one command in a fresh sandbox whose only way out is a proxy
+ * listener made for it alone, with the policy of the bundles given (none: nothing
+ * is reachable). The path of a session in miniature: proxy listener -> sandbox -> command.
+ */
+export function registerExec(program: Command): void {
+  program
+    .command('exec')
+    .description('run a command in a fresh sandbox whose egress is governed by bundles')
+    .option('--bundles <file>', 'bundle file (YAML); without it nothing is reachable')
+    .option('--bundle <name>', 'use only this bundle from the file (repeatable)', collect, [])
+    .option('--connect-to <HOST:PORT:TOHOST:TOPORT>', 'send connections for HOST:PORT to TOHOST:TOPORT (repeatable)', collect, [])
+    .option('--upstream-ca <file>', 'extra CA (PEM) trusted for upstream TLS')
+    .option('--timeout <sec>', 'wall-clock limit for the command')
+    .option('--memory <MiB>', 'memory limit')
+    .option('--processes <n>', 'process limit')
+    .option('--cpu <sec>', 'CPU-time limit per process')
+    .option('--output <MiB>', 'limit on stdout + stderr')
+    .option('--disk <MiB>', 'size of /workspace')
+    .argument('<cmd...>', 'the command and its arguments (after --)')
+    .passThroughOptions()
+    .action(async (argv: string[], opts: ExecOptions, command: Command) => {
+      process.exitCode = await execCommand(argv, opts, command);
+    });
+}
+
+async function execCommand(argv: string[], opts: ExecOptions, command: Command): Promise<number> {
+  const limits = parseLimits(opts);
+  const ctx = contextFrom(command);
+  const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
+
+  let provider;
+  try {
+    provider = await createBubblewrapProvider({ home: ctx.home });
+  } catch (error) {
+    if (!isSandboxUnavailable(error)) throw error;
+    process.stderr.write(`tagbox: ${error.message}\n`);
+    return EXIT_SANDBOX_UNAVAILABLE;
+  }
+
+  const session = `exec-${randomBytes(6).toString('hex')}`;
+  mkdirSync(ctx.paths.sockets, { recursive: true, mode: 0o700 });
+  const proxySocket = join(ctx.paths.sockets, `${session}.sock`);
+  let runtime: ProxyRuntime | undefined;
+  try {
+    runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}) });
+    await runtime.proxy.listen({ socketPath: proxySocket }, { session, policy });
+    const audit = new AuditLog(runtime.store);
+    await audit.append({ type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '', bundles: bundles.map((b) => b.name) });
+    let result;
+    try {
+      result = await runOnce(
+        provider,
+        { proxySocket, caCertPem: runtime.caCertPem, limits, label: session },
+        { argv, stdin: process.stdin.isTTY ? '' : process.stdin, ...(limits.wallMs ? { timeoutMs: limits.wallMs } : {}) },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
+    } catch (error) {
+      if (!isSandboxUnavailable(error)) throw error;
+      process.stderr.write(`tagbox: ${error.message}\n`);
+      return EXIT_SANDBOX_UNAVAILABLE;
+    }
+    await audit.append({ type: 'sandbox', action: 'release', session, exitCode: result.exitCode, ...(result.limit ? { limit: result.limit } : {}), durationMs: result.durationMs });
+    return result.exitCode;
+  } finally {
+    process.stdin.destroy();
+    await runtime?.close();
+  }
+}
+
+function parseLimits(opts: ExecOptions): Partial<SandboxLimits> {
+  const MiB = 1024 * 1024;
+  const num = (value: string | undefined, flag: string): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw invalidInput(`${flag}: expected a positive number, got "${value}"`);
+    return n;
+  };
+  const limits: Partial<SandboxLimits> = {};
+  const timeout = num(opts.timeout, '--timeout');
+  if (timeout !== undefined) limits.wallMs = Math.round(timeout * 1000);
+  const memory = num(opts.memory, '--memory');
+  if (memory !== undefined) limits.memoryBytes = Math.round(memory * MiB);
+  const processes = num(opts.processes, '--processes');
+  if (processes !== undefined) limits.processes = Math.round(processes);
+  const cpu = num(opts.cpu, '--cpu');
+  if (cpu !== undefined) limits.cpuSeconds = Math.ceil(cpu);
+  const output = num(opts.output, '--output');
+  if (output !== undefined) limits.outputBytes = Math.round(output * MiB);
+  const disk = num(opts.disk, '--disk');
+  if (disk !== undefined) limits.diskBytes = Math.round(disk * MiB);
+  return limits;
+}
