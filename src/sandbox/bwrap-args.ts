@@ -66,7 +66,8 @@ export function execOptions(cwd: string, env: Record<string, string>): string[] 
   const args = [
     '--unshare-user', '--disable-userns', '--uid', String(uid), '--gid', String(gid),
     '--unshare-pid', '--die-with-parent', '--cap-drop', 'ALL',
-    '--bind', '/', '/',
+    // dev-bind: a plain bind would make the outer /dev's null, zero, tty... unusable (nodev).
+    '--dev-bind', '/', '/',
     '--tmpfs', INSIDE.run,
     '--chdir', cwd,
     '--clearenv',

@@ -247,23 +247,32 @@ export class BwrapSandbox implements Sandbox {
     return this.released;
   }
 
-  /** Kill pid 1 (its pid namespace dies with it), then bwrap, then whatever the cgroup still holds; delete the files. */
+  /**
+   * Kill pid 1: its pid namespace dies with it, and bwrap (still our child)
+   * reaps it and exits. Then whatever the cgroup still holds; then the files.
+   */
   private async teardown(): Promise<void> {
     this.requests?.destroy();
-    for (const pid of [this.initPid, this.monitorPid]) {
-      if (pid > 0) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-      await new Promise((resolve) => this.child?.once('exit', resolve));
+    const child = this.child;
+    const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+    const exited = running ? new Promise((resolve) => child.once('exit', resolve)) : Promise.resolve();
+    if (this.initPid > 0 && running) kill(this.initPid);
+    if (running) {
+      const timer = setTimeout(() => kill(this.monitorPid), this.initPid > 0 ? 2000 : 0);
+      await exited;
+      clearTimeout(timer);
     }
     await this.cgroup?.destroy();
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function kill(pid: number): void {
+  if (pid <= 0) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 
