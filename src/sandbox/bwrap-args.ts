@@ -43,6 +43,7 @@ export function outerArgs(input: OuterArgsInput): { options: string[]; command: 
     '--proc', '/proc',
     '--dev', '/dev',
     '--size', String(limits.tmpBytes), '--tmpfs', '/dev/shm',
+    '--remount-ro', '/dev',
     '--size', String(limits.tmpBytes), '--tmpfs', '/tmp',
     '--size', String(limits.tmpBytes), '--tmpfs', home,
     '--size', String(limits.diskBytes), '--tmpfs', INSIDE.workspace,
@@ -68,7 +69,7 @@ export function execOptions(cwd: string, env: Record<string, string>): string[] 
     '--unshare-pid', '--die-with-parent', '--cap-drop', 'ALL',
     // dev-bind: a plain bind would make the outer /dev's null, zero, tty... unusable (nodev).
     '--dev-bind', '/', '/',
-    '--tmpfs', INSIDE.run,
+    '--tmpfs', INSIDE.run, '--remount-ro', INSIDE.run,
     '--chdir', cwd,
     '--clearenv',
   ];
