@@ -62,6 +62,7 @@ export function describeEnforcement(mechanism: LimitMechanism): Record<LimitName
 export function formatBytes(bytes: number): string {
   if (bytes >= 1024 * MiB && bytes % (1024 * MiB) === 0) return `${bytes / (1024 * MiB)} GiB`;
   if (bytes >= MiB) return `${Math.round((bytes / MiB) * 10) / 10} MiB`;
+  if (bytes >= 1024) return `${Math.round((bytes / 1024) * 10) / 10} KiB`;
   return `${bytes} bytes`;
 }
 
