@@ -96,15 +96,19 @@ export class CidrTable<T> {
     else nets.set(c.base, [value]);
   }
 
-  /** Every block containing `ip`, most specific (longest prefix) first. */
-  *lookup(ip: IpAddress): Generator<{ cidr: Cidr; values: readonly T[] }> {
+  /** Visits the blocks containing `ip`, longest prefix first, until `pick` returns something. */
+  find<R>(ip: IpAddress, pick: (hit: { cidr: Cidr; values: readonly T[] }) => R | undefined): R | undefined {
     const fam = this.byFamily.get(ip.family);
-    if (!fam) return;
+    if (!fam) return undefined;
     for (const prefix of fam.lengths) {
       const base = ip.value & maskOf(ip.family, prefix);
       const values = fam.byLength.get(prefix)!.get(base);
-      if (values) yield { cidr: { family: ip.family, base, prefix }, values };
+      if (values) {
+        const r = pick({ cidr: { family: ip.family, base, prefix }, values });
+        if (r !== undefined) return r;
+      }
     }
+    return undefined;
   }
 
   get size(): number {
@@ -133,10 +137,7 @@ export function compileCidrs(blocks: Iterable<Cidr>): CompiledCidrs {
   return {
     match(address) {
       const ip = unmapIPv4(address);
-      for (const hit of table.lookup(ip)) {
-        return { entry: hit.values[0]!, exact: hit.cidr.prefix === bitsOf(ip.family) };
-      }
-      return undefined;
+      return table.find(ip, (hit) => ({ entry: hit.values[0]!, exact: hit.cidr.prefix === bitsOf(ip.family) }));
     },
     get size() {
       return table.size;

@@ -22,7 +22,13 @@ export interface CredentialRule {
   readonly ports: ReadonlySet<number>;
   readonly pathPrefix?: string;
   readonly readOnly: boolean;
+  /** Precomputed for decide(): what to inject, and `bundle/connection (pattern, narrowing)`. */
+  readonly injection: Injection;
+  readonly label: string;
 }
+
+/** What the proxy must inject on a credential decision: the secret's vault name and how. */
+export type Injection = Inject & { readonly secret: string };
 
 /** A host reachable without a credential: a `domains` entry or an allowed website. */
 export interface AllowRule {
@@ -85,6 +91,10 @@ export function compilePolicy(bundles: readonly Bundle[]): EgressPolicy {
         pathPrefix = p.value;
       }
       for (const [pattern, ports] of credentialPatterns(websites, conn.narrow?.host, where)) {
+        const readOnly = conn.narrow?.readOnly === true;
+        const narrowing = [pattern.text];
+        if (pathPrefix !== undefined) narrowing.push(`path prefix ${pathPrefix}`);
+        if (readOnly) narrowing.push('read-only');
         const rule: CredentialRule = {
           bundle: bundle.name,
           connection: conn.name,
@@ -93,7 +103,9 @@ export function compilePolicy(bundles: readonly Bundle[]): EgressPolicy {
           pattern,
           ports,
           ...(pathPrefix === undefined ? {} : { pathPrefix }),
-          readOnly: conn.narrow?.readOnly === true,
+          readOnly,
+          injection: Object.freeze({ ...conn.inject, secret: conn.secret }),
+          label: `${bundle.name}/${conn.name} (${narrowing.join(', ')})`,
         };
         const key = `${pattern.text}\u0000${pathPrefix ?? '\u0001'}`;
         const peers = bySpecificity.get(key);

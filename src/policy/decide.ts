@@ -7,8 +7,7 @@
  *      connection's allowedWebsites: forwarded without a credential;
  *   3. blocked — everything else, including anything that does not normalise.
  */
-import type { Inject } from './bundle-schema.js';
-import type { AllowRule, CredentialRule, EgressPolicy } from './compile.js';
+import type { AllowRule, CredentialRule, EgressPolicy, Injection } from './compile.js';
 import { normaliseHost, type NormalisedHost } from './hosts.js';
 import { isReadOnlyMethod } from './methods.js';
 import { matchesPathPrefix, normalisePath, type NormalisedPath } from './paths.js';
@@ -26,8 +25,7 @@ export interface EgressRequest {
 
 export type Outcome = 'credential' | 'allowlist' | 'blocked';
 
-/** What the proxy must inject on a credential decision: the secret's vault name and how. */
-export type Injection = Inject & { readonly secret: string };
+export type { Injection };
 
 export interface Decision {
   readonly outcome: Outcome;
@@ -70,7 +68,7 @@ export function decide(policy: EgressPolicy, request: EgressRequest): Decision {
   const host = req.host.host;
 
   let missed: string | undefined; // why the nearest credential rule did not apply
-  for (const group of policy.credentials.lookup(req.host)) {
+  const chosen = policy.credentials.find(req.host, (group) => {
     let best: CredentialRule | undefined;
     for (const rule of group) {
       if (!rule.ports.has(req.port)) continue;
@@ -81,8 +79,9 @@ export function decide(policy: EgressPolicy, request: EgressRequest): Decision {
       }
       if (!best || prefixLength(rule) > prefixLength(best)) best = rule;
     }
-    if (best) return credential(best, host);
-  }
+    return best;
+  });
+  if (chosen) return credential(chosen, host);
 
   const allowed = firstAllow(policy, req.host, req.port);
   if (allowed) {
@@ -115,14 +114,13 @@ export function decideTunnel(policy: EgressPolicy, target: { readonly host: stri
 }
 
 function credential(rule: CredentialRule, host: string): Decision {
-  const narrowing = [rule.pathPrefix && `path prefix ${rule.pathPrefix}`, rule.readOnly && 'read-only'].filter(Boolean).join(', ');
   return {
     outcome: 'credential',
-    reason: `host ${host} matches connection ${rule.bundle}/${rule.connection} (${rule.pattern.text}${narrowing ? `, ${narrowing}` : ''})`,
+    reason: `host ${host} matches connection ${rule.label}`,
     rule: rule.pattern.text,
     bundle: rule.bundle,
     connection: rule.connection,
-    inject: { ...rule.inject, secret: rule.secret },
+    inject: rule.injection,
     host,
   };
 }
@@ -140,19 +138,12 @@ function prefixLength(rule: CredentialRule): number {
 }
 
 function firstAllow(policy: EgressPolicy, host: NormalisedHost, port: number): AllowRule | undefined {
-  for (const group of policy.allow.lookup(host)) {
-    for (const rule of group) if (rule.ports.has(port)) return rule;
-  }
-  return undefined;
+  return policy.allow.find(host, (group) => group.find((rule) => rule.ports.has(port)));
 }
 
 function blockedReason(policy: EgressPolicy, host: NormalisedHost, port: number): string {
-  for (const group of policy.allow.lookup(host)) {
-    const rule = group[0];
-    if (rule) {
-      const ports = [...rule.ports].sort((a, b) => a - b).join(', ');
-      return `host ${host.host} is allowed by bundle ${rule.bundle} (${rule.pattern.text}) on ports ${ports}, not on port ${port}`;
-    }
-  }
-  return `host ${host.host} is not allowed by any bundle`;
+  const rule = policy.allow.find(host, (group) => group[0]);
+  if (!rule) return `host ${host.host} is not allowed by any bundle`;
+  const ports = [...rule.ports].sort((a, b) => a - b).join(', ');
+  return `host ${host.host} is allowed by bundle ${rule.bundle} (${rule.pattern.text}) on ports ${ports}, not on port ${port}`;
 }

@@ -29,23 +29,29 @@ export class HostIndex<T> {
   }
 
   /**
-   * The values whose pattern matches `host`, in groups from the most specific
-   * pattern to the least: exact host, then `*.` wildcards from the deepest
-   * suffix up, then CIDR blocks from the longest prefix down.
+   * Visits the values whose pattern matches `host`, in groups from the most
+   * specific pattern to the least: exact host, then `*.` wildcards from the
+   * deepest suffix up, then CIDR blocks from the longest prefix down. Stops at
+   * the first group for which `pick` returns something, and returns that.
+   * (A callback, not a generator: this is the hot path of every request.)
    */
-  *lookup(host: NormalisedHost): Generator<readonly T[]> {
+  find<R>(host: NormalisedHost, pick: (values: readonly T[]) => R | undefined): R | undefined {
     const exact = this.exact.get(host.host);
-    if (exact) yield exact;
-    if (host.ip) {
-      for (const hit of this.blocks.lookup(host.ip)) yield hit.values;
-      return;
+    if (exact) {
+      const r = pick(exact);
+      if (r !== undefined) return r;
     }
-    if (this.wildcard.size === 0) return;
+    if (host.ip) return this.blocks.find(host.ip, (hit) => pick(hit.values));
+    if (this.wildcard.size === 0) return undefined;
     const name = host.host;
     for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
       const values = this.wildcard.get(name.slice(dot + 1));
-      if (values) yield values;
+      if (values) {
+        const r = pick(values);
+        if (r !== undefined) return r;
+      }
     }
+    return undefined;
   }
 
   get size(): number {

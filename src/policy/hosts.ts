@@ -29,6 +29,7 @@ const ASCII_NAME_CHARS = /^[A-Za-z0-9._-]*$/;
  * and returns it canonical, because that is what a client would dial.
  */
 export function normaliseHost(raw: string): Result<NormalisedHost> {
+  if (isPlainName(raw)) return { ok: true, value: { host: raw.endsWith('.') ? raw.slice(0, -1) : raw } };
   if (raw.length === 0) return fail('the host is empty');
   if (raw.length > 2 * MAX_NAME) return fail('the host is too long');
   if (raw.startsWith('[') || raw.includes(':')) return normaliseIPv6Host(raw);
@@ -62,6 +63,34 @@ export function normaliseHost(raw: string): Result<NormalisedHost> {
   return { ok: true, value: { host: name } };
 }
 
+/**
+ * The common case, checked in one pass: lower-case ASCII labels of 1-63 name
+ * characters, no `xn--`, not ending in a number, at most 253 characters.
+ * Such a name is already normal; anything else takes the full path.
+ */
+function isPlainName(raw: string): boolean {
+  const end = raw.endsWith('.') ? raw.length - 1 : raw.length;
+  if (end === 0 || end > MAX_NAME) return false;
+  let labelStart = 0;
+  let numeric = true; // is the current label all digits?
+  for (let i = 0; i <= end; i++) {
+    const c = i === end ? 0x2e : raw.charCodeAt(i);
+    if (c === 0x2e) {
+      const len = i - labelStart;
+      if (len === 0 || len > 63) return false;
+      if (len >= 4 && raw.startsWith('xn--', labelStart)) return false;
+      if (i === end && (numeric || raw.startsWith('0x', labelStart))) return false;
+      labelStart = i + 1;
+      numeric = true;
+      continue;
+    }
+    const digit = c >= 0x30 && c <= 0x39;
+    if (!digit) numeric = false;
+    if (!(digit || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x5f)) return false;
+  }
+  return true;
+}
+
 function stripTrailingDot(name: string): string {
   return name.endsWith('.') ? name.slice(0, -1) : name;
 }
@@ -92,6 +121,10 @@ export type HostPattern =
  * read as octal. Schemes, paths, user-info, ports and `*` alone are refused.
  */
 export function parseHostPattern(text: string): Result<HostPattern> {
+  if (isPlainName(text)) {
+    const host = text.endsWith('.') ? text.slice(0, -1) : text;
+    return { ok: true, value: { kind: 'exact', host, text: host } };
+  }
   if (text.length === 0) return fail('a host pattern is empty');
   if (/\s/.test(text)) return fail('a host pattern must not contain whitespace');
   if (text === '*') return fail('"*" alone is not allowed: list the hosts, or use "*.example.com" for subdomains');

@@ -28,8 +28,7 @@ export function compileHostMatcher(entries: ReadonlyArray<string | HostEntry>, s
     match(host, port) {
       const n = normaliseHost(host);
       if (!n.ok) return undefined;
-      for (const group of index.lookup(n.value)) for (const e of group) if (e.ports.has(port)) return e.text;
-      return undefined;
+      return index.find(n.value, (group) => group.find((e) => e.ports.has(port))?.text);
     },
     size: index.size,
   };

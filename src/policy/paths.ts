@@ -24,6 +24,7 @@ export function normalisePath(raw: string): NormalisedPath {
   const h = raw.indexOf('#');
   if (h >= 0 && h < end) end = h;
   const target = raw.slice(0, end) || '/';
+  if (isPlainPath(target)) return { path: target };
 
   let unsafe: string | undefined;
   const flag = (why: string) => {
@@ -87,6 +88,21 @@ export function normalisePath(raw: string): NormalisedPath {
   if (sawEmpty && sawDotDot) flag('an empty segment combined with ".."');
   const path = target.startsWith('/') ? `/${out.join('/')}` : target;
   return unsafe === undefined ? { path } : { path, unsafe };
+}
+
+/**
+ * The common case, in one pass: absolute, printable ASCII, no escapes, no
+ * backslash, and no segment starting with "." (so no dot-segments). Such a
+ * path is already normal and safe.
+ */
+function isPlainPath(t: string): boolean {
+  if (t.charCodeAt(0) !== 0x2f) return false;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c === 0x25 || c === 0x5c) return false;
+    if (c === 0x2f && t.charCodeAt(i + 1) === 0x2e) return false;
+  }
+  return true;
 }
 
 /**

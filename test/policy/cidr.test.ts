@@ -76,9 +76,15 @@ describe('CidrTable and CompiledCidrs', () => {
     t.add(c('10.0.0.0/8'), 'eight');
     t.add(c('10.1.0.0/16'), 'sixteen');
     t.add(c('10.1.2.3/32'), 'host');
-    expect([...t.lookup(ip('10.1.2.3'))].map((h) => h.values[0])).toEqual(['host', 'sixteen', 'eight']);
-    expect([...t.lookup(ip('10.2.0.0'))].map((h) => h.values[0])).toEqual(['eight']);
-    expect([...t.lookup(ip('11.0.0.0'))]).toEqual([]);
+    const all = (address: string) => {
+      const seen: string[] = [];
+      t.find(ip(address), (hit) => void seen.push(hit.values[0]!));
+      return seen;
+    };
+    expect(all('10.1.2.3')).toEqual(['host', 'sixteen', 'eight']);
+    expect(all('10.2.0.0')).toEqual(['eight']);
+    expect(all('11.0.0.0')).toEqual([]);
+    expect(t.find(ip('10.1.2.3'), (hit) => (hit.cidr.prefix < 32 ? hit.values[0] : undefined))).toBe('sixteen');
   });
 
   it('knows exact entries from blocks, and unmaps IPv4-mapped input', () => {
