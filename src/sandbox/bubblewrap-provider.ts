@@ -1,4 +1,7 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { homePaths } from '../home.js';
+import { prepareAlternatives } from './etc-files.js';
 import { BwrapSandbox } from './bwrap-sandbox.js';
 import type { BwrapHost } from './bwrap-sandbox.js';
 import { sandboxUnavailable } from './errors.js';
@@ -27,12 +30,16 @@ export async function createBubblewrapProvider(options: BubblewrapProviderOption
   if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
   const paths = homePaths(options.home);
   const forbidden = [paths.home, paths.sandboxes, paths.sockets];
+  mkdirSync(paths.sandboxes, { recursive: true, mode: 0o700 });
   const host: BwrapHost = {
     bwrap,
     sandboxesDir: paths.sandboxes,
     mechanism: options.limitMechanism ?? detectLimitMechanism(),
     systemBinds: systemBindArgs(forbidden),
     nodeBin: nodeBinDir(forbidden),
+    alternativesDir: await prepareAlternatives(join(paths.sandboxes, '.alternatives')).catch((error: unknown) => {
+      throw sandboxUnavailable(`cannot prepare ${paths.sandboxes}: ${(error as Error).message}`, error);
+    }),
   };
   return {
     name: 'bubblewrap',

@@ -16,6 +16,8 @@ export const RELAY_URL = 'http://127.0.0.1:3128';
 export interface OuterArgsInput {
   systemBinds: string[];
   etcDir: string;
+  /** Host-wide copy of /etc/alternatives (symlinks only), when the host has one. */
+  alternativesDir: string | undefined;
   ctlDir: string;
   proxySocket: string;
   limits: SandboxLimits;
@@ -40,6 +42,7 @@ export function outerArgs(input: OuterArgsInput): { options: string[]; command: 
     '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
     ...input.systemBinds,
     '--ro-bind', input.etcDir, '/etc',
+    ...(input.alternativesDir ? ['--ro-bind', input.alternativesDir, '/etc/alternatives'] : []),
     '--proc', '/proc',
     '--dev', '/dev',
     '--size', String(limits.tmpBytes), '--tmpfs', '/dev/shm',

@@ -26,6 +26,7 @@ export interface BwrapHost {
   mechanism: LimitMechanism;
   systemBinds: string[];
   nodeBin: string | undefined;
+  alternativesDir: string | undefined;
 }
 
 const SLOT_BATCH = 4;
@@ -93,17 +94,21 @@ export class BwrapSandbox implements Sandbox {
   private async boot(spec: SandboxSpec): Promise<void> {
     await mkdir(this.host.sandboxesDir, { recursive: true, mode: 0o700 });
     await mkdir(join(this.ctlDir, 'args'), { recursive: true, mode: 0o700 });
-    await writeEtc(join(this.dir, 'etc'), spec.caCertPem);
-    await writeFile(join(this.ctlDir, 'agent.sh'), AGENT_SCRIPT, { mode: 0o600 });
-    await makeFifos([join(this.ctlDir, 'requests'), ...this.slotFifos(0, SLOT_BATCH)]);
+    // Independent steps in parallel: creation time matters for one-shot `tagbox exec`.
+    await Promise.all([
+      writeEtc(join(this.dir, 'etc'), spec.caCertPem),
+      writeFile(join(this.ctlDir, 'agent.sh'), AGENT_SCRIPT, { mode: 0o600 }),
+      makeFifos([join(this.ctlDir, 'requests'), ...this.slotFifos(0, SLOT_BATCH)]),
+    ]);
+    this.cgroup = await createCgroup(this.host.mechanism, this.id, this.limits);
     this.slotCount = SLOT_BATCH;
     for (let slot = 0; slot < SLOT_BATCH; slot++) this.freeSlots.push(slot);
-    this.cgroup = await createCgroup(this.host.mechanism, this.id, this.limits);
 
     const rlimitsOnly = this.host.mechanism.kind === 'rlimits';
     const { options, command } = outerArgs({
       systemBinds: this.host.systemBinds,
       etcDir: join(this.dir, 'etc'),
+      alternativesDir: this.host.alternativesDir,
       ctlDir: this.ctlDir,
       proxySocket: spec.proxySocket,
       limits: this.limits,

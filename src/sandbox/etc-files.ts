@@ -1,5 +1,5 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -36,7 +36,8 @@ export async function writeEtc(dir: string, caCertPem: string): Promise<void> {
     await mkdir(join(dir, file, '..'), { recursive: true });
     await copyFile(source, join(dir, file));
   }
-  await copyAlternatives(join(dir, 'alternatives'));
+  // Mount point for the shared, read-only alternatives directory (see prepareAlternatives).
+  await mkdir(join(dir, 'alternatives'));
 }
 
 function caBundle(caCertPem: string): string {
@@ -46,16 +47,29 @@ function caBundle(caCertPem: string): string {
   return `${system.trimEnd()}\n\n# Tagbox deployment CA\n${extra}\n`;
 }
 
-/** Debian reaches many commands (awk, editor, python...) through /etc/alternatives symlinks. */
-async function copyAlternatives(target: string): Promise<void> {
+/**
+ * Debian reaches many commands (awk, editor, python...) through /etc/alternatives
+ * symlinks: hundreds of them, so they are copied once per host into `dir` (then
+ * bound read-only into every sandbox) rather than per sandbox. Returns `dir`,
+ * or undefined when the host has no alternatives.
+ */
+export async function prepareAlternatives(dir: string): Promise<string | undefined> {
   const source = '/etc/alternatives';
-  if (!existsSync(source)) return;
-  await mkdir(target, { recursive: true });
-  for (const entry of readdirSync(source)) {
+  if (!existsSync(source)) return undefined;
+  if (existsSync(dir)) return dir;
+  const staging = `${dir}.${process.pid}.${Date.now()}`;
+  await mkdir(staging, { recursive: true, mode: 0o755 });
+  await Promise.all(readdirSync(source).map(async (entry) => {
     const path = join(source, entry);
-    if (!lstatSync(path).isSymbolicLink()) continue;
-    await symlink(readlinkSync(path), join(target, entry));
+    if (lstatSync(path).isSymbolicLink()) await symlink(readlinkSync(path), join(staging, entry));
+  }));
+  try {
+    await rename(staging, dir);
+  } catch {
+    // another process prepared it first
+    await rm(staging, { recursive: true, force: true });
   }
+  return dir;
 }
 
 // Follows symlinks (localtime is one): the content is copied, never a link into the host's /etc.

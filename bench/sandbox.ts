@@ -1,0 +1,124 @@
+/**
+ * Sandbox benchmark: `npm run bench:sandbox`.
+ *   bare      bwrap with the same namespaces and a minimal /usr view, running `true`
+ *   warm      one exec of `true` in a live Tagbox sandbox
+ *   cold      create + exec `true` + release
+ *   memory    host memory (RSS and PSS) of an idle live sandbox's processes
+ * Targets: warm p50 within 2x of bare; idle memory under 5 MiB.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBubblewrapProvider, findExecutable, runInSandbox } from '../src/sandbox/index.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
+const root = mkdtempSync(join(tmpdir(), 'tagbox-bench-sandbox-'));
+const proxySocket = join(root, 'proxy.sock');
+const server = createServer((_req, res) => res.end('ok'));
+await new Promise<void>((resolve) => server.listen(proxySocket, resolve));
+const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+async function measure(name: string, rounds: number, once: () => Promise<unknown>): Promise<number> {
+  await once(); // warm caches
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const started = performance.now();
+    await once();
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  const p50 = times[Math.floor(times.length / 2)] ?? 0;
+  const p90 = times[Math.floor(times.length * 0.9)] ?? 0;
+  console.log(`${name.padEnd(34)} p50 ${p50.toFixed(1).padStart(7)} ms   p90 ${p90.toFixed(1).padStart(7)} ms   (${rounds} runs)`);
+  return p50;
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: 'ignore', env: {} });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}`))));
+  });
+}
+
+const bwrap = findExecutable('bwrap') ?? 'bwrap';
+const bareArgs = [
+  '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
+  '--symlink', 'usr/lib64', '/lib64', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--', '/bin/true',
+];
+
+const provider = await createBubblewrapProvider({ home: join(root, 'home') });
+console.log(`limits by: ${provider.mechanism.kind}`);
+const spec = { proxySocket, caCertPem: CA };
+
+const bare = await measure('bare bwrap -- true', ROUNDS, () => run(bwrap, bareArgs));
+
+const live = await provider.create(spec);
+const warm = await measure('tagbox warm exec (live sandbox)', ROUNDS, () => runInSandbox(provider, live, { argv: ['true'] }));
+
+const cold = await measure('tagbox create + exec + release', Math.max(5, Math.floor(ROUNDS / 4)), async () => {
+  const sandbox = await provider.create(spec);
+  await runInSandbox(provider, sandbox, { argv: ['true'] });
+  await provider.release(sandbox);
+});
+
+// ---- one-shot `tagbox exec -- true` and Anthropic's `srt` go here once `tagbox exec` exists ----
+// const oneShot = await measure('tagbox exec -- true', ROUNDS, () => run('node', ['bin/tagbox.js', 'exec', '--', 'true']));
+// const srt = await measure('srt true', ROUNDS, () => run('npx', ['srt', 'true']));
+// ---------------------------------------------------------------------------------------------------
+
+await new Promise((resolve) => setTimeout(resolve, 300)); // let the idle sandbox settle
+const memory = idleMemory(live as unknown as { monitorPid: number });
+await provider.release(live);
+
+console.log('');
+console.log(`warm exec / bare bwrap          ${(warm / bare).toFixed(2)}x   (target <= 2x)`);
+console.log(`create+exec+release / bare      ${(cold / bare).toFixed(2)}x`);
+console.log(`idle sandbox host memory        RSS ${mib(memory.rss)} MiB, PSS ${mib(memory.pss)} MiB over ${memory.processes.length} processes (target < 5 MiB)`);
+console.log(`  ${memory.processes.join(', ')}`);
+
+server.close();
+rmSync(root, { recursive: true, force: true });
+
+/** RSS and PSS of bwrap and every descendant (the sandbox's host-visible processes). */
+function idleMemory(sandbox: { monitorPid: number }): { rss: number; pss: number; processes: string[] } {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone
+    }
+  }
+  const pids: number[] = [];
+  const queue = [sandbox.monitorPid];
+  while (queue.length > 0) {
+    const pid = queue.shift() as number;
+    pids.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  let rss = 0;
+  let pss = 0;
+  const processes: string[] = [];
+  for (const pid of pids) {
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+      rss += kib('Rss') * 1024;
+      pss += kib('Pss') * 1024;
+      processes.push(`${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()} ${mib(kib('Pss') * 1024)}`);
+    } catch {
+      // gone
+    }
+  }
+  return { rss, pss, processes };
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(2);
+}
