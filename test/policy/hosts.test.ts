@@ -94,6 +94,17 @@ describe('normaliseHost', () => {
     );
   });
 
+  it('property: the plain-name fast path agrees with full IDNA processing', () => {
+    fc.assert(
+      fc.property(fc.oneof(domain, fc.domain()), (h) => {
+        const fast = normaliseHost(h);
+        const slow = normaliseHost(h.toUpperCase()); // upper case forces the UTS #46 path
+        expect(slow).toEqual(fast);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('property: every inet_aton-style IPv4 normalises to the same address as its dotted form', () => {
     fc.assert(
       fc.property(fc.ipV4Extended(), (h) => {

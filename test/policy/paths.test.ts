@@ -60,6 +60,17 @@ describe('normalisePath', () => {
     expect(normalisePath(input).unsafe).toContain(why);
   });
 
+  it('property: the plain-path fast path agrees with full normalisation', () => {
+    fc.assert(
+      fc.property(fc.webPath(), (p) => {
+        if (!p.startsWith('/')) return;
+        // A leading "/." forces the full path; it resolves away to the same result.
+        expect(normalisePath(`/.${p}`)).toEqual(normalisePath(p));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('property: normalising twice equals normalising once', () => {
     const chars = fc.constantFrom('a', 'B', '/', '.', '%', '2', 'e', 'E', 'f', 'F', '5', 'c', '~', '-', ';', '?', '#', '\\', ' ', '0');
     const paths = fc.array(chars, { maxLength: 30 }).map((cs) => `/${cs.join('')}`);
