@@ -165,11 +165,16 @@ function firstChunk(socket: Socket, timeoutMs: number): Promise<Buffer | undefin
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
+      socket.off('end', onClose);
       resolve(value);
     };
     const onClose = () => done(undefined);
     socket.on('data', onData);
     socket.once('close', onClose);
+    // The CONNECT socket allows half-open: a client that hangs up before its
+    // first byte only sends FIN ('end'), and would otherwise hold a tunnel slot
+    // until the handshake timeout.
+    socket.once('end', onClose);
   });
 }
 
