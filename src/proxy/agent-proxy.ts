@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
 import type { EgressPolicy } from '../policy/compile.js';
@@ -176,10 +177,21 @@ export class AgentProxy {
     // Node's parser is strict by default: it refuses Content-Length with
     // Transfer-Encoding, non-final or unknown transfer codings and obs-fold
     // (400), and oversized headers (431).
-    return { maxHeaderSize: this.limits.maxHeaderBytes, insecureHTTPParser: false, requireHostHeader: false, joinDuplicateHeaders: false };
+    // Node enforces headersTimeout/requestTimeout only when it sweeps its
+    // connections (every 30 s by default): sweep often enough that a stalled,
+    // half-sent request is cut close to headersTimeout, not up to 30 s later.
+    const sweepMs = Math.max(100, Math.min(30_000, Math.floor(this.limits.headersTimeoutMs / 4)));
+    return {
+      maxHeaderSize: this.limits.maxHeaderBytes,
+      insecureHTTPParser: false,
+      requireHostHeader: false,
+      joinDuplicateHeaders: false,
+      connectionsCheckingInterval: sweepMs,
+    };
   }
 
   private applyTimeouts(server: HttpServer): void {
+    server.on('clientError', answerClientError);
     server.headersTimeout = this.limits.headersTimeoutMs;
     server.requestTimeout = this.limits.requestTimeoutMs;
     server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
@@ -193,4 +205,30 @@ export class AgentProxy {
       res.end('proxy error\n');
     } else res.destroy();
   }
+}
+
+const CLIENT_ERROR_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
+/**
+ * A request the parser refused (smuggling shapes, oversized headers, garbage,
+ * a stalled request). Node's default answer writes and destroys at once, which
+ * inside an intercepted tunnel loses the answer (TLS writes are asynchronous)
+ * or turns it into a reset; end gracefully instead, then make sure it closes.
+ */
+const answered = new WeakSet<Duplex>();
+
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // The parser reports again on the bytes that follow: the answer is already on its way.
+  if (answered.has(socket)) return;
+  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  answered.add(socket);
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const body = `${CLIENT_ERROR_TEXT[status]}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${CLIENT_ERROR_TEXT[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nx-tagbox-decision: blocked\r\nconnection: close\r\n\r\n${body}`,
+  );
+  // Keep reading (and dropping) what the client still sends, so that closing
+  // does not reset the connection before it has read the answer.
+  socket.on('data', () => undefined);
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
