@@ -102,6 +102,7 @@ async function runExec(ctx: ExecContext, id: string, request: ExecRequest, stdou
     });
     clearTimeout(timer);
     request.signal?.removeEventListener('abort', onAbort);
+    if (inSocket && request.stdin instanceof Readable) request.stdin.unpipe(inSocket);
     inSocket?.destroy();
     if (status === undefined) {
       // The sandbox died under the command: its writers are gone, so the streams end too.
