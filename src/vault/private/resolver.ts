@@ -22,6 +22,15 @@ export interface ResolverOptions {
 export function createCredentialResolver(options: ResolverOptions): CredentialResolver {
   const now = options.now ?? Date.now;
   const tokens = new TokenCache(now);
+  // Parsed documents per (name, version): validating a GitHub App key is too costly to repeat per request.
+  const parsed = new Map<string, { version: number; text: string; cred: unknown }>();
+  const document = <T>(secret: { name: string; version: number; value: string }, parse: (text: string) => T): T => {
+    const hit = parsed.get(secret.name);
+    if (hit && hit.version === secret.version && hit.text === secret.value) return hit.cred as T;
+    const cred = parse(secret.value);
+    parsed.set(secret.name, { version: secret.version, text: secret.value, cred });
+    return cred;
+  };
   return {
     async resolve(secretName: string, ctx: CredentialContext): Promise<ResolvedCredential> {
       const secret = await options.opener.open(secretName, ctx);
@@ -30,17 +39,17 @@ export function createCredentialResolver(options: ResolverOptions): CredentialRe
         case 'static':
           return { kind: 'value', value: secret.value, version };
         case 'github-app': {
-          const cred = parseCredentialDocument('github-app', secret.value);
+          const cred = document(secret, (t) => parseCredentialDocument('github-app', t));
           const value = await tokens.get(secretName, version, () => fetchInstallationToken(cred, options.http, now()));
           return { kind: 'value', value, version };
         }
         case 'oauth2-client-credentials': {
-          const cred = parseCredentialDocument('oauth2-client-credentials', secret.value);
+          const cred = document(secret, (t) => parseCredentialDocument('oauth2-client-credentials', t));
           const value = await tokens.get(secretName, version, () => fetchClientCredentialsToken(cred, options.http, now()));
           return { kind: 'value', value, version };
         }
         case 'aws-sigv4': {
-          const cred = parseCredentialDocument('aws-sigv4', secret.value);
+          const cred = document(secret, (t) => parseCredentialDocument('aws-sigv4', t));
           return { kind: 'sign', version, sign: (req: SignableRequest) => signSigV4(req, cred, { date: new Date(now()) }).headers };
         }
         default:
