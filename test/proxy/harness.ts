@@ -33,6 +33,9 @@ import { createVaultHarness, type VaultHarness } from '../vault/harness.js';
  */
 export const MAPPED_NAMES = ['echo.test', 'api.echo.test', 'other.echo.test', 'evil.test', 'pass.echo.test', 'nopass.echo.test'];
 
+/** Mapped to the echo upstream, but not named in its certificate. */
+export const UNCERTIFIED_NAMES = ['unnamed.test'];
+
 export const DEFAULT_BUNDLES = `
 bundles:
   - name: base
@@ -136,7 +139,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 
   const connectTo = parseConnectTo([
-    ...MAPPED_NAMES.flatMap((n) => [`${n}:443:127.0.0.1:${echo.httpsPort}`, `${n}:80:127.0.0.1:${echo.httpPort}`]),
+    ...[...MAPPED_NAMES, ...UNCERTIFIED_NAMES].flatMap((n) => [`${n}:443:127.0.0.1:${echo.httpsPort}`, `${n}:80:127.0.0.1:${echo.httpPort}`]),
     ...(options.connectTo ?? []),
   ]);
   const proxy = new AgentProxy({
@@ -331,6 +334,7 @@ export async function startWsUpstream(): Promise<{ port: number; upgrades: strin
     upgrades.push(`${req.method} ${req.url} auth=${req.headers.authorization ?? ''}`);
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n');
     socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
+    socket.on('end', () => socket.end());
     socket.on('error', () => socket.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
