@@ -6,11 +6,10 @@ import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
 import type { EgressPolicy } from '../policy/compile.js';
 import { compileHostMatcher, type HostMatcher } from '../policy/passthrough.js';
-import type { CertificateAuthority } from '../tls/certificates.js';
 import type { CredentialResolver } from '../vault/credentials.js';
 import { AuditWriter } from './audit-writer.js';
 import { handleExchange, type ExchangeDeps } from './exchange.js';
-import { LeafCache } from './leaf-cache.js';
+import { LeafCache, type CaPem } from './leaf-cache.js';
 import { ListenerState, type TunnelInfo } from './listener-state.js';
 import { ProxyMetrics } from './metrics.js';
 import { EgressRecorder } from './record.js';
@@ -24,7 +23,8 @@ import { Upstreams, type UpstreamOptions } from './upstream.js';
  * standalone form has one TCP listener serving one policy to all.
  */
 export interface AgentProxyOptions {
-  ca: CertificateAuthority;
+  /** The deployment CA (a full CertificateAuthority works too). */
+  ca: CaPem;
   audit: AuditLog;
   /** The vault's resolver; without it, every credential decision fails closed. */
   resolver?: CredentialResolver;

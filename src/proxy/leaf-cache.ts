@@ -1,6 +1,16 @@
 import type { webcrypto } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { generateKeyPair, issueServerCertificate, privateKeyPem, type CertificateAuthority } from '../tls/certificates.js';
+import type { CertificateAuthority } from '../tls/certificates.js';
+
+/** The CA as PEM text; parsed (with @peculiar/x509) only when the first leaf is minted. */
+export interface CaPem {
+  certPem: string;
+  keyPem: string;
+}
+
+// The certificate library is heavy to load; a one-shot command that makes no
+// HTTPS request never needs it.
+const certificates = () => import('../tls/certificates.js');
 
 /**
  * Leaf certificates for intercepted TLS, one per host name, held as ready TLS
@@ -18,10 +28,11 @@ export class LeafCache {
   private readonly entries = new Map<string, { context: SecureContext; expiresAt: number }>();
   private readonly pending = new Map<string, Promise<SecureContext>>();
   private keys: Promise<{ pair: CryptoKeyPair; pem: string }> | undefined;
+  private parsedCa: Promise<CertificateAuthority> | undefined;
   readonly stats: LeafCacheStats = { hits: 0, misses: 0, size: 0 };
 
   constructor(
-    private readonly ca: CertificateAuthority,
+    private readonly ca: CaPem,
     private readonly options: { maxEntries?: number; validSeconds?: number } = {},
   ) {}
 
@@ -46,7 +57,9 @@ export class LeafCache {
   private async mint(host: string): Promise<SecureContext> {
     const validSeconds = this.options.validSeconds ?? 24 * 3600;
     const { pair, pem } = await this.leafKeys();
-    const leaf = await issueServerCertificate(this.ca, [host], { validSeconds, keys: pair, keyPem: pem });
+    this.parsedCa ??= certificates().then((c) => c.loadCertificateAuthority(this.ca.certPem, this.ca.keyPem));
+    const { issueServerCertificate } = await certificates();
+    const leaf = await issueServerCertificate(await this.parsedCa, [host], { validSeconds, keys: pair, keyPem: pem });
     const context = createSecureContext({ cert: leaf.certPem + this.ca.certPem, key: leaf.keyPem, minVersion: 'TLSv1.2' });
     // Renew an hour (or a tenth of the lifetime) before expiry.
     const expiresAt = Date.now() + validSeconds * 1000 - Math.min(3600_000, validSeconds * 100);
@@ -58,7 +71,10 @@ export class LeafCache {
   }
 
   private leafKeys(): Promise<{ pair: CryptoKeyPair; pem: string }> {
-    this.keys ??= generateKeyPair().then(async (pair) => ({ pair, pem: await privateKeyPem(pair.privateKey) }));
+    this.keys ??= certificates().then(async ({ generateKeyPair, privateKeyPem }) => {
+      const pair = await generateKeyPair();
+      return { pair, pem: await privateKeyPem(pair.privateKey) };
+    });
     return this.keys;
   }
 }

@@ -69,7 +69,8 @@ describe('tagbox exec', () => {
   it('leaves nothing behind when the command ends', async () => {
     await exec(['--', 'sh', '-c', 'echo x > /workspace/left; (sleep 60 &) ; setsid sleep 60 &']);
     const sandboxes = join(home, 'sandboxes');
-    expect(existsSync(sandboxes) ? readdirSync(sandboxes) : []).toEqual([]);
+    // Only the provider's shared, read-only helpers (dot entries) may remain.
+    expect(existsSync(sandboxes) ? readdirSync(sandboxes).filter((d) => !d.startsWith('.')) : []).toEqual([]);
     expect(existsSync(join(home, 'run')) ? readdirSync(join(home, 'run')) : []).toEqual([]);
   });
 
@@ -83,13 +84,16 @@ describe('tagbox exec', () => {
     const r = await exec([
       '--bundles', bundles, ...mapping, '--',
       'sh', '-c',
-      // Look everywhere the sandbox can read: env, argv, /proc, files.
-      `env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n'; grep -rs -l '${canary.slice(0, 20)}' / --exclude-dir=proc --exclude-dir=sys 2>/dev/null; echo ---; curl -s https://api.echo.test/repos/acme/x`,
+      // Dump what the sandbox can read — env, every process's environment and
+      // argv, and every file outside the read-only system binds — and search
+      // it here, on the host: the canary itself never goes in.
+      `env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n'; find /etc /run /tmp /workspace /home /dev/shm -type f -exec cat {} + 2>/dev/null; echo; echo @@SPLIT@@; curl -s https://api.echo.test/repos/acme/x`,
     ]);
     expect(r.code).toBe(0);
-    const [inside, response] = r.stdout.split('---\n');
+    const [inside, response] = r.stdout.split('@@SPLIT@@\n');
     expect(inside).not.toContain(canary);
-    expect(inside).not.toContain(canary.slice(0, 20).replace('canary-', ''));
+    expect(inside).not.toContain(canary.slice(7, 27));
+    expect(inside).toContain('HTTPS_PROXY=http://127.0.0.1:3128');
     expect(JSON.parse(response!).headers.authorization).toBe(`Bearer ${canary}`);
     expect(echo.received.length).toBe(before + 1);
   });
