@@ -7,7 +7,8 @@
  * Targets: warm p50 within 2x of bare; idle memory under 5 MiB.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,9 +36,9 @@ async function measure(name: string, rounds: number, once: () => Promise<unknown
   return p50;
 }
 
-function run(command: string, args: string[]): Promise<void> {
+function run(command: string, args: string[], env: Record<string, string> = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: 'ignore', env: {} });
+    const child = spawn(command, args, { stdio: 'ignore', env });
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}`))));
   });
@@ -64,10 +65,18 @@ const cold = await measure('tagbox create + exec + release', Math.max(5, Math.fl
   await provider.release(sandbox);
 });
 
-// ---- one-shot `tagbox exec -- true` and Anthropic's `srt` go here once `tagbox exec` exists ----
-// const oneShot = await measure('tagbox exec -- true', ROUNDS, () => run('node', ['bin/tagbox.js', 'exec', '--', 'true']));
-// const srt = await measure('srt true', ROUNDS, () => run('npx', ['srt', 'true']));
-// ---------------------------------------------------------------------------------------------------
+// One-shot, as a user types it: the whole `tagbox exec -- true` process (proxy, vault, audit,
+// sandbox) against Anthropic's sandbox-runtime doing the same (`srt`, a bench-only dependency;
+// it needs ripgrep, installed here when missing and root).
+const ONE_SHOT_ROUNDS = Math.max(5, Math.floor(ROUNDS / 4));
+const home = join(root, 'exec-home');
+const oneShotEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', TAGBOX_HOME: home, HOME: root };
+const oneShot = await measure('tagbox exec -- true (one-shot)', ONE_SHOT_ROUNDS, () => run(process.execPath, ['bin/tagbox.js', 'exec', '--', 'true'], oneShotEnv));
+ensureRipgrep();
+const srtSettings = join(root, 'srt-settings.json');
+writeFileSync(srtSettings, JSON.stringify({ network: { allowedDomains: [], deniedDomains: [] }, filesystem: { denyRead: [], allowWrite: ['/tmp'], denyWrite: [] } }));
+const srtBin = join('node_modules', '.bin', 'srt');
+const srt = await measure('srt true (sandbox-runtime)', ONE_SHOT_ROUNDS, () => run(srtBin, ['-s', srtSettings, 'true'], { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: root }));
 
 await new Promise((resolve) => setTimeout(resolve, 300)); // let the idle sandbox settle
 const memory = idleMemory(live as unknown as { monitorPid: number });
@@ -76,6 +85,7 @@ await provider.release(live);
 console.log('');
 console.log(`warm exec / bare bwrap          ${(warm / bare).toFixed(2)}x   (target <= 2x)`);
 console.log(`create+exec+release / bare      ${(cold / bare).toFixed(2)}x`);
+console.log(`one-shot tagbox exec / srt      ${(oneShot / srt).toFixed(2)}x   (target <= 0.5x)`);
 console.log(`idle sandbox host memory        RSS ${mib(memory.rss)} MiB, PSS ${mib(memory.pss)} MiB over ${memory.processes.length} processes (target < 5 MiB)`);
 console.log(`  ${memory.processes.join(', ')}`);
 
@@ -121,4 +131,10 @@ function idleMemory(sandbox: { monitorPid: number }): { rss: number; pss: number
 
 function mib(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(2);
+}
+
+function ensureRipgrep(): void {
+  if (findExecutable('rg')) return;
+  if (process.getuid?.() !== 0) throw new Error('srt needs ripgrep: apt-get install ripgrep');
+  spawnSync('apt-get', ['install', '-y', '-qq', 'ripgrep'], { stdio: 'ignore' });
 }

@@ -1,6 +1,5 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
 import { failure } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -39,6 +38,8 @@ export async function openStore<DB>(location: StoreLocation): Promise<Store<DB>>
     return { db, dialect: 'sqlite', location, close: () => db.destroy() };
   }
 
+  // Loaded only when Postgres is used: most one-machine commands never need it.
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({
     connectionString: location.url,
     options: `-c search_path=${location.schema}`,
