@@ -142,6 +142,9 @@ export class Upstreams {
           resolve(socket);
         });
       }
+      // Requests and answers are small writes: Nagle's algorithm with delayed
+      // ACKs would hold each one back for milliseconds.
+      socket.setNoDelay(true);
       socket.once('error', fail);
     });
   }
