@@ -23,6 +23,7 @@ import { AuditLog } from '../src/audit/log.js';
 import { parseBundleFile } from '../src/policy/bundle-file.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { AgentProxy } from '../src/proxy/agent-proxy.js';
+import { AuditWriter } from '../src/proxy/audit-writer.js';
 import { parseConnectTo } from '../src/proxy/connect-to.js';
 import { openControlStore } from '../src/store/database.js';
 import { createCertificateAuthority, issueServerCertificate } from '../src/tls/certificates.js';
@@ -198,11 +199,13 @@ async function main(): Promise<void> {
   const store = await openControlStore({ dialect: 'sqlite', file: join(dir, 'tagbox.db') });
   // BENCH_NO_AUDIT=1 (diagnosis only): audit events are dropped, to see what the audit write costs.
   const audit = process.env.BENCH_NO_AUDIT ? ({ appendMany: async () => [], append: async () => ({}) } as unknown as AuditLog) : new AuditLog(store);
-  const opener = await Opener.unlock(vaultStore, masterKey, { audit });
+  // As `tagbox proxy` runs it: one group-committing writer for egress and credential-use events.
+  const writer = new AuditWriter(audit);
+  const opener = await Opener.unlock(vaultStore, masterKey, { audit: writer });
   const resolver = createCredentialResolver({ opener, http: createTokenHttpClient({}) });
   const proxy = new AgentProxy({
     ca: deployCa,
-    audit,
+    audit: writer,
     resolver,
     // Through Tagbox the names are used on 443 (passthrough and host patterns
     // default to ports 443 and 80), mapped to the upstream like --connect-to.

@@ -1,3 +1,4 @@
+import type BetterSqlite3 from 'better-sqlite3';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
@@ -20,10 +21,12 @@ export type VerifyResult = { ok: true; events: number } | { ok: false; events: n
 /**
  * The append-only audit log. One writer discipline keeps the chain linear even
  * with several processes: on SQLite an IMMEDIATE transaction (the database's
- * single write lock), on Postgres a transaction-scoped advisory lock. Unique
- * constraints on hash and prev_hash make a fork impossible to commit anyway.
+ * single write lock), on Postgres a transaction-scoped advisory lock. The
+ * sequence number is the primary key, so a fork cannot be committed anyway.
  */
 export class AuditLog {
+  private sqliteStatements: { head: BetterSqlite3.Statement; anchor: BetterSqlite3.Statement; insert: BetterSqlite3.Statement } | undefined;
+
   constructor(private readonly store: ControlStore) {}
 
   async append(event: AuditEventInput): Promise<AuditEvent> {
@@ -34,6 +37,9 @@ export class AuditLog {
   /** Appends events in one transaction, in order; cheaper per event under load. */
   async appendMany(events: AuditEventInput[]): Promise<AuditEvent[]> {
     if (events.length === 0) return [];
+    // The fast path shares the connection with Kysely: never run it inside a
+    // transaction Kysely has open (it would nest, and share that transaction's fate).
+    if (this.store.sqlite && !this.store.sqlite.inTransaction) return this.appendSqlite(events, this.store.sqlite);
     return this.withWriteLock(async (trx) => {
       const last = await trx
         .selectFrom('audit_events')
@@ -42,34 +48,34 @@ export class AuditLog {
         .limit(1)
         .executeTakeFirst();
       const anchor = last ? undefined : await trx.selectFrom('audit_anchor').select(['seq', 'hash']).executeTakeFirst();
-      let seq = last?.seq ?? anchor?.seq ?? 0;
-      let prev = last?.hash ?? anchor?.hash ?? GENESIS_HASH;
-      const stored: AuditEvent[] = [];
-      const rows = events.map((input) => {
-        seq += 1;
-        const event: AuditEventInput & { ts: string; seq: number } = { ...input, ts: input.ts ?? new Date().toISOString(), seq };
-        const data = canonicalJson(event);
-        const hash = chainHash(prev, data);
-        const row = {
-          seq,
-          ts: event.ts,
-          type: event.type,
-          outcome: event.outcome ?? null,
-          actor: event.actor ?? null,
-          session_id: event.session ?? null,
-          channel_id: event.channel ?? null,
-          data,
-          prev_hash: prev,
-          hash,
-        };
-        stored.push({ ...(JSON.parse(data) as AuditEvent), hash });
-        prev = hash;
-        return row;
-      });
-      // Chunked so that a large batch stays under SQLite's bound-parameter limit.
+      const { rows, stored } = chainRows(events, last ?? anchor);
+      // Chunked so that a large batch stays under the bound-parameter limit.
       for (let i = 0; i < rows.length; i += 50) await trx.insertInto('audit_events').values(rows.slice(i, i + 50)).execute();
       return stored;
     });
+  }
+
+  /**
+   * SQLite: the same discipline (one IMMEDIATE transaction: read the head,
+   * append) with statements prepared once. The proxy appends on every request;
+   * compiling and preparing the queries anew each time cost more than the write.
+   */
+  private appendSqlite(events: AuditEventInput[], raw: BetterSqlite3.Database): AuditEvent[] {
+    this.sqliteStatements ??= {
+      head: raw.prepare('select seq, hash from audit_events order by seq desc limit 1'),
+      anchor: raw.prepare('select seq, hash from audit_anchor limit 1'),
+      insert: raw.prepare(
+        'insert into audit_events (seq, ts, type, outcome, actor, session_id, channel_id, data, prev_hash, hash) values (@seq, @ts, @type, @outcome, @actor, @session_id, @channel_id, @data, @prev_hash, @hash)',
+      ),
+    };
+    const { head, anchor, insert } = this.sqliteStatements;
+    const append = raw.transaction(() => {
+      const start = (head.get() ?? anchor.get()) as { seq: number; hash: string } | undefined;
+      const { rows, stored } = chainRows(events, start);
+      for (const row of rows) insert.run(row);
+      return stored;
+    });
+    return append.immediate();
   }
 
   /** Events oldest first, filtered. */
@@ -153,4 +159,33 @@ export class AuditLog {
       }
     });
   }
+}
+
+/** Links new events onto the chain after `start` (the head, or the retention anchor). */
+function chainRows(events: AuditEventInput[], start: { seq: number; hash: string } | undefined) {
+  let seq = start?.seq ?? 0;
+  let prev = start?.hash ?? GENESIS_HASH;
+  const stored: AuditEvent[] = [];
+  const rows = events.map((input) => {
+    seq += 1;
+    const event: AuditEventInput & { ts: string; seq: number } = { ...input, ts: input.ts ?? new Date().toISOString(), seq };
+    const data = canonicalJson(event);
+    const hash = chainHash(prev, data);
+    stored.push({ ...event, hash } as AuditEvent);
+    const row = {
+      seq,
+      ts: event.ts,
+      type: event.type,
+      outcome: (event.outcome as string | undefined) ?? null,
+      actor: (event.actor as string | undefined) ?? null,
+      session_id: (event.session as string | undefined) ?? null,
+      channel_id: (event.channel as string | undefined) ?? null,
+      data,
+      prev_hash: prev,
+      hash,
+    };
+    prev = hash;
+    return row;
+  });
+  return { rows, stored };
 }

@@ -25,7 +25,8 @@ import { Upstreams, type UpstreamOptions } from './upstream.js';
 export interface AgentProxyOptions {
   /** The deployment CA (a full CertificateAuthority works too). */
   ca: CaPem;
-  audit: AuditLog;
+  /** Where decisions are recorded; pass an AuditWriter to share its group commit (e.g. with the vault). */
+  audit: AuditLog | AuditWriter;
   /** The vault's resolver; without it, every credential decision fails closed. */
   resolver?: CredentialResolver;
   upstream: UpstreamOptions;
@@ -86,7 +87,7 @@ export class AgentProxy {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.leaves = new LeafCache(options.ca, { maxEntries: this.limits.leafCacheSize });
     this.upstreams = new Upstreams(options.upstream);
-    this.auditWriter = new AuditWriter(options.audit, options.logger);
+    this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
     const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger);
     this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record };

@@ -5,6 +5,7 @@ import type { CliContext } from '../cli/context.js';
 import type { ControlStore } from '../store/database.js';
 import { openProxyVault, type ProxyVault } from '../vault/private/proxy-vault.js';
 import { AgentProxy } from './agent-proxy.js';
+import { AuditWriter } from './audit-writer.js';
 import { loadOrCreateDeploymentCa } from './ca.js';
 import { parseConnectTo } from './connect-to.js';
 
@@ -43,7 +44,9 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
 
   const ca = await loadOrCreateDeploymentCa(ctx.paths.caDir);
   const store = await ctx.openStore();
-  const audit = new AuditLog(store);
+  // One group-committing writer for the proxy's egress events and the vault's
+  // credential-use events: one transaction per batch, not one per event.
+  const audit = new AuditWriter(new AuditLog(store), ctx.logger);
   let vault: ProxyVault | undefined;
   try {
     vault = await openProxyVault({
@@ -73,6 +76,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
     close: async () => {
       await proxy.close();
       await vault?.close();
+      await audit.close();
       await store.close();
     },
   };

@@ -13,6 +13,11 @@ export interface Store<DB> {
   db: Kysely<DB>;
   dialect: Dialect;
   location: StoreLocation;
+  /**
+   * The raw SQLite handle, for the few hot paths (audit appends) that need
+   * prepared statements reused across calls; everything else goes through Kysely.
+   */
+  sqlite?: BetterSqlite3.Database;
   close(): Promise<void>;
 }
 
@@ -35,7 +40,7 @@ export async function openStore<DB>(location: StoreLocation): Promise<Store<DB>>
       throw failure(`cannot open database ${location.file}: ${(error as Error).message}`, 'database_unavailable', error);
     }
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: raw }) });
-    return { db, dialect: 'sqlite', location, close: () => db.destroy() };
+    return { db, dialect: 'sqlite', location, sqlite: raw, close: () => db.destroy() };
   }
 
   // Loaded only when Postgres is used: most one-machine commands never need it.
