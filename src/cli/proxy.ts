@@ -37,8 +37,10 @@ export function registerProxy(program: Command): void {
     });
 }
 
+/** HOST:PORT to listen on; port 0 picks a free one (the line printed says which). */
 function listenAddress(value: string, flag: string): { host: string; port: number } {
-  const a = parseAuthority(value);
+  const zero = /:0$/.test(value);
+  const a = parseAuthority(zero ? value.replace(/:0$/, ':1') : value);
   if (!a || a.port === undefined) throw invalidInput(`${flag}: expected HOST:PORT, got "${value}"`);
-  return { host: a.host, port: a.port };
+  return { host: a.host, port: zero ? 0 : a.port };
 }

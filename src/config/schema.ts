@@ -69,7 +69,9 @@ export const configSchema = z
     proxy: z
       .object({
         /** Hosts tunnelled unopened (clients that pin certificates); judged on host and port alone. */
-        passthrough: z.array(z.string().min(1)).default([]),
+        passthrough: z
+          .array(z.union([z.string().min(1), z.object({ host: z.string().min(1), ports: z.array(port).min(1) }).strict()]))
+          .default([]),
         /** Cap on concurrently open CONNECT tunnels; more are refused with 503. */
         maxTunnels: z.number().int().min(1).default(1024),
       })

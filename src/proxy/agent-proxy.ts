@@ -31,7 +31,7 @@ export interface AgentProxyOptions {
   resolver?: CredentialResolver;
   upstream: UpstreamOptions;
   /** Host patterns tunnelled unopened (tagbox.yaml `proxy.passthrough`). */
-  passthrough?: string[];
+  passthrough?: Array<string | { host: string; ports: number[] }>;
   logger?: Logger;
   limits?: Partial<ProxyLimits>;
 }

@@ -16,6 +16,9 @@ import { describeUpstreamError, hostForUrl, type Upstreams } from './upstream.js
  * authority checks -> decide(policy, request) -> SSRF guard -> credential
  * (resolved from the vault now) -> forward -> one audit record.
  */
+/** Headers some frameworks read as the real method; never sent along with a credential. */
+const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
 export interface ExchangeDeps {
   upstreams: Upstreams;
   resolver: CredentialResolver | undefined;
@@ -101,14 +104,15 @@ export async function prepareHeaders(deps: ExchangeDeps, state: ListenerState, r
   });
   if (credential.kind === 'value') {
     const { name, value } = renderInjection(decision.inject, credential.value);
-    // The client's own value of the injected header never reaches the upstream.
-    const headers = forwardableRequestHeaders(req.headers, new Set([name.toLowerCase()]));
+    // The client's own value of the injected header never reaches the upstream,
+    // nor does a method override that could turn a read-only request into a write.
+    const headers = forwardableRequestHeaders(req.headers, new Set([name.toLowerCase(), ...METHOD_OVERRIDES]));
     headers[name.toLowerCase()] = value;
     return { headers };
   }
   // Request signing needs the whole body to hash it.
   const body = await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024);
-  const base = forwardableRequestHeaders(req.headers, new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token']));
+  const base = forwardableRequestHeaders(req.headers, new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token', ...METHOD_OVERRIDES]));
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
   flat.host = authorityHeader(target.host, target.port, target.scheme);

@@ -44,6 +44,14 @@ describe('config', () => {
     expect(config.upstream).toEqual({ connectTo: ['api.github.com:443:127.0.0.1:8443'], caFile: '/etc/ca.pem' });
   });
 
+  it('reads proxy.passthrough as host patterns, with ports where given', () => {
+    const file = writeConfig('proxy:\n  passthrough:\n    - pinned.example.com\n    - host: "*.pinned.test"\n      ports: [8443]\n');
+    const { config } = loadConfig({ file, explicit: true, env: {} });
+    expect(config.proxy.passthrough).toEqual(['pinned.example.com', { host: '*.pinned.test', ports: [8443] }]);
+    const error = loadError(writeConfig('proxy:\n  passthrough:\n    - host: x.test\n      ports: [0]\n'));
+    expect(error.message).toMatch(/:4: proxy\.passthrough\.0\.ports\.0: /);
+  });
+
   it('names the file, the line, the key path and what was expected', () => {
     const file = writeConfig('server:\n  port: 8787\nupstream:\n  connectTo:\n    - not-a-mapping\n');
     const error = loadError(file);

@@ -149,6 +149,15 @@ describe('method narrowing (readOnly)', () => {
     expectNoCredential(r.received);
   });
 
+  it('a GET carrying a method override gets the credential, but never the override', async () => {
+    // Some frameworks would run GET + X-HTTP-Method-Override: DELETE as a DELETE,
+    // with the read-only credential attached. The proxy strips the override.
+    const r = await viaTunnel('api.echo.test', 'GET /repos/acme/x HTTP/1.1', 'X-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nX-Method-Override: DELETE\r\n');
+    expect(authValues(r.received[0]!)).toEqual([`Bearer ${h.secret}`]);
+    const names = r.received[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    expect(names.filter((n) => n.includes('method'))).toEqual([]);
+  });
+
   it('HEAD and OPTIONS are read-only: injected', async () => {
     for (const method of ['HEAD', 'OPTIONS']) {
       const r = await viaTunnel('api.echo.test', `${method} /repos/acme/x HTTP/1.1`);
