@@ -9,6 +9,7 @@ import {
   findExecutable,
   probeUserNamespaces,
 } from '../sandbox/host-support.js';
+import { describeEnforcement } from '../sandbox/limits.js';
 import { describeLocation } from '../store/connect.js';
 import { controlStoreLocation, migrationStatus, openControlStore } from '../store/database.js';
 import type { GlobalOptions } from './context.js';
@@ -93,11 +94,14 @@ export async function runChecks(globals: GlobalOptions): Promise<CheckResult[]> 
   }
 
   const limits = detectLimitMechanism();
+  const enforcement = Object.entries(describeEnforcement(limits))
+    .map(([limit, how]) => `${limit} by ${how.replace(/ \(.*\)$/, '')}`)
+    .join('; ');
   results.push({
     name: 'resource limits',
     ok: limits.kind !== 'rlimits',
     required: false,
-    detail: describeLimitMechanism(limits),
+    detail: `${describeLimitMechanism(limits)} — ${enforcement}`,
     fix: 'run Tagbox where it may create cgroups (root, or a delegated cgroup v2 subtree)',
   });
 
