@@ -60,21 +60,27 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command):
   const ctx = contextFrom(command);
   const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
 
-  let provider;
-  try {
-    provider = await createBubblewrapProvider({ home: ctx.home });
-  } catch (error) {
-    if (!isSandboxUnavailable(error)) throw error;
-    process.stderr.write(`tagbox: ${error.message}\n`);
+  // The host check (it runs bubblewrap once) and the proxy's start overlap.
+  const providerReady = createBubblewrapProvider({ home: ctx.home }).then(
+    (provider) => ({ provider }),
+    (error: unknown) => ({ error }),
+  );
+  const runtimeReady = startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}) });
+  const ready = await providerReady;
+  if ('error' in ready) {
+    await runtimeReady.then((r) => r.close(), () => undefined);
+    if (!isSandboxUnavailable(ready.error)) throw ready.error;
+    process.stderr.write(`tagbox: ${ready.error.message}\n`);
     return EXIT_SANDBOX_UNAVAILABLE;
   }
+  const { provider } = ready;
 
   const session = `exec-${randomBytes(6).toString('hex')}`;
   mkdirSync(ctx.paths.sockets, { recursive: true, mode: 0o700 });
   const proxySocket = join(ctx.paths.sockets, `${session}.sock`);
   let runtime: ProxyRuntime | undefined;
   try {
-    runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}) });
+    runtime = await runtimeReady;
     await runtime.proxy.listen({ socketPath: proxySocket }, { session, policy });
     const audit = new AuditLog(runtime.store);
     await audit.append({ type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '', bundles: bundles.map((b) => b.name) });

@@ -45,15 +45,23 @@ const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const DNS_TTL_MS = 5_000;
 
 export class Upstreams {
-  private readonly secureContext: SecureContext;
+  private secureContextCache: SecureContext | undefined;
   private readonly pools = new Map<string, Pool>();
   private readonly dnsCache = new Map<string, { addresses: string[]; expires: number }>();
   private readonly selfAddresses: string[];
 
   constructor(private readonly options: UpstreamOptions) {
-    const roots = existsSync(SYSTEM_BUNDLE) ? [readFileSync(SYSTEM_BUNDLE, 'utf8')] : [...rootCertificates];
-    this.secureContext = createSecureContext({ ca: options.extraCaPem ? [...roots, options.extraCaPem] : roots, minVersion: 'TLSv1.2' });
     this.selfAddresses = [...ownInterfaceAddresses(), ...(options.listenAddresses ?? [])];
+  }
+
+  /** The trust store for upstream TLS, parsed on first use (a command that makes no HTTPS request never pays for it). */
+  private get secureContext(): SecureContext {
+    if (!this.secureContextCache) {
+      const roots = existsSync(SYSTEM_BUNDLE) ? [readFileSync(SYSTEM_BUNDLE, 'utf8')] : [...rootCertificates];
+      const ca = this.options.extraCaPem ? [...roots, this.options.extraCaPem] : roots;
+      this.secureContextCache = createSecureContext({ ca, minVersion: 'TLSv1.2' });
+    }
+    return this.secureContextCache;
   }
 
   /** Resolves once and applies the SSRF guard; the result is what gets dialled. */
