@@ -11,25 +11,29 @@ type Db = Kysely<Database> | Transaction<Database>;
  * which is what declarative `bundle apply` needs.
  */
 export async function putBundle(db: Kysely<Database>, orgId: string, spec: BundleSpec): Promise<Bundle> {
-  await db.transaction().execute(async (trx) => {
-    const now = nowIso();
-    const existing = await trx.selectFrom('bundles').select('id').where('org_id', '=', orgId).where('name', '=', spec.name).executeTakeFirst();
-    const id = existing?.id ?? newId();
-    if (existing) {
-      await trx.updateTable('bundles').set({ description: spec.description ?? '', updated_at: now }).where('id', '=', id).execute();
-      await trx.deleteFrom('bundle_domains').where('bundle_id', '=', id).execute();
-    } else {
-      await trx.insertInto('bundles').values({ id, org_id: orgId, name: spec.name, description: spec.description ?? '', created_at: now, updated_at: now }).execute();
-    }
-    if (spec.domains.length) {
-      await trx
-        .insertInto('bundle_domains')
-        .values(spec.domains.map((d) => ({ bundle_id: id, host: d.host, ports: d.ports ? JSON.stringify(d.ports) : null })))
-        .execute();
-    }
-    await replaceConnections(trx, { orgId, bundleId: id, ownerMemberId: null }, spec.connections);
-  });
+  await db.transaction().execute((trx) => putBundleIn(trx, orgId, spec));
   return (await getBundleByName(db, orgId, spec.name))!;
+}
+
+/** putBundle inside a transaction the caller owns (AccessAdmin's); returns the bundle id. */
+export async function putBundleIn(trx: Db, orgId: string, spec: BundleSpec): Promise<string> {
+  const now = nowIso();
+  const existing = await trx.selectFrom('bundles').select('id').where('org_id', '=', orgId).where('name', '=', spec.name).executeTakeFirst();
+  const id = existing?.id ?? newId();
+  if (existing) {
+    await trx.updateTable('bundles').set({ description: spec.description ?? '', updated_at: now }).where('id', '=', id).execute();
+    await trx.deleteFrom('bundle_domains').where('bundle_id', '=', id).execute();
+  } else {
+    await trx.insertInto('bundles').values({ id, org_id: orgId, name: spec.name, description: spec.description ?? '', created_at: now, updated_at: now }).execute();
+  }
+  if (spec.domains.length) {
+    await trx
+      .insertInto('bundle_domains')
+      .values(spec.domains.map((d) => ({ bundle_id: id, host: d.host, ports: d.ports ? JSON.stringify(d.ports) : null })))
+      .execute();
+  }
+  await replaceConnections(trx, { orgId, bundleId: id, ownerMemberId: null }, spec.connections);
+  return id;
 }
 
 export async function getBundleByName(db: Db, orgId: string, name: string): Promise<Bundle | undefined> {
@@ -82,11 +86,19 @@ export async function bundlesAttachedTo(db: Db, orgId: string, scopes: Scope[]):
 
 /** A member's personal connectors (usable only in that member's DMs). */
 export async function putPersonalConnector(db: Kysely<Database>, orgId: string, memberId: string, spec: ConnectionSpec): Promise<Connection> {
-  await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('connections').where('owner_member_id', '=', memberId).where('name', '=', spec.name).execute();
-    await insertConnections(trx, { orgId, bundleId: null, ownerMemberId: memberId }, [spec]);
-  });
+  await db.transaction().execute((trx) => putPersonalConnectorIn(trx, orgId, memberId, spec));
   return (await personalConnectors(db, memberId)).find((c) => c.name === spec.name)!;
+}
+
+/** putPersonalConnector inside a transaction the caller owns. */
+export async function putPersonalConnectorIn(trx: Db, orgId: string, memberId: string, spec: ConnectionSpec): Promise<void> {
+  await trx.deleteFrom('connections').where('owner_member_id', '=', memberId).where('name', '=', spec.name).execute();
+  await insertConnections(trx, { orgId, bundleId: null, ownerMemberId: memberId }, [spec]);
+}
+
+export async function deletePersonalConnector(db: Db, memberId: string, name: string): Promise<boolean> {
+  const result = await db.deleteFrom('connections').where('owner_member_id', '=', memberId).where('name', '=', name).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
 }
 
 export async function personalConnectors(db: Db, memberId: string): Promise<Connection[]> {
@@ -94,7 +106,7 @@ export async function personalConnectors(db: Db, memberId: string): Promise<Conn
   return rows.map(toConnection);
 }
 
-async function replaceConnections(trx: Transaction<Database>, owner: ConnectionOwner, specs: ConnectionSpec[]): Promise<void> {
+async function replaceConnections(trx: Db, owner: ConnectionOwner, specs: ConnectionSpec[]): Promise<void> {
   await trx.deleteFrom('connections').where('bundle_id', '=', owner.bundleId!).execute();
   await insertConnections(trx, owner, specs);
 }
@@ -105,7 +117,7 @@ interface ConnectionOwner {
   ownerMemberId: string | null;
 }
 
-async function insertConnections(trx: Transaction<Database>, owner: ConnectionOwner, specs: ConnectionSpec[]): Promise<void> {
+async function insertConnections(trx: Db, owner: ConnectionOwner, specs: ConnectionSpec[]): Promise<void> {
   if (specs.length === 0) return;
   const now = nowIso();
   await trx
@@ -167,7 +179,7 @@ function toConnection(row: Selectable<ConnectionsTable>): Connection {
     ownerMemberId: row.owner_member_id,
     name: row.name,
     secret: row.secret_name,
-    allowedWebsites: JSON.parse(row.allowed_websites) as string[],
+    allowedWebsites: JSON.parse(row.allowed_websites) as ConnectionSpec['allowedWebsites'],
     inject: JSON.parse(row.inject) as Connection['inject'],
     ...(row.narrow ? { narrow: JSON.parse(row.narrow) as Connection['narrow'] } : {}),
     createdAt: row.created_at,

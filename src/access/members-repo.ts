@@ -18,11 +18,29 @@ export async function createMember(
     created_at: nowIso(),
   };
   const roles = [...new Set(input.roles ?? [])];
-  await db.transaction().execute(async (trx) => {
-    await trx.insertInto('members').values(row).execute();
-    if (roles.length) await trx.insertInto('member_roles').values(roles.map((role) => ({ member_id: row.id, role }))).execute();
-  });
+  await db.transaction().execute((trx) => insertMemberIn(trx, row, roles));
   return toMember(row, roles);
+}
+
+/** Inside a transaction the caller owns (AccessAdmin's). */
+export async function createMemberIn(trx: Kysely<Database>, input: Parameters<typeof createMember>[1]): Promise<Member> {
+  const row = {
+    id: newId(),
+    workspace_id: input.workspaceId,
+    external_id: input.externalId,
+    display_name: input.displayName,
+    has_account: input.hasAccount ? 1 : 0,
+    is_guest: input.isGuest ? 1 : 0,
+    created_at: nowIso(),
+  };
+  const roles = [...new Set(input.roles ?? [])];
+  await insertMemberIn(trx, row, roles);
+  return toMember(row, roles);
+}
+
+async function insertMemberIn(trx: Kysely<Database>, row: Selectable<MembersTable>, roles: string[]): Promise<void> {
+  await trx.insertInto('members').values(row).execute();
+  if (roles.length) await trx.insertInto('member_roles').values(roles.map((role) => ({ member_id: row.id, role }))).execute();
 }
 
 export async function getMember(db: Kysely<Database>, id: string): Promise<Member | undefined> {
@@ -42,11 +60,14 @@ export async function findMemberByExternalId(db: Kysely<Database>, workspaceId: 
 }
 
 export async function setMemberRoles(db: Kysely<Database>, memberId: string, roles: string[]): Promise<void> {
+  await db.transaction().execute((trx) => setMemberRolesIn(trx, memberId, roles));
+}
+
+/** Inside a transaction the caller owns. */
+export async function setMemberRolesIn(trx: Kysely<Database>, memberId: string, roles: string[]): Promise<void> {
   const unique = [...new Set(roles)];
-  await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('member_roles').where('member_id', '=', memberId).execute();
-    if (unique.length) await trx.insertInto('member_roles').values(unique.map((role) => ({ member_id: memberId, role }))).execute();
-  });
+  await trx.deleteFrom('member_roles').where('member_id', '=', memberId).execute();
+  if (unique.length) await trx.insertInto('member_roles').values(unique.map((role) => ({ member_id: memberId, role }))).execute();
 }
 
 async function rolesOf(db: Kysely<Database>, memberId: string): Promise<string[]> {

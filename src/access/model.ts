@@ -66,7 +66,8 @@ export interface ConnectionSpec {
   name: string;
   /** A name in the vault; never the value. */
   secret: string;
-  allowedWebsites: string[];
+  /** Host patterns; an entry with ports is an object, as in bundle files. */
+  allowedWebsites: Array<string | DomainEntry>;
   inject: InjectSpec;
   narrow?: Narrowing;
 }

@@ -120,6 +120,28 @@ export interface AuditAnchorTable {
   hash: string;
 }
 
+/** One row per org: bumped with every access change (see src/access/admin-service.ts). */
+export interface PolicyRevisionsTable {
+  org_id: string;
+  revision: number;
+  updated_at: string;
+}
+
+/** Admin API tokens (src/server/tokens-repo.ts); the token itself is never stored. */
+export interface ApiTokensTable {
+  id: string;
+  org_id: string;
+  member_id: string;
+  /** 'owner' | 'admin' | 'member' */
+  role: string;
+  name: string;
+  /** Hex SHA-256 of the token. */
+  token_hash: string;
+  created_by: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
 export interface Database {
   orgs: OrgsTable;
   workspaces: WorkspacesTable;
@@ -132,6 +154,8 @@ export interface Database {
   bundle_scopes: BundleScopesTable;
   audit_events: AuditEventsTable;
   audit_anchor: AuditAnchorTable;
+  api_tokens: ApiTokensTable;
+  policy_revisions: PolicyRevisionsTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

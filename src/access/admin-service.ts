@@ -1,0 +1,322 @@
+import type { Kysely } from 'kysely';
+import type { AuditLog } from '../audit/log.js';
+import { invalidInput } from '../errors.js';
+import { compilePolicy } from '../policy/compile.js';
+import { validateBundles } from '../policy/bundle-file.js';
+import type { ControlStore } from '../store/database.js';
+import type { Database } from '../store/tables.js';
+import * as bundlesRepo from './bundles-repo.js';
+import { scopeBundles } from './effective-policy.js';
+import { notFound } from './errors.js';
+import * as membersRepo from './members-repo.js';
+import type { Bundle, BundleSpec, Channel, Connection, ConnectionSpec, Member, Org, Scope, Workspace, WorkspaceKind } from './model.js';
+import { scopeKey } from './model.js';
+import * as orgsRepo from './orgs-repo.js';
+import type { OrgSettings } from './orgs-repo.js';
+import { bumpRevision, policyEvents, readRevision } from './policy-revision.js';
+import { connectionInput, connectionSpecOf, fromPolicyBundle, fromPolicyConnection, specAsPolicyInput, specOf, toPolicyBundle } from './spec.js';
+import { accessTransaction, lockNamed } from './transaction.js';
+import * as workspacesRepo from './workspaces-repo.js';
+
+export type { OrgSettings } from './orgs-repo.js';
+
+/** What one change did, for its admin-change audit event. Field names only, never values. */
+interface Change {
+  orgId: string;
+  target: string;
+  action: string;
+  fields: string[];
+  /** For attach/detach: the scope key. */
+  scope?: string;
+}
+
+/**
+ * The one place that changes access. Every method is one transaction: the
+ * repository change, a bump of the org's policy revision (what running
+ * proxies watch), and then one `admin-change` audit event naming the actor,
+ * the target and the fields changed — never a secret value (connections hold
+ * vault names only). Bundle specs are validated, and the would-be policy of
+ * every place they reach compiled, before anything commits: an invalid or
+ * ambiguous change is an exit-2 error naming the field, and is not stored.
+ */
+export class AccessAdmin {
+  constructor(
+    private readonly store: ControlStore,
+    private readonly audit: AuditLog,
+  ) {}
+
+  /** The org of a one-org deployment; created once even when several processes start together. */
+  async ensureDefaultOrg(name = 'default'): Promise<Org> {
+    const existing = (await orgsRepo.listOrgs(this.store.db))[0];
+    if (existing) return existing;
+    let created = false;
+    const org = await accessTransaction(this.store, async (db) => {
+      await lockNamed(db, this.store, 'default_org');
+      const found = (await orgsRepo.listOrgs(db))[0];
+      if (found) return found;
+      created = true;
+      const org = await orgsRepo.createOrg(db, name);
+      await bumpRevision(db, this.store.dialect, org.id);
+      return org;
+    });
+    if (created) await this.record('system', { orgId: org.id, target: `org:${org.id}`, action: 'create', fields: ['name'] });
+    return org;
+  }
+
+  async getOrg(orgId: string): Promise<Org> {
+    const org = await orgsRepo.getOrg(this.store.db, orgId);
+    if (!org) throw notFound(`org ${orgId}`);
+    return org;
+  }
+
+  async updateOrgSettings(actor: string, orgId: string, changes: Partial<OrgSettings>): Promise<Org> {
+    validateSettings(changes);
+    return this.change(actor, async (db) => {
+      const before = await orgsRepo.getOrg(db, orgId);
+      if (!before) throw notFound(`org ${orgId}`);
+      const fields = (Object.keys(changes) as (keyof OrgSettings)[]).filter(
+        (k) => changes[k] !== undefined && JSON.stringify(changes[k]) !== JSON.stringify(before[k]),
+      );
+      const org = (await orgsRepo.updateOrgSettings(db, orgId, changes))!;
+      return { result: org, change: { orgId, target: `org:${orgId}`, action: 'update-settings', fields } };
+    });
+  }
+
+  async createWorkspace(actor: string, input: { orgId: string; kind: WorkspaceKind; externalId: string; name: string }): Promise<Workspace> {
+    return this.change(actor, async (db) => {
+      if (!(await orgsRepo.getOrg(db, input.orgId))) throw notFound(`org ${input.orgId}`);
+      const ws = await workspacesRepo.createWorkspace(db, input);
+      return { result: ws, change: { orgId: input.orgId, target: `workspace:${ws.id}`, action: 'create', fields: ['kind', 'externalId', 'name'] } };
+    });
+  }
+
+  listWorkspaces(orgId: string): Promise<Workspace[]> {
+    return workspacesRepo.listWorkspaces(this.store.db, orgId);
+  }
+
+  async createChannel(actor: string, input: { workspaceId: string; externalId: string; name: string; isPrivate?: boolean }): Promise<Channel> {
+    return this.change(actor, async (db) => {
+      const ws = await workspacesRepo.getWorkspace(db, input.workspaceId);
+      if (!ws) throw notFound(`workspace ${input.workspaceId}`);
+      const channel = await workspacesRepo.createChannel(db, input);
+      return { result: channel, change: { orgId: ws.orgId, target: `channel:${channel.id}`, action: 'create', fields: ['externalId', 'name', 'isPrivate'] } };
+    });
+  }
+
+  listChannels(workspaceId: string): Promise<Channel[]> {
+    return workspacesRepo.listChannels(this.store.db, workspaceId);
+  }
+
+  async createMember(
+    actor: string,
+    input: { workspaceId: string; externalId: string; displayName: string; hasAccount?: boolean; isGuest?: boolean; roles?: string[] },
+  ): Promise<Member> {
+    return this.change(actor, async (db) => {
+      const ws = await workspacesRepo.getWorkspace(db, input.workspaceId);
+      if (!ws) throw notFound(`workspace ${input.workspaceId}`);
+      const member = await membersRepo.createMemberIn(db, input);
+      const fields = ['externalId', 'displayName', 'hasAccount', 'isGuest', ...(input.roles?.length ? ['roles'] : [])];
+      return { result: member, change: { orgId: ws.orgId, target: `member:${member.id}`, action: 'create', fields } };
+    });
+  }
+
+  async getMember(memberId: string): Promise<Member> {
+    const member = await membersRepo.getMember(this.store.db, memberId);
+    if (!member) throw notFound(`member ${memberId}`);
+    return member;
+  }
+
+  async setMemberRoles(actor: string, memberId: string, roles: string[]): Promise<Member> {
+    return this.change(actor, async (db) => {
+      const orgId = await this.orgOfMember(db, memberId);
+      await membersRepo.setMemberRolesIn(db, memberId, roles);
+      const member = (await membersRepo.getMember(db, memberId))!;
+      return { result: member, change: { orgId, target: `member:${memberId}`, action: 'set-roles', fields: ['roles'] } };
+    });
+  }
+
+  /** Creates or replaces a bundle whole (its attachments are kept). */
+  async putBundle(actor: string, orgId: string, spec: BundleSpec): Promise<Bundle> {
+    const canonical = { ...fromPolicyBundle(validateBundles([specAsPolicyInput(spec)], `bundle "${spec.name}"`)[0]!), ...(spec.description ? { description: spec.description } : {}) };
+    return this.change(actor, async (db) => {
+      if (!(await orgsRepo.getOrg(db, orgId))) throw notFound(`org ${orgId}`);
+      const before = await bundlesRepo.getBundleByName(db, orgId, spec.name);
+      const id = await bundlesRepo.putBundleIn(db, orgId, canonical);
+      await this.vetScopes(db, orgId, await bundlesRepo.scopesOf(db, id));
+      const bundle = (await bundlesRepo.getBundleByName(db, orgId, spec.name))!;
+      const fields = before ? bundleFieldsChanged(specOf(before), specOf(bundle)) : ['description', 'domains', 'connections'].filter((f) => f !== 'description' || canonical.description);
+      return { result: bundle, change: { orgId, target: `bundle:${spec.name}`, action: before ? 'update' : 'create', fields } };
+    });
+  }
+
+  async deleteBundle(actor: string, orgId: string, name: string): Promise<boolean> {
+    return this.change(actor, async (db) => {
+      const deleted = await bundlesRepo.deleteBundle(db, orgId, name);
+      return { result: deleted, change: deleted ? { orgId, target: `bundle:${name}`, action: 'delete', fields: [] } : undefined };
+    });
+  }
+
+  listBundles(orgId: string): Promise<Bundle[]> {
+    return bundlesRepo.listBundles(this.store.db, orgId);
+  }
+
+  getBundle(orgId: string, name: string): Promise<Bundle | undefined> {
+    return bundlesRepo.getBundleByName(this.store.db, orgId, name);
+  }
+
+  /** The scopes a bundle is attached to (`org`, `workspace:<id>`, `channel:<id>`). */
+  async bundleScopes(orgId: string, name: string): Promise<string[]> {
+    const bundle = await this.getBundle(orgId, name);
+    if (!bundle) throw notFound(`bundle "${name}"`);
+    return bundlesRepo.scopesOf(this.store.db, bundle.id);
+  }
+
+  /** Idempotent: attaching twice is one attachment (and one event only when it changed something). */
+  async attach(actor: string, orgId: string, bundleName: string, scope: Scope): Promise<void> {
+    await this.change(actor, async (db) => {
+      const bundle = await bundlesRepo.getBundleByName(db, orgId, bundleName);
+      if (!bundle) throw notFound(`bundle "${bundleName}"`);
+      await this.checkScope(db, orgId, scope);
+      const had = (await bundlesRepo.scopesOf(db, bundle.id)).includes(scopeKey(scope));
+      await bundlesRepo.attachBundle(db, bundle.id, scope);
+      await this.vetScopes(db, orgId, [scopeKey(scope)]);
+      return { result: undefined, change: had ? undefined : { orgId, target: `bundle:${bundleName}`, action: 'attach', fields: ['scopes'], scope: scopeKey(scope) } };
+    });
+  }
+
+  async detach(actor: string, orgId: string, bundleName: string, scope: Scope): Promise<boolean> {
+    return this.change(actor, async (db) => {
+      const bundle = await bundlesRepo.getBundleByName(db, orgId, bundleName);
+      if (!bundle) throw notFound(`bundle "${bundleName}"`);
+      const removed = await bundlesRepo.detachBundle(db, bundle.id, scope);
+      return { result: removed, change: removed ? { orgId, target: `bundle:${bundleName}`, action: 'detach', fields: ['scopes'], scope: scopeKey(scope) } : undefined };
+    });
+  }
+
+  /** A member's own connector, usable only in their DMs. `spec.secret` is a vault name. */
+  async putPersonalConnector(actor: string, orgId: string, memberId: string, spec: ConnectionSpec): Promise<Connection> {
+    const canonical = fromPolicyConnection(
+      validateBundles([{ name: 'personal', connections: [connectionInput(spec)] }], `personal connector "${spec.name}"`)[0]!.connections[0]!,
+    );
+    return this.change(actor, async (db) => {
+      const memberOrg = await this.orgOfMember(db, memberId);
+      if (memberOrg !== orgId) throw notFound(`member ${memberId} in org ${orgId}`);
+      const before = (await bundlesRepo.personalConnectors(db, memberId)).find((c) => c.name === spec.name);
+      await bundlesRepo.putPersonalConnectorIn(db, orgId, memberId, canonical);
+      const all = await bundlesRepo.personalConnectors(db, memberId);
+      compilePolicy([toPolicyBundle({ name: 'personal', domains: [], connections: all })]);
+      const fields = before ? connectionFieldsChanged(connectionSpecOf(before), canonical) : ['secret', 'allowedWebsites', 'inject', ...(canonical.narrow ? ['narrow'] : [])];
+      return {
+        result: all.find((c) => c.name === spec.name)!,
+        change: { orgId, target: `member:${memberId}/connector:${spec.name}`, action: before ? 'update' : 'create', fields },
+      };
+    });
+  }
+
+  async deletePersonalConnector(actor: string, memberId: string, name: string): Promise<boolean> {
+    return this.change(actor, async (db) => {
+      const orgId = await this.orgOfMember(db, memberId);
+      const deleted = await bundlesRepo.deletePersonalConnector(db, memberId, name);
+      return { result: deleted, change: deleted ? { orgId, target: `member:${memberId}/connector:${name}`, action: 'delete', fields: [] } : undefined };
+    });
+  }
+
+  listPersonalConnectors(memberId: string): Promise<Connection[]> {
+    return bundlesRepo.personalConnectors(this.store.db, memberId);
+  }
+
+  /** Bumped by every access change of the org; 0 before the first. */
+  policyRevision(orgId: string): Promise<number> {
+    return readRevision(this.store.db, orgId);
+  }
+
+  /**
+   * One access change: fn's repository work, the revision bump (with NOTIFY on
+   * Postgres) in the same transaction, then the audit event and the in-process
+   * change signal once it has committed. A change of nothing (change undefined)
+   * bumps nothing and records nothing.
+   */
+  private async change<T>(actor: string, fn: (db: Kysely<Database>) => Promise<{ result: T; change: Change | undefined }>): Promise<T> {
+    const { result, change } = await accessTransaction(this.store, async (db) => {
+      const out = await fn(db);
+      if (out.change) await bumpRevision(db, this.store.dialect, out.change.orgId);
+      return out;
+    });
+    if (change) await this.record(actor, change);
+    return result;
+  }
+
+  // The audit append runs after the commit: the audit log serialises its own
+  // writers (and on SQLite shares the one connection this transaction held).
+  private async record(actor: string, change: Change): Promise<void> {
+    policyEvents.emit('change', change.orgId);
+    await this.audit.append({ type: 'admin-change', actor, org: change.orgId, target: change.target, action: change.action, fields: change.fields, ...(change.scope ? { scope: change.scope } : {}) });
+  }
+
+  private async orgOfMember(db: Kysely<Database>, memberId: string): Promise<string> {
+    const member = await membersRepo.getMember(db, memberId);
+    if (!member) throw notFound(`member ${memberId}`);
+    return (await workspacesRepo.getWorkspace(db, member.workspaceId))!.orgId;
+  }
+
+  private async checkScope(db: Kysely<Database>, orgId: string, scope: Scope): Promise<void> {
+    if (scope.kind === 'workspace') {
+      const ws = await workspacesRepo.getWorkspace(db, scope.id);
+      if (!ws || ws.orgId !== orgId) throw notFound(`workspace ${scope.id}`);
+    } else if (scope.kind === 'channel') {
+      const channel = await workspacesRepo.getChannel(db, scope.id);
+      const ws = channel && (await workspacesRepo.getWorkspace(db, channel.workspaceId));
+      if (!ws || ws.orgId !== orgId) throw notFound(`channel ${scope.id}`);
+    }
+  }
+
+  /**
+   * Compiles the would-be policy of every place the given scopes reach (the
+   * org, each workspace, each channel), inside the uncommitted transaction: an
+   * ambiguous pair of connections anywhere refuses the change.
+   */
+  private async vetScopes(db: Kysely<Database>, orgId: string, scopes: string[]): Promise<void> {
+    if (scopes.length === 0) return;
+    const workspaces = await workspacesRepo.listWorkspaces(db, orgId);
+    const check = async (where: string, workspaceId?: string, channelId?: string) => {
+      try {
+        compilePolicy(await scopeBundles(db, orgId, workspaceId, channelId));
+      } catch (error) {
+        throw invalidInput(`refused: in ${where}: ${(error as Error).message}`, 'invalid_bundles');
+      }
+    };
+    await check('the org');
+    for (const ws of workspaces) {
+      const channels = await workspacesRepo.listChannels(db, ws.id);
+      const wsTouched = scopes.includes('org') || scopes.includes(`workspace:${ws.id}`);
+      if (wsTouched) await check(`workspace "${ws.name}"`, ws.id);
+      for (const ch of channels) {
+        if (wsTouched || scopes.includes(`channel:${ch.id}`)) await check(`channel "${ch.name}"`, ws.id, ch.id);
+      }
+    }
+  }
+}
+
+function bundleFieldsChanged(before: BundleSpec, after: BundleSpec): string[] {
+  const fields: string[] = [];
+  if ((before.description ?? '') !== (after.description ?? '')) fields.push('description');
+  if (JSON.stringify(before.domains) !== JSON.stringify(after.domains)) fields.push('domains');
+  if (JSON.stringify(before.connections) !== JSON.stringify(after.connections)) fields.push('connections');
+  return fields;
+}
+
+function connectionFieldsChanged(before: ConnectionSpec, after: ConnectionSpec): string[] {
+  return (['secret', 'allowedWebsites', 'inject', 'narrow'] as const).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
+}
+
+function validateSettings(changes: Partial<OrgSettings>): void {
+  if (changes.memberAccess !== undefined && !['anyone', 'members', 'roles'].includes(changes.memberAccess)) {
+    throw invalidInput(`memberAccess: expected one of anyone, members, roles (got "${String(changes.memberAccess)}")`);
+  }
+  if (changes.retentionDays !== undefined && (!Number.isInteger(changes.retentionDays) || changes.retentionDays < 1)) {
+    throw invalidInput('retentionDays: expected a whole number of days, at least 1');
+  }
+  if (changes.memberAccessRoles !== undefined && (!Array.isArray(changes.memberAccessRoles) || changes.memberAccessRoles.some((r) => typeof r !== 'string' || r === ''))) {
+    throw invalidInput('memberAccessRoles: expected a list of role names');
+  }
+}

@@ -1,0 +1,86 @@
+import type { Bundle as PolicyBundle, Connection as PolicyConnection, HostEntry } from '../policy/bundle-schema.js';
+import type { Bundle, BundleSpec, Connection, ConnectionSpec, DomainEntry } from './model.js';
+
+/**
+ * Conversions between the access model (what the store and the API hold) and
+ * the policy module's bundles (what the proxy compiles). One shape per side;
+ * these are the only crossings.
+ */
+export function toPolicyBundle(bundle: Pick<Bundle, 'name' | 'domains'> & { connections: ConnectionSpec[] }): PolicyBundle {
+  return { name: bundle.name, domains: bundle.domains.map(hostEntry), connections: bundle.connections.map(toPolicyConnection) };
+}
+
+export function toPolicyConnection(c: ConnectionSpec): PolicyConnection {
+  return {
+    name: c.name,
+    secret: c.secret,
+    allowedWebsites: c.allowedWebsites.map((w) => (typeof w === 'string' ? { host: w } : hostEntry(w))),
+    inject: c.inject,
+    ...(c.narrow ? { narrow: c.narrow } : {}),
+  };
+}
+
+/** The spec as the policy schema reads it (strict: no description, no ids). */
+export function specAsPolicyInput(spec: BundleSpec): unknown {
+  return { name: spec.name, domains: spec.domains.map(entryInput), connections: spec.connections.map(connectionInput) };
+}
+
+export function connectionInput(c: ConnectionSpec): unknown {
+  return {
+    name: c.name,
+    secret: c.secret,
+    allowedWebsites: c.allowedWebsites.map((w) => (typeof w === 'string' ? w : entryInput(w))),
+    inject: c.inject,
+    ...(c.narrow ? { narrow: c.narrow } : {}),
+  };
+}
+
+/** A validated policy bundle back to a spec, in its canonical (normalised) form. */
+export function fromPolicyBundle(b: PolicyBundle, description?: string): BundleSpec {
+  return {
+    name: b.name,
+    ...(description ? { description } : {}),
+    domains: b.domains.map(domainEntry),
+    connections: b.connections.map(fromPolicyConnection),
+  };
+}
+
+export function fromPolicyConnection(c: PolicyConnection): ConnectionSpec {
+  return {
+    name: c.name,
+    secret: c.secret,
+    allowedWebsites: c.allowedWebsites.map((w) => (w.ports ? { host: w.host, ports: w.ports } : w.host)),
+    inject: c.inject,
+    ...(c.narrow && Object.keys(c.narrow).length ? { narrow: stripUndefined(c.narrow) } : {}),
+  };
+}
+
+/** A stored bundle as a spec (drops ids and times), e.g. for diffs and export. */
+export function specOf(b: Bundle): BundleSpec {
+  return {
+    name: b.name,
+    ...(b.description ? { description: b.description } : {}),
+    domains: b.domains.map(domainEntry),
+    connections: b.connections.map(connectionSpecOf),
+  };
+}
+
+export function connectionSpecOf(c: Connection | ConnectionSpec): ConnectionSpec {
+  return { name: c.name, secret: c.secret, allowedWebsites: c.allowedWebsites, inject: c.inject, ...(c.narrow ? { narrow: c.narrow } : {}) };
+}
+
+function hostEntry(d: DomainEntry): HostEntry {
+  return d.ports ? { host: d.host, ports: d.ports } : { host: d.host };
+}
+
+function domainEntry(d: HostEntry | DomainEntry): DomainEntry {
+  return d.ports ? { host: d.host, ports: d.ports } : { host: d.host };
+}
+
+function entryInput(d: DomainEntry): unknown {
+  return d.ports ? { host: d.host, ports: d.ports } : d.host;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

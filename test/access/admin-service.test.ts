@@ -1,0 +1,104 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AccessAdmin } from '../../src/access/admin-service.js';
+import type { BundleSpec } from '../../src/access/model.js';
+import { AuditLog } from '../../src/audit/log.js';
+import { openControlStore } from '../../src/store/database.js';
+import { BACKENDS } from '../helpers/backends.js';
+import { createWorld, type World } from './fixtures.js';
+
+const github: BundleSpec = {
+  name: 'platform',
+  domains: [{ host: 'registry.npmjs.org' }],
+  connections: [{ name: 'github', secret: 'gh-token', allowedWebsites: ['api.github.com'], inject: { header: 'Authorization', value: 'Bearer {{secret}}' } }],
+};
+
+describe.each(BACKENDS)('AccessAdmin on %s', (backendName) => {
+  let w: World;
+  beforeEach(async () => {
+    w = await createWorld(backendName);
+  });
+  afterEach(async () => w.close());
+
+  async function adminEvents() {
+    const out = [];
+    for await (const e of w.audit.query({ type: 'admin-change' })) out.push(e);
+    return out;
+  }
+
+  it('ensureDefaultOrg is idempotent, also when several stores call it at once', async () => {
+    const again = await w.admin.ensureDefaultOrg();
+    expect(again.id).toBe(w.org.id);
+    // Several SQLite connections in one thread would block each other synchronously;
+    // the cross-process SQLite case runs through the CLI (bundle.test.ts).
+    if (backendName === 'sqlite') return;
+    const fresh = await (await import('../helpers/backends.js')).createTestBackend(backendName);
+    const stores = await Promise.all([1, 2, 3, 4].map(() => openControlStore(fresh.location)));
+    try {
+      const orgs = await Promise.all(stores.map((s) => new AccessAdmin(s, new AuditLog(s)).ensureDefaultOrg()));
+      expect(new Set(orgs.map((o) => o.id)).size).toBe(1);
+    } finally {
+      for (const s of stores) await s.close();
+      await fresh.cleanup();
+    }
+  });
+
+  it('each change bumps the revision once and writes one admin-change event with the fields changed', async () => {
+    const r0 = await w.admin.policyRevision(w.org.id);
+    const before = (await adminEvents()).length;
+    await w.admin.putBundle('alice', w.org.id, github);
+    expect(await w.admin.policyRevision(w.org.id)).toBe(r0 + 1);
+    await w.admin.putBundle('alice', w.org.id, { ...github, domains: [{ host: 'pypi.org' }] });
+    await w.admin.putBundle('alice', w.org.id, { ...github, domains: [{ host: 'pypi.org' }] }); // no-op still one event, empty fields
+    await w.admin.attach('alice', w.org.id, 'platform', { kind: 'channel', id: w.eng.id });
+    await w.admin.attach('alice', w.org.id, 'platform', { kind: 'channel', id: w.eng.id }); // already attached: nothing
+    await w.admin.detach('alice', w.org.id, 'platform', { kind: 'channel', id: w.eng.id });
+    await w.admin.updateOrgSettings('alice', w.org.id, { dmsAllowed: false, retentionDays: 365 });
+    const events = (await adminEvents()).slice(before);
+    expect(events.map((e) => [e.actor, e.target, e.action, e.fields])).toEqual([
+      ['alice', 'bundle:platform', 'create', ['domains', 'connections']],
+      ['alice', 'bundle:platform', 'update', ['domains']],
+      ['alice', 'bundle:platform', 'update', []],
+      ['alice', 'bundle:platform', 'attach', ['scopes']],
+      ['alice', 'bundle:platform', 'detach', ['scopes']],
+      ['alice', `org:${w.org.id}`, 'update-settings', ['dmsAllowed']],
+    ]);
+    expect(await w.admin.policyRevision(w.org.id)).toBe(r0 + 6);
+  });
+
+  it('never records a secret value; connections hold vault names only', async () => {
+    await w.admin.putPersonalConnector(w.ada.id, w.org.id, w.ada.id, {
+      name: 'my-gh', secret: 'ada-gh', allowedWebsites: ['api.github.com'], inject: { basic: { username: 'x-access-token' } },
+    });
+    const [event] = (await adminEvents()).slice(-1);
+    expect(event).toMatchObject({ actor: w.ada.id, target: `member:${w.ada.id}/connector:my-gh`, action: 'create' });
+    expect(JSON.stringify(event)).not.toContain('ada-gh');
+  });
+
+  it('refuses an invalid spec naming the field, and stores nothing', async () => {
+    const r0 = await w.admin.policyRevision(w.org.id);
+    const bad = { ...github, connections: [{ ...github.connections[0]!, inject: { header: 'Host', value: 'Bearer {{secret}}' } }] };
+    await expect(w.admin.putBundle('alice', w.org.id, bad)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('inject.header') });
+    await expect(w.admin.putBundle('alice', w.org.id, { ...github, domains: [{ host: '*' }] })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('domains[0]') });
+    expect(await w.admin.listBundles(w.org.id)).toEqual([]);
+    expect(await w.admin.policyRevision(w.org.id)).toBe(r0);
+  });
+
+  it('refuses a change that makes a place ambiguous, and rolls it back', async () => {
+    await w.admin.putBundle('alice', w.org.id, github);
+    await w.admin.putBundle('alice', w.org.id, { ...github, name: 'other', domains: [] });
+    await w.admin.attach('alice', w.org.id, 'platform', { kind: 'org' });
+    await expect(w.admin.attach('alice', w.org.id, 'other', { kind: 'channel', id: w.eng.id })).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringContaining('channel "eng"'),
+    });
+    expect(await w.admin.bundleScopes(w.org.id, 'other')).toEqual([]);
+  });
+
+  it('unknown names are exit-2 not_found errors', async () => {
+    await expect(w.admin.attach('a', w.org.id, 'nope', { kind: 'org' })).rejects.toMatchObject({ exitCode: 2, code: 'not_found' });
+    await w.admin.putBundle('a', w.org.id, github);
+    await expect(w.admin.attach('a', w.org.id, 'platform', { kind: 'channel', id: 'zzz' })).rejects.toMatchObject({ code: 'not_found' });
+    expect(await w.admin.deleteBundle('a', w.org.id, 'nope')).toBe(false);
+    expect(await w.admin.deleteBundle('a', w.org.id, 'platform')).toBe(true);
+  });
+});
