@@ -1,0 +1,82 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import type { AuditLog } from '../audit/log.js';
+import type { Logger } from '../log.js';
+import type { ControlStore } from '../store/database.js';
+import type { Sealer } from '../vault/sealer.js';
+import type { AccessAdminPort } from './access-port.js';
+import { installAuth, tokenResolver } from './auth.js';
+import type { ServerDeps } from './deps.js';
+import { installErrorHandlers } from './error-handler.js';
+import type { PrincipalResolver } from './principal.js';
+import { auditRoutes } from './routes/audit.js';
+import { bundleRoutes } from './routes/bundles.js';
+import { connectorRoutes } from './routes/connectors.js';
+import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { orgRoutes } from './routes/org.js';
+import { secretRoutes } from './routes/secrets.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { workspaceRoutes } from './routes/workspaces.js';
+
+export interface ServerOptions {
+  store: ControlStore;
+  audit: AuditLog;
+  access: AccessAdminPort;
+  sealer: () => Promise<Sealer>;
+  logger: Logger;
+  /** Extra readiness (the Agent Proxy child); the server itself is ready once listening. */
+  readiness?: ReadinessCheck;
+  /** Further principal resolvers after API tokens (browser sessions, later). */
+  resolvers?: PrincipalResolver[];
+}
+
+export const API_PREFIX = '/api/v1';
+
+/**
+ * The HTTP server: the admin API under /api/v1 (features as plugins, schemas
+ * at the edge), its OpenAPI document, /healthz and /metrics. Returned not
+ * listening, so tests can listen on port 0 and `tagbox up` on its own port.
+ */
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    // pino's Logger is a FastifyBaseLogger; the cast keeps the instance's default generics.
+    loggerInstance: options.logger as FastifyBaseLogger,
+    // Fastify's request log lines carry method and URL only: never headers or bodies (tokens, secret values).
+    bodyLimit: 256 * 1024,
+  });
+  // Validation is zod's, in route.ts; the JSON Schemas are for the OpenAPI document.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  installErrorHandlers(app);
+  installAuth(app, [tokenResolver(options.store), ...(options.resolvers ?? [])]);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tagbox_server_' });
+  const requests = new Counter({ name: 'tagbox_server_requests_total', help: 'API requests by status class', labelNames: ['status'], registers: [registry] });
+  app.addHook('onResponse', async (_request, reply) => requests.inc({ status: `${Math.floor(reply.statusCode / 100)}xx` }));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Tagbox API', version: '1', description: 'Admin API of Tagbox. Authenticate with `Authorization: Bearer tbx_...`.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+
+  const deps: ServerDeps = { store: options.store, audit: options.audit, access: options.access, sealer: options.sealer };
+  await app.register(healthRoutes(options.readiness ?? (async () => ({ ready: true })), registry));
+  await app.register(
+    async (api) => {
+      await api.register(orgRoutes(deps));
+      await api.register(workspaceRoutes(deps));
+      await api.register(bundleRoutes(deps));
+      await api.register(secretRoutes(deps));
+      await api.register(connectorRoutes(deps));
+      await api.register(auditRoutes(deps));
+      await api.register(tokenRoutes(deps));
+      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

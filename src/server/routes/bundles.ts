@@ -1,0 +1,137 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { scopesOf } from '../../access/bundles-repo.js';
+import type { Bundle, BundleSpec, DomainEntry, Scope } from '../../access/model.js';
+import { parseScopeKey } from '../../access/model.js';
+import { getChannel, getWorkspace } from '../../access/workspaces-repo.js';
+import { bundleSchema, connectionSchema, hostEntrySchema, NAME_PATTERN } from '../../policy/bundle-schema.js';
+import type { ServerDeps } from '../deps.js';
+import { badRequest, notFound } from '../http-errors.js';
+import type { Principal } from '../principal.js';
+import { route } from '../route.js';
+
+const nameParams = z.strictObject({ name: z.string().regex(NAME_PATTERN, 'expected a bundle name') });
+// CONTRACT.md's bundle shape without the name (it is in the path); secrets by vault name only.
+const bundleBody = z.strictObject({
+  description: z.string().max(1000).optional(),
+  domains: z.array(hostEntrySchema).optional(),
+  connections: z.array(connectionSchema).optional(),
+});
+const scopeBody = z.strictObject({
+  scope: z.string().refine((s) => parseScopeKey(s) !== undefined, 'expected "org", "workspace:<id>" or "channel:<id>"'),
+});
+
+/** Access bundles and where they are attached: admins. */
+export function bundleRoutes(deps: ServerDeps) {
+  async function withScopes(bundle: Bundle) {
+    return { ...bundle, scopes: await scopesOf(deps.store.db, bundle.id) };
+  }
+  async function bundleOf(principal: Principal, name: string) {
+    const bundle = await deps.access.getBundle(principal.orgId, name);
+    if (!bundle) throw notFound(`bundle "${name}" not found`);
+    return bundle;
+  }
+  /** The scope, checked to be inside the caller's org. */
+  async function scopeOf(principal: Principal, key: string): Promise<Scope> {
+    const scope = parseScopeKey(key)!;
+    if (scope.kind === 'workspace') {
+      const w = await getWorkspace(deps.store.db, scope.id);
+      if (!w || w.orgId !== principal.orgId) throw notFound(`scope: workspace "${scope.id}" not found`);
+    } else if (scope.kind === 'channel') {
+      const c = await getChannel(deps.store.db, scope.id);
+      const w = c && (await getWorkspace(deps.store.db, c.workspaceId));
+      if (!w || w.orgId !== principal.orgId) throw notFound(`scope: channel "${scope.id}" not found`);
+    }
+    return scope;
+  }
+
+  return async (app: FastifyInstance) => {
+    route(app, {
+      method: 'GET',
+      url: '/bundles',
+      tag: 'bundles',
+      summary: 'List access bundles',
+      role: 'admin',
+      handler: async ({ principal }) => Promise.all((await deps.access.listBundles(principal.orgId)).map(withScopes)),
+    });
+    route(app, {
+      method: 'GET',
+      url: '/bundles/:name',
+      tag: 'bundles',
+      summary: 'One access bundle, with the scopes it is attached to',
+      role: 'admin',
+      params: nameParams,
+      handler: async ({ params, principal }) => withScopes(await bundleOf(principal, params.name)),
+    });
+    route(app, {
+      method: 'PUT',
+      url: '/bundles/:name',
+      tag: 'bundles',
+      summary: 'Create or replace an access bundle (domains and connections; secrets by vault name)',
+      role: 'admin',
+      params: nameParams,
+      body: bundleBody,
+      handler: async ({ params, body, principal }) => {
+        const spec = toSpec(params.name, body);
+        return withScopes(await deps.access.putBundle(principal.memberId, principal.orgId, spec));
+      },
+    });
+    route(app, {
+      method: 'DELETE',
+      url: '/bundles/:name',
+      tag: 'bundles',
+      summary: 'Delete an access bundle (and detach it everywhere)',
+      role: 'admin',
+      status: 204,
+      params: nameParams,
+      handler: async ({ params, principal }) => {
+        await bundleOf(principal, params.name);
+        await deps.access.deleteBundle(principal.memberId, principal.orgId, params.name);
+      },
+    });
+    route(app, {
+      method: 'POST',
+      url: '/bundles/:name/scopes',
+      tag: 'bundles',
+      summary: 'Attach a bundle to the org, a workspace or a channel',
+      role: 'admin',
+      params: nameParams,
+      body: scopeBody,
+      handler: async ({ params, body, principal }) => {
+        await bundleOf(principal, params.name);
+        await deps.access.attach(principal.memberId, principal.orgId, params.name, await scopeOf(principal, body.scope));
+        return withScopes(await bundleOf(principal, params.name));
+      },
+    });
+    route(app, {
+      method: 'DELETE',
+      url: '/bundles/:name/scopes',
+      tag: 'bundles',
+      summary: 'Detach a bundle from a scope',
+      role: 'admin',
+      params: nameParams,
+      body: scopeBody,
+      handler: async ({ params, body, principal }) => {
+        await bundleOf(principal, params.name);
+        await deps.access.detach(principal.memberId, principal.orgId, params.name, await scopeOf(principal, body.scope));
+        return withScopes(await bundleOf(principal, params.name));
+      },
+    });
+  };
+}
+
+/** Whole-bundle checks (duplicate connection names) with the policy module's own schema. */
+function toSpec(name: string, body: z.infer<typeof bundleBody>): BundleSpec {
+  const checked = bundleSchema.safeParse({ name, domains: body.domains ?? [], connections: body.connections ?? [] });
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw badRequest(`body.${issue.path.map(String).join('.')}: ${issue.message}`);
+  }
+  const website = (e: DomainEntry) => (e.ports ? e : e.host);
+  return {
+    name,
+    ...(body.description !== undefined ? { description: body.description } : {}),
+    domains: checked.data.domains,
+    connections: checked.data.connections.map((c) => ({ ...c, allowedWebsites: c.allowedWebsites.map(website) })),
+  };
+}

@@ -1,0 +1,112 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { getMember } from '../../access/members-repo.js';
+import { getWorkspace } from '../../access/workspaces-repo.js';
+import type { ServerDeps } from '../deps.js';
+import { forbidden, notFound } from '../http-errors.js';
+import { listMembers } from '../members-read.js';
+import type { Principal } from '../principal.js';
+import { route } from '../route.js';
+
+const text = (max: number) => z.string().min(1).max(max);
+const idParams = z.strictObject({ id: text(100) });
+const roleName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'expected a role name: a-z 0-9 _ -, at most 32 characters');
+
+/** Workspaces, channels and members: admins. Granting or removing `owner` is the owner's. */
+export function workspaceRoutes(deps: ServerDeps) {
+  async function workspaceOf(principal: Principal, id: string) {
+    const workspace = await getWorkspace(deps.store.db, id);
+    if (!workspace || workspace.orgId !== principal.orgId) throw notFound(`workspace "${id}" not found`);
+    return workspace;
+  }
+
+  return async (app: FastifyInstance) => {
+    route(app, {
+      method: 'GET',
+      url: '/workspaces',
+      tag: 'workspaces',
+      summary: 'List workspaces',
+      role: 'admin',
+      handler: ({ principal }) => deps.access.listWorkspaces(principal.orgId),
+    });
+    route(app, {
+      method: 'POST',
+      url: '/workspaces',
+      tag: 'workspaces',
+      summary: 'Connect a workspace',
+      role: 'admin',
+      status: 201,
+      body: z.strictObject({ kind: z.enum(['web', 'slack']), externalId: text(200), name: text(200) }),
+      handler: ({ body, principal }) => deps.access.createWorkspace(principal.memberId, { orgId: principal.orgId, ...body }),
+    });
+    route(app, {
+      method: 'GET',
+      url: '/workspaces/:id/channels',
+      tag: 'workspaces',
+      summary: "List a workspace's channels",
+      role: 'admin',
+      params: idParams,
+      handler: async ({ params, principal }) => deps.access.listChannels((await workspaceOf(principal, params.id)).id),
+    });
+    route(app, {
+      method: 'POST',
+      url: '/workspaces/:id/channels',
+      tag: 'workspaces',
+      summary: 'Add a channel to a workspace',
+      role: 'admin',
+      status: 201,
+      params: idParams,
+      body: z.strictObject({ externalId: text(200), name: text(200), isPrivate: z.boolean().optional() }),
+      handler: async ({ params, body, principal }) =>
+        deps.access.createChannel(principal.memberId, { workspaceId: (await workspaceOf(principal, params.id)).id, ...body }),
+    });
+    route(app, {
+      method: 'GET',
+      url: '/workspaces/:id/members',
+      tag: 'workspaces',
+      summary: "List a workspace's members and their roles",
+      role: 'admin',
+      params: idParams,
+      handler: async ({ params, principal }) => listMembers(deps.store.db, (await workspaceOf(principal, params.id)).id),
+    });
+    route(app, {
+      method: 'POST',
+      url: '/workspaces/:id/members',
+      tag: 'workspaces',
+      summary: 'Add a member to a workspace',
+      role: 'admin',
+      status: 201,
+      params: idParams,
+      body: z.strictObject({
+        externalId: text(200),
+        displayName: text(200),
+        hasAccount: z.boolean().optional(),
+        isGuest: z.boolean().optional(),
+        roles: z.array(roleName).max(20).optional(),
+      }),
+      handler: async ({ params, body, principal }) => {
+        if (body.roles?.includes('owner') && principal.role !== 'owner') throw forbidden('roles: only an owner can make another owner');
+        return deps.access.createMember(principal.memberId, { workspaceId: (await workspaceOf(principal, params.id)).id, ...body });
+      },
+    });
+    route(app, {
+      method: 'PUT',
+      url: '/members/:id/roles',
+      tag: 'workspaces',
+      summary: "Replace a member's roles",
+      role: 'admin',
+      params: idParams,
+      body: z.strictObject({ roles: z.array(roleName).max(20) }),
+      handler: async ({ params, body, principal }) => {
+        const member = await getMember(deps.store.db, params.id);
+        if (!member) throw notFound(`member "${params.id}" not found`);
+        await workspaceOf(principal, member.workspaceId).catch(() => {
+          throw notFound(`member "${params.id}" not found`);
+        });
+        const touchesOwner = member.roles.includes('owner') !== body.roles.includes('owner');
+        if (touchesOwner && principal.role !== 'owner') throw forbidden('roles: only an owner can grant or remove the owner role');
+        return deps.access.setMemberRoles(principal.memberId, member.id, body.roles);
+      },
+    });
+  };
+}
