@@ -1,6 +1,5 @@
-import type { webcrypto } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { CertificateAuthority } from '../tls/certificates.js';
+import type { LeafIssuer } from '../tls/certificates.js';
 
 /** The CA as PEM text; parsed (with @peculiar/x509) only when the first leaf is minted. */
 export interface CaPem {
@@ -27,8 +26,7 @@ export interface LeafCacheStats {
 export class LeafCache {
   private readonly entries = new Map<string, { context: SecureContext; expiresAt: number }>();
   private readonly pending = new Map<string, Promise<SecureContext>>();
-  private keys: Promise<{ pair: CryptoKeyPair; pem: string }> | undefined;
-  private parsedCa: Promise<CertificateAuthority> | undefined;
+  private leafIssuer: Promise<LeafIssuer> | undefined;
   readonly stats: LeafCacheStats = { hits: 0, misses: 0, size: 0 };
 
   constructor(
@@ -56,10 +54,7 @@ export class LeafCache {
 
   private async mint(host: string): Promise<SecureContext> {
     const validSeconds = this.options.validSeconds ?? 24 * 3600;
-    const { pair, pem } = await this.leafKeys();
-    this.parsedCa ??= certificates().then((c) => c.loadCertificateAuthority(this.ca.certPem, this.ca.keyPem));
-    const { issueServerCertificate } = await certificates();
-    const leaf = await issueServerCertificate(await this.parsedCa, [host], { validSeconds, keys: pair, keyPem: pem });
+    const leaf = await (await this.issuer()).issue([host], validSeconds);
     const context = createSecureContext({ cert: leaf.certPem + this.ca.certPem, key: leaf.keyPem, minVersion: 'TLSv1.2' });
     // Renew an hour (or a tenth of the lifetime) before expiry.
     const expiresAt = Date.now() + validSeconds * 1000 - Math.min(3600_000, validSeconds * 100);
@@ -70,13 +65,12 @@ export class LeafCache {
     return context;
   }
 
-  private leafKeys(): Promise<{ pair: CryptoKeyPair; pem: string }> {
-    this.keys ??= certificates().then(async ({ generateKeyPair, privateKeyPem }) => {
-      const pair = await generateKeyPair();
-      return { pair, pem: await privateKeyPem(pair.privateKey) };
+  /** One key pair for every leaf of this cache, and an issuer that precomputes what leaves share. */
+  private issuer(): Promise<LeafIssuer> {
+    this.leafIssuer ??= certificates().then(async ({ generateKeyPair, loadCertificateAuthority, LeafIssuer }) => {
+      const ca = await loadCertificateAuthority(this.ca.certPem, this.ca.keyPem);
+      return LeafIssuer.create(ca, await generateKeyPair());
     });
-    return this.keys;
+    return this.leafIssuer;
   }
 }
-
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
