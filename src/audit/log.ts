@@ -40,7 +40,7 @@ export class AuditLog {
     // The fast path shares the connection with Kysely: never run it inside a
     // transaction Kysely has open (it would nest, and share that transaction's fate).
     if (this.store.sqlite && !this.store.sqlite.inTransaction) return this.appendSqlite(events, this.store.sqlite);
-    return this.withWriteLock(async (trx) => {
+    return withAuditWriteLock(this.store, async (trx) => {
       const last = await trx
         .selectFrom('audit_events')
         .select(['seq', 'hash'])
@@ -136,29 +136,35 @@ export class AuditLog {
     if (stray) return { ok: false, events: count, broken: { seq: stray.seq, problem: 'event lies before the start of the chain' } };
     return { ok: true, events: count };
   }
+}
 
-  private async withWriteLock<T>(fn: (trx: Kysely<Database> | Transaction<Database>) => Promise<T>): Promise<T> {
-    const { db, dialect } = this.store;
-    if (dialect === 'postgres') {
-      return db.transaction().execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.audit_events'))`.execute(trx);
-        return fn(trx);
-      });
-    }
-    // SQLite: take the write lock up front (BEGIN IMMEDIATE) so that two
-    // processes never both read the same chain head.
-    return db.connection().execute(async (conn) => {
-      await sql`begin immediate`.execute(conn);
-      try {
-        const result = await fn(conn);
-        await sql`commit`.execute(conn);
-        return result;
-      } catch (error) {
-        await sql`rollback`.execute(conn).catch(() => undefined);
-        throw error;
-      }
+/**
+ * Runs fn under the audit log's single write lock: on Postgres a
+ * transaction-scoped advisory lock, on SQLite BEGIN IMMEDIATE (the database's
+ * write lock). Appends and retention pruning both take it, so that they never
+ * interleave and the chain stays linear.
+ */
+export async function withAuditWriteLock<T>(store: ControlStore, fn: (trx: Kysely<Database> | Transaction<Database>) => Promise<T>): Promise<T> {
+  const { db, dialect } = store;
+  if (dialect === 'postgres') {
+    return db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.audit_events'))`.execute(trx);
+      return fn(trx);
     });
   }
+  // SQLite: take the write lock up front (BEGIN IMMEDIATE) so that two
+  // processes never both read the same chain head.
+  return db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const result = await fn(conn);
+      await sql`commit`.execute(conn);
+      return result;
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw error;
+    }
+  });
 }
 
 /** Links new events onto the chain after `start` (the head, or the retention anchor). */
