@@ -22,7 +22,7 @@ export function registerProxy(program: Command): void {
       const metricsAt = opts.metrics === undefined ? undefined : listenAddress(opts.metrics, '--metrics');
       const ctx = contextFrom(command);
       const { policy } = policyFromBundleFile(opts.bundles, opts.bundle);
-      const runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), listenAddresses: [listen.host] });
+      const runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), listenAddresses: [listen.host], warmLeaves: true });
       const listener = await runtime.proxy.listen(listen, { policy });
       const metrics = metricsAt ? await serveMetrics(runtime.proxy, metricsAt) : undefined;
       process.stdout.write(`listening on ${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listener.port}\n`);

@@ -54,6 +54,11 @@ export class HostIndex<T> {
     return undefined;
   }
 
+  /** The exact host names (and IP literals) indexed: what a cache can prepare for ahead of time. */
+  exactHosts(): IterableIterator<string> {
+    return this.exact.keys();
+  }
+
   get size(): number {
     return this.count;
   }

@@ -34,6 +34,11 @@ export interface AgentProxyOptions {
   passthrough?: Array<string | { host: string; ports: number[] }>;
   logger?: Logger;
   limits?: Partial<ProxyLimits>;
+  /**
+   * Mint leaves for the policy's exact hosts ahead of the first request. Right
+   * for long-running proxies; a one-shot `tagbox exec` leaves it off.
+   */
+  warmLeaves?: boolean;
 }
 
 export interface ProxyLimits {
@@ -109,6 +114,7 @@ export class AgentProxy {
 
   async listen(where: ListenAddress, binding: { session?: string; policy: EgressPolicy }): Promise<ProxyListener> {
     const state = new ListenerState(binding.session, binding.policy);
+    if (this.options.warmLeaves) this.leaves.warm(binding.policy.allow.exactHosts());
     const server = createHttpServer(this.serverOptions());
     this.applyTimeouts(server);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -138,7 +144,10 @@ export class AgentProxy {
       address,
       ...(typeof bound === 'object' && bound ? { port: bound.port } : {}),
       session: binding.session,
-      setPolicy: (policy) => state.setPolicy(policy),
+      setPolicy: (policy) => {
+        state.setPolicy(policy);
+        if (this.options.warmLeaves) this.leaves.warm(policy.allow.exactHosts());
+      },
       close: async () => {
         this.listeners.delete(listener);
         server.closeAllConnections();

@@ -52,6 +52,29 @@ export class LeafCache {
     return minted;
   }
 
+  /**
+   * Mints leaves for hosts a policy names exactly, in the background, one at a
+   * time, so that the first request to an allowed host does not wait for one.
+   * Bounded: at most `limit` hosts per call, and never more than half the cache.
+   */
+  warm(hosts: Iterable<string>, limit = 100): void {
+    const max = Math.floor((this.options.maxEntries ?? 1000) / 2);
+    const todo: string[] = [];
+    for (const host of hosts) {
+      if (todo.length >= Math.min(limit, max)) break;
+      if (!this.entries.has(host) && !this.pending.has(host)) todo.push(host);
+    }
+    const next = (): void => {
+      const host = todo.shift();
+      if (host === undefined) return;
+      void Promise.resolve(this.get(host)).then(
+        () => setImmediate(next),
+        () => setImmediate(next),
+      );
+    };
+    if (todo.length) setImmediate(next);
+  }
+
   private async mint(host: string): Promise<SecureContext> {
     const validSeconds = this.options.validSeconds ?? 24 * 3600;
     const leaf = await (await this.issuer()).issue([host], validSeconds);

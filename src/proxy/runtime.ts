@@ -27,6 +27,8 @@ export interface ProxyRuntimeOptions {
   /** From --upstream-ca; overrides upstream.caFile. */
   upstreamCa?: string;
   listenAddresses?: string[];
+  /** Long-running proxies mint leaves for known hosts ahead of time. */
+  warmLeaves?: boolean;
 }
 
 export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOptions = {}): Promise<ProxyRuntime> {
@@ -67,6 +69,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
     upstream: { connectTo, ...(extraCaPem ? { extraCaPem } : {}), ...(options.listenAddresses ? { listenAddresses: options.listenAddresses } : {}) },
     passthrough: ctx.config.proxy.passthrough,
     limits: { maxTunnels: ctx.config.proxy.maxTunnels },
+    warmLeaves: options.warmLeaves ?? false,
     logger: ctx.logger,
   });
   return {
