@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, isTagboxError } from '../errors.js';
 import { registerAudit } from './audit.js';
+import { registerBundle } from './bundle.js';
 import { registerCa } from './ca.js';
 import { registerDoctor } from './doctor.js';
 import { registerExec } from './exec.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerExec(program);
   registerProxy(program);
   registerCa(program);
+  registerBundle(program);
   return program;
 }
 

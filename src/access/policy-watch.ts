@@ -1,0 +1,123 @@
+import { compilePolicy, type EgressPolicy } from '../policy/compile.js';
+import type { ControlStore } from '../store/database.js';
+import { effectivePolicy, orgOfPlace, type Place } from './effective-policy.js';
+import { POLICY_CHANNEL, policyEvents, readRevision } from './policy-revision.js';
+
+export interface PolicyWatch {
+  close(): Promise<void>;
+}
+
+export interface WatchOptions {
+  /** SQLite poll interval (default 250 ms); on Postgres the safety-net poll is 4x this. */
+  pollMs?: number;
+  /** Told of errors reading or compiling the policy (the watcher has already failed closed). */
+  onError?: (error: unknown) => void;
+}
+
+/** Deny-all: what a place gets while its policy cannot be read (invariant 7, fail closed). */
+const DENY_ALL = compilePolicy([]);
+
+/**
+ * Keeps a running session's policy current. Recompiles the place's effective
+ * policy and calls onChange whenever its org's policy revision moves:
+ *  - in this process, at once (AccessAdmin emits after each commit);
+ *  - on Postgres, on NOTIFY `tagbox_policy` (payload: org id) over a dedicated
+ *    connection, so every server and proxy process stays in step;
+ *  - on SQLite, by polling the revision row (the proxy and the CLI are other
+ *    processes; one indexed read every 250 ms is cheap);
+ *  - and on Postgres also by a slower poll, in case a notification was missed
+ *    while the listening connection was being re-established.
+ * Secret rotation needs none of this: the proxy resolves secrets at request time.
+ * onChange is not called for the initial policy; the caller computes that.
+ */
+export async function watchPolicy(store: ControlStore, place: Place, onChange: (policy: EgressPolicy) => void, options: WatchOptions = {}): Promise<PolicyWatch> {
+  const orgId = await orgOfPlace(store.db, place);
+  let revision = await readRevision(store.db, orgId);
+  let closed = false;
+  let running: Promise<void> | undefined;
+  let again = false;
+
+  const refresh = async (): Promise<void> => {
+    try {
+      const now = await readRevision(store.db, orgId);
+      if (now === revision || closed) return;
+      const policy = await effectivePolicy(store.db, place);
+      if (closed) return;
+      revision = now;
+      onChange(policy);
+    } catch (error) {
+      if (closed) return;
+      revision = -1; // retry on the next signal or tick
+      onChange(DENY_ALL);
+      options.onError?.(error);
+    }
+  };
+  // One refresh at a time; a signal during a refresh runs one more after it.
+  const trigger = (): void => {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = refresh().finally(() => {
+      running = undefined;
+      if (again) {
+        again = false;
+        trigger();
+      }
+    });
+  };
+
+  const onLocal = (changed: string) => changed === orgId && trigger();
+  policyEvents.on('change', onLocal);
+  const pollMs = options.pollMs ?? 250;
+  const timer = setInterval(trigger, store.dialect === 'postgres' ? pollMs * 4 : pollMs);
+  timer.unref();
+  const listener = store.location.dialect === 'postgres' ? await listen(store.location.url, orgId, trigger) : undefined;
+
+  return {
+    close: async () => {
+      closed = true;
+      clearInterval(timer);
+      policyEvents.off('change', onLocal);
+      await listener?.close();
+      await running;
+    },
+  };
+}
+
+/** A dedicated LISTEN connection (a pooled one would be handed to others); reconnects after errors. */
+async function listen(url: string, orgId: string, onNotify: () => void): Promise<{ close(): Promise<void> }> {
+  const { default: pg } = await import('pg');
+  let client: InstanceType<typeof pg.Client> | undefined;
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', (msg) => {
+      if (msg.channel === POLICY_CHANNEL && msg.payload === orgId) onNotify();
+    });
+    c.on('error', () => {
+      void c.end().catch(() => undefined);
+      if (client === c) client = undefined;
+      if (!closed) retry = setTimeout(() => void connect().catch(() => undefined), 1000);
+    });
+    await c.connect();
+    await c.query(`LISTEN ${POLICY_CHANNEL}`);
+    if (closed) {
+      await c.end();
+      return;
+    }
+    client = c;
+    onNotify(); // anything committed while we were not listening
+  };
+  await connect();
+  return {
+    close: async () => {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      await client?.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,157 @@
+import type { Command } from 'commander';
+import { userInfo } from 'node:os';
+import { stringify } from 'yaml';
+import { AccessAdmin } from '../access/admin-service.js';
+import { describeChange, planBundles } from '../access/bundle-diff.js';
+import type { BundleSpec, Org, Scope } from '../access/model.js';
+import { connectionInput, fromPolicyBundle, specOf } from '../access/spec.js';
+import { AuditLog } from '../audit/log.js';
+import { invalidInput } from '../errors.js';
+import { loadBundleFile } from '../policy/load-bundle-file.js';
+import { contextFrom, withStore } from './context.js';
+
+/**
+ * tagbox bundle apply | export | attach | detach | list: access as code, in
+ * CONTRACT.md's bundle-file format. The format names secrets by vault name and
+ * has no field that could hold a secret value. Every change goes through
+ * AccessAdmin (so it is audited, bumps the policy revision and reaches running
+ * proxies); the actor is `cli:$USER`.
+ */
+export function registerBundle(program: Command): void {
+  const bundle = program.command('bundle').description('access bundles as code: apply a bundle file, export, attach to and detach from scopes');
+
+  bundle
+    .command('apply')
+    .description('make the stored bundles match FILE (declarative, idempotent); attachments are kept')
+    .argument('<file>', 'bundle file (CONTRACT.md format)')
+    .option('--dry-run', 'print what would change, change nothing')
+    .option('--prune', 'also delete stored bundles that FILE does not have')
+    .action(async (file: string, opts: { dryRun?: boolean; prune?: boolean }, command: Command) => {
+      const wanted = loadBundleFile(file).bundles.map((b) => fromPolicyBundle(b));
+      await withAdmin(command, async (admin, org) => {
+        const stored = await admin.listBundles(org.id);
+        const current = stored.map((b) => withoutDescription(specOf(b)));
+        const changes = planBundles(current, wanted, opts.prune ?? false);
+        if (changes.length === 0) {
+          process.stdout.write('no changes\n');
+          return;
+        }
+        for (const change of changes) {
+          process.stdout.write(`${describeChange(change)}\n`);
+          if (opts.dryRun) continue;
+          if (change.op === 'delete') await admin.deleteBundle(actor(), org.id, change.name);
+          else {
+            // The file format has no description; keep whatever the API set.
+            const description = stored.find((b) => b.name === change.name)?.description;
+            await admin.putBundle(actor(), org.id, { ...change.spec, ...(description ? { description } : {}) });
+          }
+        }
+        process.stdout.write(opts.dryRun ? `dry run: ${changes.length} change(s) not applied\n` : `applied ${changes.length} change(s)\n`);
+      });
+    });
+
+  bundle
+    .command('export')
+    .description('print every stored bundle as a bundle file (YAML); `apply` of it changes nothing')
+    .action(async (_opts, command: Command) => {
+      await withAdmin(command, async (admin, org) => {
+        const bundles = (await admin.listBundles(org.id)).map((b) => fileShape(specOf(b)));
+        process.stdout.write(stringify({ bundles }, { lineWidth: 0 }));
+      });
+    });
+
+  bundle
+    .command('list')
+    .alias('ls')
+    .description('list stored bundles and where they are attached')
+    .action(async (_opts, command: Command) => {
+      await withAdmin(command, async (admin, org) => {
+        for (const b of await admin.listBundles(org.id)) {
+          const scopes = await admin.bundleScopes(org.id, b.name);
+          process.stdout.write(`${b.name}\t${b.domains.length} domain(s)\t${b.connections.length} connection(s)\t${scopes.join(' ') || '(not attached)'}\n`);
+        }
+      });
+    });
+
+  for (const verb of ['attach', 'detach'] as const) {
+    bundle
+      .command(verb)
+      .description(`${verb} a bundle ${verb === 'attach' ? 'to' : 'from'} the org, a workspace or a channel`)
+      .argument('<name>', 'bundle name')
+      .option('--org', 'the whole org')
+      .option('--workspace <workspace>', 'a workspace, by id or name (with --channel: where to look the channel up)')
+      .option('--channel <channel>', 'a channel, by id or name (#name works too)')
+      .action(async (name: string, opts: ScopeOptions, command: Command) => {
+        await withAdmin(command, async (admin, org) => {
+          const { scope, label } = await resolveScope(admin, org, opts);
+          if (verb === 'attach') {
+            const before = await admin.bundleScopes(org.id, name);
+            await admin.attach(actor(), org.id, name, scope);
+            const key = scope.kind === 'org' ? 'org' : `${scope.kind}:${scope.id}`;
+            process.stdout.write(before.includes(key) ? `no changes: bundle ${name} is already attached to ${label}\n` : `attached bundle ${name} to ${label}\n`);
+          } else {
+            const removed = await admin.detach(actor(), org.id, name, scope);
+            process.stdout.write(removed ? `detached bundle ${name} from ${label}\n` : `no changes: bundle ${name} is not attached to ${label}\n`);
+          }
+        });
+      });
+  }
+}
+
+interface ScopeOptions {
+  org?: boolean;
+  workspace?: string;
+  channel?: string;
+}
+
+async function resolveScope(admin: AccessAdmin, org: Org, opts: ScopeOptions): Promise<{ scope: Scope; label: string }> {
+  const given = [opts.org, opts.workspace !== undefined && opts.channel === undefined, opts.channel !== undefined].filter(Boolean).length;
+  if (given !== 1) throw invalidInput('give exactly one of --org, --workspace W or --channel C (--workspace may narrow where --channel looks)');
+  if (opts.org) return { scope: { kind: 'org' }, label: 'the org' };
+  const workspaces = await admin.listWorkspaces(org.id);
+  const pick = <T extends { id: string; name: string }>(items: T[], key: string, what: string): T => {
+    const byId = items.find((i) => i.id === key);
+    if (byId) return byId;
+    const named = items.filter((i) => i.name === key);
+    if (named.length === 1) return named[0]!;
+    if (named.length > 1) throw invalidInput(`--${what} "${key}": ${named.length} ${what}s have that name; give the id (${named.map((n) => n.id).join(', ')})`);
+    throw invalidInput(`--${what} "${key}": no such ${what} (give an id or a name)`);
+  };
+  const ws = opts.workspace === undefined ? undefined : pick(workspaces, opts.workspace, 'workspace');
+  if (opts.channel === undefined) return { scope: { kind: 'workspace', id: ws!.id }, label: `workspace ${ws!.name}` };
+  const channels = (await Promise.all((ws ? [ws] : workspaces).map((w) => admin.listChannels(w.id)))).flat();
+  const channel = pick(channels, opts.channel.replace(/^#/, ''), 'channel');
+  return { scope: { kind: 'channel', id: channel.id }, label: `channel ${channel.name}` };
+}
+
+async function withAdmin(command: Command, fn: (admin: AccessAdmin, org: Org) => Promise<void>): Promise<void> {
+  const ctx = contextFrom(command);
+  await withStore(ctx, async (store) => {
+    const admin = new AccessAdmin(store, new AuditLog(store));
+    await fn(admin, await admin.ensureDefaultOrg());
+  });
+}
+
+function actor(): string {
+  let user = process.env.USER;
+  try {
+    user ||= userInfo().username;
+  } catch {
+    // no passwd entry (containers): the plain actor is enough
+  }
+  return user ? `cli:${user}` : 'cli';
+}
+
+function withoutDescription(spec: BundleSpec): BundleSpec {
+  const { description: _omit, ...rest } = spec;
+  return rest;
+}
+
+/** A stored bundle in the bundle-file shape (plain strings for hosts without ports). */
+function fileShape(spec: BundleSpec): unknown {
+  return {
+    name: spec.name,
+    domains: spec.domains.map((d) => (d.ports ? { host: d.host, ports: d.ports } : d.host)),
+    connections: spec.connections.map(connectionInput),
+  };
+}
