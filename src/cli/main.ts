@@ -7,7 +7,9 @@ import { registerDoctor } from './doctor.js';
 import { registerExec } from './exec.js';
 import { registerMigrate } from './migrate.js';
 import { registerProxy } from './proxy.js';
+import { registerProxyDaemon } from './proxy-daemon.js';
 import { registerSecret } from './secret.js';
+import { registerUp } from './up.js';
 import { registerVault } from './vault.js';
 import { registerVersion } from './version.js';
 
@@ -34,6 +36,8 @@ export function buildProgram(): Command {
   registerExec(program);
   registerProxy(program);
   registerCa(program);
+  registerUp(program);
+  registerProxyDaemon(program);
   registerBundle(program);
   return program;
 }

@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../log.js';
+import { controlRequest } from './control-protocol.js';
+
+export interface ProxySupervisorOptions {
+  /** argv after `node`: the tagbox launcher, global flags, `proxy-daemon --control SOCKET`. */
+  args: string[];
+  controlSocket: string;
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+// A child that stayed up this long is healthy again: its next crash restarts fast.
+const STABLE_AFTER_MS = 60_000;
+
+/**
+ * Runs the Agent Proxy as its own process (the only one holding the vault's
+ * private key) and keeps it running: restarted with exponential backoff when
+ * it dies, stopped with the server. Its stdin is a pipe, so if this process
+ * dies without a word the child sees end-of-file and leaves too.
+ */
+export class ProxySupervisor {
+  #child: ChildProcess | undefined;
+  #ready = false;
+  #everReady = false;
+  #stopping = false;
+  #failures = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #waiters: Array<() => void> = [];
+
+  constructor(private readonly options: ProxySupervisorOptions) {}
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** True once the first child said ready: the vault has been initialised by then. */
+  get everReady(): boolean {
+    return this.#everReady;
+  }
+
+  start(): void {
+    this.#spawn();
+  }
+
+  /** Resolves when a child is ready (or the timeout passes: false). */
+  waitReady(timeoutMs: number): Promise<boolean> {
+    if (this.#ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Ready and answering on its control socket right now. */
+  async healthy(): Promise<boolean> {
+    if (!this.#ready) return false;
+    try {
+      return (await controlRequest(this.options.controlSocket, { op: 'ping' }, 1000)).ok;
+    } catch {
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#timer);
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(killer);
+  }
+
+  #spawn(): void {
+    const started = Date.now();
+    const child = spawn(process.execPath, this.options.args, { env: this.options.env, stdio: ['pipe', 'pipe', 'inherit'] });
+    this.#child = child;
+    this.options.logger.info({ pid: child.pid }, 'agent proxy starting');
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.trim() !== 'ready' || this.#child !== child) return;
+      this.#ready = true;
+      this.#everReady = true;
+      this.options.logger.info({ pid: child.pid }, 'agent proxy ready');
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    child.stdin!.on('error', () => undefined);
+    child.on('error', (error) => this.options.logger.error({ err: error }, 'agent proxy failed to start'));
+    child.on('exit', (code, signal) => {
+      if (this.#child === child) this.#ready = false;
+      if (this.#stopping) return;
+      if (Date.now() - started > STABLE_AFTER_MS) this.#failures = 0;
+      const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#failures);
+      this.#failures += 1;
+      this.options.logger.warn({ code, signal, restartInMs: delay }, 'agent proxy exited; restarting');
+      this.#timer = setTimeout(() => this.#spawn(), delay);
+    });
+  }
+}
