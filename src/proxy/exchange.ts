@@ -9,7 +9,7 @@ import type { CredentialResolver } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { EgressRecorder } from './record.js';
-import { describeUpstreamError, hostForUrl, type Upstreams } from './upstream.js';
+import { describeUpstreamError, hostForUrl, type Upstreams, type UpstreamTarget } from './upstream.js';
 
 /**
  * One HTTP request through the proxy, in the order the design reads:
@@ -35,44 +35,59 @@ export interface RequestTarget {
   pathAndQuery: string;
 }
 
-export async function handleExchange(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, res: ServerResponse, tunnel?: TunnelInfo): Promise<void> {
+export type Recording = ReturnType<EgressRecorder['begin']>;
+
+/** The answer to "may this request go out, and exactly how?" — refusals are already recorded. */
+export type Admission =
+  | { ok: false; malformed: boolean; status: number; reason: string }
+  | { ok: true; target: RequestTarget; decision: Decision; upstream: UpstreamTarget; headers: OutgoingHeaders; body?: Buffer; record: Recording };
+
+/**
+ * Authority checks -> decide(policy, request) -> SSRF guard -> credential from
+ * the vault, for plain requests and upgrades alike. The policy is read once.
+ */
+export async function admit(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, tunnel?: TunnelInfo): Promise<Admission> {
   const started = process.hrtime.bigint();
   const target = requestTarget(req, tunnel);
   if (!target.ok) {
     deps.record.rejected(state, req, target.status, target.reason, tunnel);
-    return reject(res, target.status, target.reason);
+    return { ok: false, malformed: true, status: target.status, reason: target.reason };
   }
   const { scheme, host, port, pathAndQuery } = target.value;
   const policy = state.policy;
   const decision = decide(policy, { method: req.method ?? 'GET', scheme, host, port, path: pathAndQuery });
   const record = deps.record.begin(state, { method: req.method ?? '', scheme, host: decision.host, port, path: pathAndQuery }, decision, started);
-
   if (decision.outcome === 'blocked') {
-    blocked(res, decision.reason);
-    return record.finish({ status: 403 });
+    record.finish({ status: 403 });
+    return { ok: false, malformed: false, status: 403, reason: decision.reason };
   }
-
   const resolved = await deps.upstreams.resolve(scheme, decision.host, port, policy.addresses);
   if (!resolved.ok) {
-    blocked(res, resolved.reason, resolved.status);
-    return record.finish({ status: resolved.status, outcome: 'blocked', reason: resolved.reason });
+    record.finish({ status: resolved.status, outcome: 'blocked', reason: resolved.reason });
+    return { ok: false, malformed: false, status: resolved.status, reason: resolved.reason };
   }
-
-  let headers: OutgoingHeaders;
-  let body: IncomingMessage | Buffer = req;
   try {
     const prepared = await prepareHeaders(deps, state, req, decision, target.value);
-    headers = prepared.headers;
-    if (prepared.body) body = prepared.body;
+    return { ok: true, target: target.value, decision, upstream: resolved.target, ...prepared, record };
   } catch (error) {
     // Fail closed: a credential that cannot be had means the request is not sent at all.
     const reason = `credential for ${decision.bundle}/${decision.connection} unavailable: ${describeError(error)}`;
-    blocked(res, reason);
-    return record.finish({ status: 403, outcome: 'blocked', reason });
+    record.finish({ status: 403, outcome: 'blocked', reason });
+    return { ok: false, malformed: false, status: 403, reason };
   }
+}
+
+export async function handleExchange(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, res: ServerResponse, tunnel?: TunnelInfo): Promise<void> {
+  const admission = await admit(deps, state, req, tunnel);
+  if (!admission.ok) {
+    return admission.malformed ? reject(res, admission.status, admission.reason) : blocked(res, admission.reason, admission.status);
+  }
+  const { target, decision, headers, record } = admission;
+  const body = admission.body ?? req;
+  const { port, pathAndQuery, scheme } = target;
 
   try {
-    const upstream = await deps.upstreams.pool(resolved.target).request({
+    const upstream = await deps.upstreams.pool(admission.upstream).request({
       method: req.method ?? 'GET',
       path: pathAndQuery,
       headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },

@@ -1,8 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { decide } from '../policy/decide.js';
-import { describeError } from '../errors.js';
-import { prepareHeaders, requestTarget, type ExchangeDeps } from './exchange.js';
+import { admit, type ExchangeDeps } from './exchange.js';
 import { defaultPort } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import { describeUpstreamError, hostForUrl } from './upstream.js';
@@ -13,36 +11,13 @@ import { describeUpstreamError, hostForUrl } from './upstream.js';
  */
 export async function handleUpgrade(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, client: Socket, head: Buffer, tunnel?: TunnelInfo): Promise<void> {
   client.on('error', () => client.destroy());
-  const started = process.hrtime.bigint();
-  const target = requestTarget(req, tunnel);
-  if (!target.ok) {
-    deps.record.rejected(state, req, target.status, target.reason, tunnel);
-    return answer(client, target.status, target.reason);
-  }
-  const { scheme, host, port, pathAndQuery } = target.value;
-  const policy = state.policy;
-  const decision = decide(policy, { method: req.method ?? 'GET', scheme, host, port, path: pathAndQuery });
-  const record = deps.record.begin(state, { method: req.method ?? '', scheme, host: decision.host, port, path: pathAndQuery }, decision, started);
-  if (decision.outcome === 'blocked') {
-    record.finish({ status: 403 });
-    return answer(client, 403, `blocked by Tagbox: ${decision.reason}`);
-  }
-  const resolved = await deps.upstreams.resolve(scheme, decision.host, port, policy.addresses);
-  if (!resolved.ok) {
-    record.finish({ status: resolved.status, outcome: 'blocked', reason: resolved.reason });
-    return answer(client, resolved.status, `blocked by Tagbox: ${resolved.reason}`);
-  }
-  let headers;
-  try {
-    headers = (await prepareHeaders(deps, state, req, decision, target.value)).headers;
-  } catch (error) {
-    const reason = `credential for ${decision.bundle}/${decision.connection} unavailable: ${describeError(error)}`;
-    record.finish({ status: 403, outcome: 'blocked', reason });
-    return answer(client, 403, `blocked by Tagbox: ${reason}`);
-  }
+  const admission = await admit(deps, state, req, tunnel);
+  if (!admission.ok) return answer(client, admission.status, admission.malformed ? admission.reason : `blocked by Tagbox: ${admission.reason}`);
+  const { decision, headers, record } = admission;
+  const { scheme, port, pathAndQuery } = admission.target;
   let upstream: Socket;
   try {
-    upstream = await deps.upstreams.dial(resolved.target);
+    upstream = await deps.upstreams.dial(admission.upstream);
   } catch (error) {
     const { status, reason } = describeUpstreamError(error, decision.host);
     record.finish({ status, reason });
