@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { controlRequest } from '../../src/server/control-protocol.js';
 import { BACKENDS, createTestBackend, type TestBackend } from '../helpers/backends.js';
 import { REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
 
@@ -84,6 +86,23 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
     // The server holds the public key only, yet can seal through it.
     const put = await fetch(`${url}/api/v1/secrets/gh-token`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'v' }) });
     expect(put.status).toBe(200);
+
+    // The proxy child's control socket opens and closes per-session listeners (default deny).
+    const control = join(backend.home, 'run', `proxy-${up.child.pid}.sock`);
+    expect(await controlRequest(control, { op: 'ping' })).toEqual({ ok: true, pid: proxyPid });
+    const sessionSocket = join(backend.home, 'run', 's1.sock');
+    expect(await controlRequest(control, { op: 'open-listener', session: 's1', socketPath: sessionSocket, bundles: [{ name: 'b', domains: ['allowed.example'] }] })).toMatchObject({ ok: true });
+    const blocked = await new Promise<{ status?: number; decision?: string | string[] }>((resolve, reject) => {
+      httpRequest({ socketPath: sessionSocket, path: 'http://blocked.example/', headers: { host: 'blocked.example' } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode, decision: res.headers['x-tagbox-decision'] });
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(blocked).toEqual({ status: 403, decision: 'blocked' });
+    expect(await controlRequest(control, { op: 'close-listener', session: 's1' })).toEqual({ ok: true });
+    expect(await controlRequest(control, { op: 'close-listener', session: 's1' })).toMatchObject({ ok: false });
 
     // A dead proxy makes /healthz 503, and is restarted.
     process.kill(proxyPid, 'SIGKILL');
