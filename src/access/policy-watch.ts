@@ -1,3 +1,4 @@
+import type { Client as PgClient } from 'pg';
 import { compilePolicy, type EgressPolicy } from '../policy/compile.js';
 import type { ControlStore } from '../store/database.js';
 import { effectivePolicy, orgOfPlace, type Place } from './effective-policy.js';
@@ -74,6 +75,8 @@ export async function watchPolicy(store: ControlStore, place: Place, onChange: (
   const timer = setInterval(trigger, store.dialect === 'postgres' ? pollMs * 4 : pollMs);
   timer.unref();
   const listener = store.location.dialect === 'postgres' ? await listen(store.location.url, orgId, trigger) : undefined;
+  // Anything committed between reading the revision and listening.
+  trigger();
 
   return {
     close: async () => {
@@ -86,34 +89,74 @@ export async function watchPolicy(store: ControlStore, place: Place, onChange: (
   };
 }
 
-/** A dedicated LISTEN connection (a pooled one would be handed to others); reconnects after errors. */
+/**
+ * One LISTEN connection per database per process, shared by every watcher
+ * (a server watches one place per running session; a pooled connection would
+ * be handed to other queries). Reconnects after errors, and then signals every
+ * subscriber, since notifications sent meanwhile are lost.
+ */
+interface Hub {
+  subscribers: Set<(orgId: string | undefined) => void>;
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+const hubs = new Map<string, Hub>();
+
 async function listen(url: string, orgId: string, onNotify: () => void): Promise<{ close(): Promise<void> }> {
-  const { default: pg } = await import('pg');
-  let client: InstanceType<typeof pg.Client> | undefined;
+  let hub = hubs.get(url);
+  if (!hub) {
+    hub = openHub(url);
+    hubs.set(url, hub);
+  }
+  const subscriber = (changed: string | undefined) => (changed === undefined || changed === orgId) && onNotify();
+  hub.subscribers.add(subscriber);
+  try {
+    await hub.ready;
+  } catch (error) {
+    hub.subscribers.delete(subscriber);
+    if (hub.subscribers.size === 0 && hubs.get(url) === hub) hubs.delete(url);
+    throw error;
+  }
+  const h = hub;
+  return {
+    close: async () => {
+      h.subscribers.delete(subscriber);
+      if (h.subscribers.size === 0 && hubs.get(url) === h) {
+        hubs.delete(url);
+        await h.close();
+      }
+    },
+  };
+}
+
+function openHub(url: string): Hub {
+  const subscribers = new Set<(orgId: string | undefined) => void>();
+  let client: PgClient | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
+  const tell = (orgId: string | undefined) => {
+    for (const s of [...subscribers]) s(orgId);
+  };
 
   const connect = async (): Promise<void> => {
+    const { default: pg } = await import('pg');
     const c = new pg.Client({ connectionString: url });
     c.on('notification', (msg) => {
-      if (msg.channel === POLICY_CHANNEL && msg.payload === orgId) onNotify();
+      if (msg.channel === POLICY_CHANNEL && msg.payload) tell(msg.payload);
     });
     c.on('error', () => {
       void c.end().catch(() => undefined);
       if (client === c) client = undefined;
-      if (!closed) retry = setTimeout(() => void connect().catch(() => undefined), 1000);
+      if (!closed) retry = setTimeout(() => void connect().then(() => tell(undefined), () => undefined), 1000);
     });
     await c.connect();
     await c.query(`LISTEN ${POLICY_CHANNEL}`);
-    if (closed) {
-      await c.end();
-      return;
-    }
-    client = c;
-    onNotify(); // anything committed while we were not listening
+    if (closed) await c.end();
+    else client = c;
   };
-  await connect();
   return {
+    subscribers,
+    ready: connect(),
     close: async () => {
       closed = true;
       if (retry) clearTimeout(retry);
