@@ -90,6 +90,12 @@ export class AccessAdmin {
     });
   }
 
+  async getWorkspace(workspaceId: string): Promise<Workspace> {
+    const ws = await workspacesRepo.getWorkspace(this.store.db, workspaceId);
+    if (!ws) throw notFound(`workspace ${workspaceId}`);
+    return ws;
+  }
+
   listWorkspaces(orgId: string): Promise<Workspace[]> {
     return workspacesRepo.listWorkspaces(this.store.db, orgId);
   }
@@ -101,6 +107,12 @@ export class AccessAdmin {
       const channel = await workspacesRepo.createChannel(db, input);
       return { result: channel, change: { orgId: ws.orgId, target: `channel:${channel.id}`, action: 'create', fields: ['externalId', 'name', 'isPrivate'] } };
     });
+  }
+
+  async getChannel(channelId: string): Promise<Channel> {
+    const channel = await workspacesRepo.getChannel(this.store.db, channelId);
+    if (!channel) throw notFound(`channel ${channelId}`);
+    return channel;
   }
 
   listChannels(workspaceId: string): Promise<Channel[]> {
@@ -118,6 +130,10 @@ export class AccessAdmin {
       const fields = ['externalId', 'displayName', 'hasAccount', 'isGuest', ...(input.roles?.length ? ['roles'] : [])];
       return { result: member, change: { orgId: ws.orgId, target: `member:${member.id}`, action: 'create', fields } };
     });
+  }
+
+  listMembers(workspaceId: string): Promise<Member[]> {
+    return membersRepo.listMembers(this.store.db, workspaceId);
   }
 
   async getMember(memberId: string): Promise<Member> {

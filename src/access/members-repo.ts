@@ -49,6 +49,17 @@ export async function getMember(db: Kysely<Database>, id: string): Promise<Membe
   return toMember(row, await rolesOf(db, id));
 }
 
+export async function listMembers(db: Kysely<Database>, workspaceId: string): Promise<Member[]> {
+  const rows = await db.selectFrom('members').selectAll().where('workspace_id', '=', workspaceId).orderBy('display_name').orderBy('id').execute();
+  const roles = new Map<string, string[]>();
+  if (rows.length) {
+    for (const r of await db.selectFrom('member_roles').innerJoin('members', 'members.id', 'member_roles.member_id').select(['member_roles.member_id', 'member_roles.role']).where('members.workspace_id', '=', workspaceId).execute()) {
+      roles.set(r.member_id, [...(roles.get(r.member_id) ?? []), r.role]);
+    }
+  }
+  return rows.map((row) => toMember(row, roles.get(row.id) ?? []));
+}
+
 export async function findMemberByExternalId(db: Kysely<Database>, workspaceId: string, externalId: string): Promise<Member | undefined> {
   const row = await db
     .selectFrom('members')

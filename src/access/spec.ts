@@ -22,17 +22,23 @@ export function toPolicyConnection(c: ConnectionSpec): PolicyConnection {
 
 /** The spec as the policy schema reads it (strict: no description, no ids). */
 export function specAsPolicyInput(spec: BundleSpec): unknown {
-  return { name: spec.name, domains: spec.domains.map(entryInput), connections: spec.connections.map(connectionInput) };
+  // Malformed input (from an API client) passes through as is, so that the schema names the field.
+  return { name: spec.name, domains: mapIfArray(spec.domains, entryInput), connections: mapIfArray(spec.connections, connectionInput) };
 }
 
 export function connectionInput(c: ConnectionSpec): unknown {
+  if (!c || typeof c !== 'object') return c;
   return {
     name: c.name,
     secret: c.secret,
-    allowedWebsites: c.allowedWebsites.map((w) => (typeof w === 'string' ? w : entryInput(w))),
+    allowedWebsites: mapIfArray(c.allowedWebsites, (w) => (typeof w === 'string' ? w : entryInput(w))),
     inject: c.inject,
     ...(c.narrow ? { narrow: c.narrow } : {}),
   };
+}
+
+function mapIfArray<T>(value: readonly T[] | undefined, fn: (item: T) => unknown): unknown {
+  return Array.isArray(value) ? value.map(fn) : value;
 }
 
 /** A validated policy bundle back to a spec, in its canonical (normalised) form. */
@@ -77,7 +83,8 @@ function domainEntry(d: HostEntry | DomainEntry): DomainEntry {
   return d.ports ? { host: d.host, ports: d.ports } : { host: d.host };
 }
 
-function entryInput(d: DomainEntry): unknown {
+function entryInput(d: DomainEntry | string): unknown {
+  if (!d || typeof d !== 'object') return d;
   return d.ports ? { host: d.host, ports: d.ports } : d.host;
 }
 

@@ -94,11 +94,57 @@ describe.each(BACKENDS)('AccessAdmin on %s', (backendName) => {
     expect(await w.admin.bundleScopes(w.org.id, 'other')).toEqual([]);
   });
 
+  it('reads: workspaces, channels, members with roles', async () => {
+    expect((await w.admin.listWorkspaces(w.org.id)).map((x) => x.name)).toEqual(['acme-eng', 'acme-sales']);
+    expect((await w.admin.listChannels(w.ws1.id)).map((x) => x.name)).toEqual(['eng', 'random']);
+    expect((await w.admin.getChannel(w.sales.id)).isPrivate).toBe(true);
+    expect((await w.admin.getWorkspace(w.ws2.id)).kind).toBe('web');
+    await w.admin.setMemberRoles('o', w.bob.id, ['ops', 'eng']);
+    expect((await w.admin.listMembers(w.ws1.id)).map((m) => [m.displayName, m.roles])).toEqual([['Ada', ['eng']], ['Bob', ['eng', 'ops']]]);
+    await expect(w.admin.getMember('nope')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
   it('unknown names are exit-2 not_found errors', async () => {
     await expect(w.admin.attach('a', w.org.id, 'nope', { kind: 'org' })).rejects.toMatchObject({ exitCode: 2, code: 'not_found' });
     await w.admin.putBundle('a', w.org.id, github);
     await expect(w.admin.attach('a', w.org.id, 'platform', { kind: 'channel', id: 'zzz' })).rejects.toMatchObject({ code: 'not_found' });
     expect(await w.admin.deleteBundle('a', w.org.id, 'nope')).toBe(false);
     expect(await w.admin.deleteBundle('a', w.org.id, 'platform')).toBe(true);
+  });
+});
+
+describe.each(BACKENDS)('AccessAdmin input from API clients on %s', (backendName) => {
+  let w: World;
+  beforeEach(async () => {
+    w = await createWorld(backendName);
+  });
+  afterEach(async () => w.close());
+
+  it('malformed specs are exit-2 errors naming the field, never crashes', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ name: 'x', domains: 'a.example.com', connections: [] }, /domains/],
+      [{ name: 'x', domains: [42], connections: [] }, /domains\[0\]/],
+      [{ name: 'x', domains: [], connections: [{ name: 'c', secret: 'Not A Name', allowedWebsites: ['a.example.com'], inject: { basic: { username: 'u' } } }] }, /secret/],
+      [{ name: 'x', domains: [], connections: [{ name: 'c', secret: 's', allowedWebsites: 'a.example.com', inject: { basic: { username: 'u' } } }] }, /allowedWebsites/],
+      [{ name: 'bad name!', domains: [], connections: [] }, /name/],
+    ];
+    for (const [spec, field] of cases) {
+      await expect(w.admin.putBundle('api', w.org.id, spec as BundleSpec)).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(field) });
+    }
+    await expect(
+      w.admin.putPersonalConnector('api', w.org.id, w.ada.id, { name: 'c', secret: 's', allowedWebsites: [], inject: { basic: { username: 'u' } } }),
+    ).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/allowedWebsites/) });
+    expect(await w.admin.listBundles(w.org.id)).toEqual([]);
+    expect(await w.admin.listPersonalConnectors(w.ada.id)).toEqual([]);
+  });
+
+  it('org settings are validated and only changed fields are recorded', async () => {
+    await expect(w.admin.updateOrgSettings('o', w.org.id, { memberAccess: 'everyone' as never })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('memberAccess') });
+    await expect(w.admin.updateOrgSettings('o', w.org.id, { retentionDays: 0 })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('retentionDays') });
+    const org = await w.admin.updateOrgSettings('o', w.org.id, { memberAccess: 'roles', memberAccessRoles: ['eng'], zeroDataRetention: false });
+    expect(org).toMatchObject({ memberAccess: 'roles', memberAccessRoles: ['eng'], zeroDataRetention: false });
+    let last;
+    for await (const e of w.audit.query({ type: 'admin-change' })) last = e;
+    expect(last).toMatchObject({ actor: 'o', action: 'update-settings', fields: ['memberAccess', 'memberAccessRoles'] });
   });
 });
