@@ -1,3 +1,4 @@
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
@@ -53,26 +54,21 @@ export async function pruneAudit(store: ControlStore, options: PruneOptions): Pr
     return { before, pruned: planned.through - planned.from.seq, anchorSeq: planned.from.seq, dryRun: true };
   }
 
-  const result = await withAuditWriteLock(store, async (trx) => {
-    // Re-plan under the lock: appends or another prune may have run since.
-    // Delete no further than the stretch verified above; events appended
-    // meanwhile with older stamps wait for the next prune.
-    const now = await planCut(trx, before);
-    if (now.from.seq < planned.from.seq) {
-      throw failure('audit prune: the retention anchor moved backwards; the log was altered', 'audit_broken');
-    }
-    const cut = { from: now.from, through: Math.min(now.through, planned.through) };
-    if (cut.through <= cut.from.seq) return { pruned: 0, anchorSeq: cut.from.seq };
-    const last = await trx.selectFrom('audit_events').select('hash').where('seq', '=', cut.through).executeTakeFirstOrThrow();
-    const deleted = await trx.deleteFrom('audit_events').where('seq', '<=', cut.through).executeTakeFirst();
-    const count = Number(deleted.numDeletedRows);
-    if (count !== cut.through - cut.from.seq) {
-      throw failure(`audit prune: expected to delete ${cut.through - cut.from.seq} events, found ${count}; the log was altered`, 'audit_broken');
-    }
-    await trx.deleteFrom('audit_anchor').execute();
-    await trx.insertInto('audit_anchor').values({ id: 1, seq: cut.through, hash: last.hash }).execute();
-    return { pruned: count, anchorSeq: cut.through };
-  });
+  const raw = store.sqlite;
+  const result =
+    raw && !raw.inTransaction
+      ? pruneSqlite(raw, planned, before)
+      : await withAuditWriteLock(store, async (trx) => {
+          const cut = narrow(await planCut(trx, before), planned);
+          if (cut.through <= cut.from.seq) return { pruned: 0, anchorSeq: cut.from.seq };
+          const last = await trx.selectFrom('audit_events').select('hash').where('seq', '=', cut.through).executeTakeFirst();
+          if (!last) throw altered(`event ${cut.through} is missing`);
+          const deleted = await trx.deleteFrom('audit_events').where('seq', '<=', cut.through).executeTakeFirst();
+          checkCount(Number(deleted.numDeletedRows), cut);
+          await trx.deleteFrom('audit_anchor').execute();
+          await trx.insertInto('audit_anchor').values({ id: 1, seq: cut.through, hash: last.hash }).execute();
+          return { pruned: cut.through - cut.from.seq, anchorSeq: cut.through };
+        });
 
   // The prune itself is an administrative decision: record it (invariant 8).
   if (result.pruned > 0) {
@@ -87,6 +83,47 @@ export async function pruneAudit(store: ControlStore, options: PruneOptions): Pr
     });
   }
   return { before, ...result, dryRun: false };
+}
+
+/**
+ * SQLite: the locked step in one synchronous IMMEDIATE transaction, like the
+ * append fast path, so the write lock is never held across an await (another
+ * connection of this process busy-waiting on it would block the event loop).
+ */
+function pruneSqlite(raw: BetterSqlite3.Database, planned: Cut, before: string): { pruned: number; anchorSeq: number } {
+  const step = raw.transaction(() => {
+    const anchor = raw.prepare('select seq, hash from audit_anchor limit 1').get() as { seq: number; hash: string } | undefined;
+    const from = anchor ?? { seq: 0, hash: GENESIS_HASH };
+    const first = raw.prepare('select min(seq) as seq from audit_events where ts >= ?').get(before) as { seq: number | null };
+    const head = raw.prepare('select max(seq) as seq from audit_events').get() as { seq: number | null };
+    const cut = narrow({ from, through: Math.max(first.seq !== null ? first.seq - 1 : (head.seq ?? from.seq), from.seq) }, planned);
+    if (cut.through <= cut.from.seq) return { pruned: 0, anchorSeq: cut.from.seq };
+    const last = raw.prepare('select hash from audit_events where seq = ?').get(cut.through) as { hash: string } | undefined;
+    if (!last) throw altered(`event ${cut.through} is missing`);
+    checkCount(raw.prepare('delete from audit_events where seq <= ?').run(cut.through).changes, cut);
+    raw.prepare('delete from audit_anchor').run();
+    raw.prepare('insert into audit_anchor (id, seq, hash) values (1, ?, ?)').run(cut.through, last.hash);
+    return { pruned: cut.through - cut.from.seq, anchorSeq: cut.through };
+  });
+  return step.immediate();
+}
+
+/**
+ * The cut re-planned under the lock (appends or another prune may have run
+ * since), kept inside the stretch verified before taking it: events appended
+ * meanwhile with older stamps wait for the next prune.
+ */
+function narrow(now: Cut, planned: Cut): Cut {
+  if (now.from.seq < planned.from.seq) throw altered('the retention anchor moved backwards');
+  return { from: now.from, through: Math.min(now.through, planned.through) };
+}
+
+function checkCount(count: number, cut: Cut): void {
+  if (count !== cut.through - cut.from.seq) throw altered(`expected to delete ${cut.through - cut.from.seq} events, found ${count}`);
+}
+
+function altered(detail: string) {
+  return failure(`audit prune: ${detail}; the log was altered`, 'audit_broken');
 }
 
 function cutTime(options: PruneOptions): string {

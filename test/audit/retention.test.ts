@@ -141,6 +141,29 @@ describe.each(BACKENDS)('audit retention on %s', (backendName) => {
     expect(pruned + result.events).toBe(Number(head.seq));
   });
 
+  it('keeps one valid chain when another connection of this process appends during prunes', async () => {
+    await seedDays();
+    const other = await openControlStore(backend.location);
+    try {
+      const otherLog = new AuditLog(other);
+      let pruned = 0;
+      await Promise.all([
+        (async () => {
+          for (let i = 0; i < 50; i++) await otherLog.append({ type: 'egress', outcome: 'allowlist', host: `c${i}.example` });
+        })(),
+        (async () => {
+          for (let i = 0; i < 10; i++) pruned += (await pruneAudit(store, { before: new Date().toISOString() })).pruned;
+        })(),
+      ]);
+      const result = await log.verify();
+      expect(result.ok).toBe(true);
+      const head = await store.db.selectFrom('audit_events').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirstOrThrow();
+      expect(pruned + result.events).toBe(Number(head.seq));
+    } finally {
+      await other.close();
+    }
+  });
+
   it('prunes through the CLI, with a dry run and exit codes', async () => {
     await seedDays();
     const env = backend.env;
