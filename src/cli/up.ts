@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { AccessAdmin } from '../access/admin-service.js';
 import { AuditLog } from '../audit/log.js';
 import { invalidInput } from '../errors.js';
-import { buildServer } from '../server/app.js';
-import { firstRun } from '../server/first-run.js';
+import { buildServer, type ServerOptions } from '../server/app.js';
+import { firstRun, type FirstRun } from '../server/first-run.js';
 import { unavailable } from '../server/http-errors.js';
 import { ProxySupervisor } from '../server/proxy-supervisor.js';
 import { Sealer } from '../vault/sealer.js';
@@ -40,8 +40,6 @@ export function registerUp(program: Command): void {
         env: { ...process.env, TAGBOX_HOME: ctx.home },
         logger: ctx.logger,
       });
-      supervisor.start();
-
       // The vault is opened only after the proxy child has initialised it (the
       // child holds the master key; this process must never need it).
       let vault: Promise<VaultStore> | undefined;
@@ -50,47 +48,64 @@ export function registerUp(program: Command): void {
         vault ??= openVaultStore(vaultStoreLocation(ctx.home, ctx.config));
         return Sealer.connect(await vault);
       };
-      const app = await buildServer({
-        store,
-        audit,
-        access,
-        sealer,
-        logger: ctx.logger,
-        readiness: async () => {
-          const healthy = await supervisor.healthy();
-          return { ready: healthy, detail: { proxy: healthy ? 'ready' : 'starting' } };
-        },
-      });
-      await app.listen({ host: ctx.config.server.host, port: port ?? ctx.config.server.port });
-      const address = app.server.address() as AddressInfo;
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      const url = `http://${host}:${address.port}`;
-
-      const proxyReady = await supervisor.waitReady(60_000);
-      const out: string[] = [`Tagbox is up at ${url}`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
-      out.push(proxyReady ? `  Agent Proxy: ready, pid ${supervisor.pid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
-      if (first.ownerToken) {
-        out.push(
-          '',
-          'First run: created the org and its first Owner. Sign in with this one-time API token;',
-          'it is shown only now and cannot be recovered (create more with POST /api/v1/tokens):',
-          '',
-          `  ${first.ownerToken}`,
-          '',
-          `  curl -H "Authorization: Bearer ${first.ownerToken}" ${url}/api/v1/org`,
-        );
+      supervisor.start();
+      // Whatever happens from here (a port in use, a signal), the child goes too.
+      try {
+        await serve({ store, audit, access, sealer, supervisor, first, logger: ctx.logger, host: ctx.config.server.host, port: port ?? ctx.config.server.port });
+      } finally {
+        await supervisor.stop();
+        await (await vault)?.close();
+        await store.close();
       }
-      process.stdout.write(`${out.join('\n')}\n`);
-
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await app.close();
-      await supervisor.stop();
-      await (await vault)?.close();
-      await store.close();
     });
+}
+
+interface ServeOptions extends Omit<ServerOptions, 'readiness'> {
+  supervisor: ProxySupervisor;
+  first: FirstRun;
+  host: string;
+  port: number;
+}
+
+/** Listens, prints the banner (and a first-run token), and serves until SIGINT or SIGTERM. */
+async function serve(options: ServeOptions): Promise<void> {
+  const { supervisor, first } = options;
+  const app = await buildServer({
+    ...options,
+    readiness: async () => {
+      const healthy = await supervisor.healthy();
+      return { ready: healthy, detail: { proxy: healthy ? 'ready' : 'starting' } };
+    },
+  });
+  try {
+    await app.listen({ host: options.host, port: options.port });
+    const address = app.server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host}:${address.port}`;
+
+    const proxyReady = await supervisor.waitReady(60_000);
+    const out: string[] = [`Tagbox is up at ${url}`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
+    out.push(proxyReady ? `  Agent Proxy: ready, pid ${supervisor.pid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
+    if (first.ownerToken) {
+      out.push(
+        '',
+        'First run: created the org and its first Owner. Sign in with this one-time API token;',
+        'it is shown only now and cannot be recovered (create more with POST /api/v1/tokens):',
+        '',
+        `  ${first.ownerToken}`,
+        '',
+        `  curl -H "Authorization: Bearer ${first.ownerToken}" ${url}/api/v1/org`,
+      );
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  } finally {
+    await app.close();
+  }
 }
 
 function parsePort(value: string): number {

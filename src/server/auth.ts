@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ControlStore } from '../store/database.js';
 import type { PrincipalResolver } from './principal.js';
+import { apiRoleOf, roleAtLeast } from './roles.js';
 import { findToken, touchToken } from './tokens-repo.js';
 
 /**
@@ -38,6 +39,10 @@ export function tokenResolver(store: ControlStore): PrincipalResolver {
       touched.set(record.id, now);
       await touchToken(store.db, record.id);
     }
-    return { via: 'token', credentialId: record.id, memberId: record.memberId, orgId: record.orgId, role: record.role };
+    // A token never outranks its member: demoting someone takes effect on their existing tokens at once.
+    const roles = await store.db.selectFrom('member_roles').select('role').where('member_id', '=', record.memberId).execute();
+    const memberRole = apiRoleOf(roles.map((r) => r.role));
+    const role = roleAtLeast(memberRole, record.role) ? record.role : memberRole;
+    return { via: 'token', credentialId: record.id, memberId: record.memberId, orgId: record.orgId, role };
   };
 }

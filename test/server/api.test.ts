@@ -135,6 +135,14 @@ describe.each(BACKENDS)('admin API over HTTP (%s)', (backend) => {
     expect((await h.api(admin.token, 'DELETE', `/api/v1/tokens/${ownerTokenId}`)).status).toBe(403);
   });
 
+  it('never lets a token outrank its member: a demotion takes effect at once', async () => {
+    const dana = await h.tokenFor('admin', 'dana');
+    expect((await h.api(dana.token, 'GET', '/api/v1/bundles')).status).toBe(200);
+    expect((await h.api(h.ownerToken, 'PUT', `/api/v1/members/${dana.memberId}/roles`, { roles: [] })).status).toBe(200);
+    expect((await h.api(dana.token, 'GET', '/api/v1/bundles')).status).toBe(403);
+    expect((await h.api(dana.token, 'GET', '/api/v1/me/connectors')).status).toBe(200);
+  });
+
   it('names the field in validation errors', async () => {
     const cases: Array<[string, string, unknown, string]> = [
       ['PATCH', '/api/v1/org', { retentionDays: 'x' }, 'body.retentionDays'],

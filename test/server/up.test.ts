@@ -127,6 +127,34 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
   });
 });
 
+describe('tagbox up on a port in use', () => {
+  it('exits 1 and leaves no proxy child behind', async () => {
+    const backend = await createTestBackend('sqlite');
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
+      const child = spawn(process.execPath, [TAGBOX_BIN, 'up', '--port', String(port)], { cwd: REPO_ROOT, env: { ...base, ...backend.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+      let children: number[] = [];
+      const poll = setInterval(() => {
+        if (child.pid) children = [...new Set([...children, ...proxyChildren(child.pid)])];
+      }, 50);
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      clearInterval(poll);
+      expect(code).toBe(1);
+      expect(err).toMatch(/EADDRINUSE|in use/);
+      for (const pid of children) await until('the proxy child to exit', () => (alive(pid) ? undefined : true), 10_000);
+    } finally {
+      blocker.close();
+      await backend.cleanup();
+    }
+  });
+});
+
 describe('two tagbox up on one Postgres schema', () => {
   let backend: TestBackend | undefined;
   const homes: string[] = [];
@@ -160,6 +188,11 @@ describe('two tagbox up on one Postgres schema', () => {
 
 /** Pids of a process's `proxy-daemon` children. */
 function proxyChildren(pid: number): number[] {
-  const lines = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n');
+  let lines: string[];
+  try {
+    lines = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n');
+  } catch {
+    return []; // ps exits 1 when there is no child at all
+  }
   return lines.filter((l) => l.includes('proxy-daemon')).map((l) => Number(l.trim().split(/\s+/)[0]));
 }
