@@ -62,7 +62,12 @@ describe.each(BACKENDS)('admin API over HTTP (%s)', (backend) => {
     expect((await h.api(admin.token, 'DELETE', '/api/v1/bundles/platform-eng/scopes', { scope: 'org' })).status).toBe(200);
 
     const secrets = await h.api(admin.token, 'GET', '/api/v1/secrets');
-    expect(secrets.body).toEqual([expect.objectContaining({ name: 'gh-token', version: 1, usedBy: [{ bundle: 'platform-eng', connection: 'github' }], used: true })]);
+    expect(secrets.body).toEqual([
+      expect.objectContaining({ name: 'gh-token', version: 1, usedBy: [{ bundle: 'platform-eng', connection: 'github', scopes: expect.arrayContaining([`channel:${channelId}`]) }], sent: true }),
+    ]);
+    // A secret that no attached bundle uses is not sent anywhere.
+    await h.api(admin.token, 'PUT', '/api/v1/secrets/spare', { value: 'x' });
+    expect((await h.api(admin.token, 'GET', '/api/v1/secrets')).body.find((x: { name: string }) => x.name === 'spare')).toMatchObject({ usedBy: [], sent: false });
 
     const members = await h.api(admin.token, 'GET', `/api/v1/workspaces/${h.webWorkspaceId}/members`);
     expect(members.body.map((m: { displayName: string }) => m.displayName)).toEqual(expect.arrayContaining(['Owner', 'alice', 'bob']));

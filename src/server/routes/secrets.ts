@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { scopesOf } from '../../access/bundles-repo.js';
 import { CREDENTIAL_KINDS } from '../../vault/kinds.js';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../vault/names.js';
 import type { ServerDeps } from '../deps.js';
@@ -35,11 +36,15 @@ export function secretRoutes(deps: ServerDeps) {
       role: 'admin',
       handler: async ({ principal }) => {
         const [secrets, bundles] = await Promise.all([(await deps.sealer()).list(), deps.access.listBundles(principal.orgId)]);
+        const scopes = new Map(await Promise.all(bundles.map(async (b) => [b.id, await scopesOf(deps.store.db, b.id)] as const)));
         return secrets
           .filter((s) => !isPersonalSecretName(s.name))
           .map((s) => {
-            const usedBy = bundles.flatMap((b) => b.connections.filter((c) => c.secret === s.name).map((c) => ({ bundle: b.name, connection: c.name })));
-            return { ...s, usedBy, used: usedBy.length > 0 };
+            const usedBy = bundles.flatMap((b) =>
+              b.connections.filter((c) => c.secret === s.name).map((c) => ({ bundle: b.name, connection: c.name, scopes: scopes.get(b.id) ?? [] })),
+            );
+            // "Sent" means some policy in force can inject it: its bundle is attached somewhere.
+            return { ...s, usedBy, sent: usedBy.some((u) => u.scopes.length > 0) };
           });
       },
     });
