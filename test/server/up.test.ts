@@ -77,6 +77,7 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
     const up = startUp(backend.env);
     ups.push(up);
     const { url, proxyPid, token } = await until('tagbox up to be ready', ready(up));
+    const canary = `canary-${Math.random().toString(36).slice(2)}${Date.now()}`;
     expect(token).toMatch(/^tbx_/);
     expect(proxyPid).not.toBe(up.child.pid);
     expect(alive(proxyPid)).toBe(true);
@@ -84,8 +85,9 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
     const org = await fetch(`${url}/api/v1/org`, { headers: { authorization: `Bearer ${token}` } });
     expect(org.status).toBe(200);
     // The server holds the public key only, yet can seal through it.
-    const put = await fetch(`${url}/api/v1/secrets/gh-token`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'v' }) });
+    const put = await fetch(`${url}/api/v1/secrets/gh-token`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: canary }) });
     expect(put.status).toBe(200);
+    expect(await put.text()).not.toContain(canary);
 
     // The proxy child's control socket opens and closes per-session listeners (default deny).
     const control = join(backend.home, 'run', `proxy-${up.child.pid}.sock`);
@@ -115,6 +117,8 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
 
     up.child.kill('SIGTERM');
     expect(await up.exited).toBe(0);
+    // Neither the server nor its proxy child ever printed or logged the value.
+    expect(up.stdout() + up.stderr()).not.toContain(canary);
     await until('the proxy child to exit', () => (alive(restarted[0]!) ? undefined : true), 10_000);
 
     // A second start finds the Owner: no token is printed again.
