@@ -6,6 +6,7 @@ import { validateBundles } from '../policy/bundle-file.js';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
 import * as bundlesRepo from './bundles-repo.js';
+import { planBundles, type BundleChange } from './bundle-diff.js';
 import { scopeBundles } from './effective-policy.js';
 import { notFound } from './errors.js';
 import * as membersRepo from './members-repo.js';
@@ -59,7 +60,7 @@ export class AccessAdmin {
       await bumpRevision(db, this.store.dialect, org.id);
       return org;
     });
-    if (created) await this.record('system', { orgId: org.id, target: `org:${org.id}`, action: 'create', fields: ['name'] });
+    if (created) await this.record('system', [{ orgId: org.id, target: `org:${org.id}`, action: 'create', fields: ['name'] }]);
     return org;
   }
 
@@ -165,6 +166,49 @@ export class AccessAdmin {
     });
   }
 
+  /**
+   * Declarative apply (what `tagbox bundle apply` runs): makes the org's bundles
+   * match `specs` in one transaction — all or nothing, and vetted on the final
+   * state, so moving a connection from one bundle to another is not refused for
+   * an ambiguity that only the halfway state had. With prune, bundles not in
+   * `specs` are deleted. Attachments and descriptions of kept bundles stay.
+   * One admin-change event per bundle changed; the plan is returned.
+   */
+  async applyBundles(actor: string, orgId: string, specs: BundleSpec[], options: { prune?: boolean; dryRun?: boolean } = {}): Promise<BundleChange[]> {
+    const wanted = specs.map((spec, i) => fromPolicyBundle(validateBundles([specAsPolicyInput(spec)], `bundles[${i}] "${spec.name}"`)[0]!));
+    const names = new Set<string>();
+    for (const spec of wanted) {
+      if (names.has(spec.name)) throw invalidInput(`bundle "${spec.name}" is given twice`, 'invalid_bundles');
+      names.add(spec.name);
+    }
+    if (options.dryRun) {
+      const current = (await bundlesRepo.listBundles(this.store.db, orgId)).map(specOf);
+      return planBundles(current, wanted, options.prune ?? false);
+    }
+    return this.change(actor, async (db) => {
+      if (!(await orgsRepo.getOrg(db, orgId))) throw notFound(`org ${orgId}`);
+      const stored = await bundlesRepo.listBundles(db, orgId);
+      const plan = planBundles(stored.map(specOf), wanted, options.prune ?? false);
+      const touched = new Set<string>();
+      for (const step of plan) {
+        if (step.op === 'delete') {
+          await bundlesRepo.deleteBundle(db, orgId, step.name);
+          continue;
+        }
+        const description = stored.find((b) => b.name === step.name)?.description;
+        const id = await bundlesRepo.putBundleIn(db, orgId, { ...step.spec, ...(description ? { description } : {}) });
+        for (const scope of await bundlesRepo.scopesOf(db, id)) touched.add(scope);
+      }
+      await this.vetScopes(db, orgId, [...touched]);
+      const changes: Change[] = plan.map((step) =>
+        step.op === 'delete'
+          ? { orgId, target: `bundle:${step.name}`, action: 'delete', fields: [] }
+          : { orgId, target: `bundle:${step.name}`, action: step.op, fields: step.op === 'update' ? step.fields : ['domains', 'connections'] },
+      );
+      return { result: plan, change: changes };
+    });
+  }
+
   async deleteBundle(actor: string, orgId: string, name: string): Promise<boolean> {
     return this.change(actor, async (db) => {
       const deleted = await bundlesRepo.deleteBundle(db, orgId, name);
@@ -252,21 +296,25 @@ export class AccessAdmin {
    * change signal once it has committed. A change of nothing (change undefined)
    * bumps nothing and records nothing.
    */
-  private async change<T>(actor: string, fn: (db: Kysely<Database>) => Promise<{ result: T; change: Change | undefined }>): Promise<T> {
+  private async change<T>(actor: string, fn: (db: Kysely<Database>) => Promise<{ result: T; change: Change | Change[] | undefined }>): Promise<T> {
     const { result, change } = await accessTransaction(this.store, async (db) => {
       const out = await fn(db);
-      if (out.change) await bumpRevision(db, this.store.dialect, out.change.orgId);
+      const orgs = new Set(toList(out.change).map((c) => c.orgId));
+      for (const orgId of orgs) await bumpRevision(db, this.store.dialect, orgId);
       return out;
     });
-    if (change) await this.record(actor, change);
+    await this.record(actor, toList(change));
     return result;
   }
 
   // The audit append runs after the commit: the audit log serialises its own
   // writers (and on SQLite shares the one connection this transaction held).
-  private async record(actor: string, change: Change): Promise<void> {
-    policyEvents.emit('change', change.orgId);
-    await this.audit.append({ type: 'admin-change', actor, org: change.orgId, target: change.target, action: change.action, fields: change.fields, ...(change.scope ? { scope: change.scope } : {}) });
+  private async record(actor: string, changes: Change[]): Promise<void> {
+    if (changes.length === 0) return;
+    for (const orgId of new Set(changes.map((c) => c.orgId))) policyEvents.emit('change', orgId);
+    await this.audit.appendMany(
+      changes.map((c) => ({ type: 'admin-change' as const, actor, org: c.orgId, target: c.target, action: c.action, fields: c.fields, ...(c.scope ? { scope: c.scope } : {}) })),
+    );
   }
 
   private async orgOfMember(db: Kysely<Database>, memberId: string): Promise<string> {
@@ -311,6 +359,10 @@ export class AccessAdmin {
       }
     }
   }
+}
+
+function toList(change: Change | Change[] | undefined): Change[] {
+  return change === undefined ? [] : Array.isArray(change) ? change : [change];
 }
 
 function bundleFieldsChanged(before: BundleSpec, after: BundleSpec): string[] {

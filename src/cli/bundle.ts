@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { AccessAdmin } from '../access/admin-service.js';
-import { describeChange, planBundles } from '../access/bundle-diff.js';
+import { describeChange } from '../access/bundle-diff.js';
 import type { BundleSpec, Org, Scope } from '../access/model.js';
 import { connectionInput, fromPolicyBundle, specOf } from '../access/spec.js';
 import { AuditLog } from '../audit/log.js';
@@ -29,24 +29,14 @@ export function registerBundle(program: Command): void {
     .action(async (file: string, opts: { dryRun?: boolean; prune?: boolean }, command: Command) => {
       const wanted = loadBundleFile(file).bundles.map((b) => fromPolicyBundle(b));
       await withAdmin(command, async (admin, org) => {
-        const stored = await admin.listBundles(org.id);
-        const current = stored.map((b) => withoutDescription(specOf(b)));
-        const changes = planBundles(current, wanted, opts.prune ?? false);
-        if (changes.length === 0) {
+        // One transaction for the whole file: all of it is applied, or none.
+        const plan = await admin.applyBundles(actor(), org.id, wanted, { prune: opts.prune ?? false, dryRun: opts.dryRun ?? false });
+        if (plan.length === 0) {
           process.stdout.write('no changes\n');
           return;
         }
-        for (const change of changes) {
-          process.stdout.write(`${describeChange(change)}\n`);
-          if (opts.dryRun) continue;
-          if (change.op === 'delete') await admin.deleteBundle(actor(), org.id, change.name);
-          else {
-            // The file format has no description; keep whatever the API set.
-            const description = stored.find((b) => b.name === change.name)?.description;
-            await admin.putBundle(actor(), org.id, { ...change.spec, ...(description ? { description } : {}) });
-          }
-        }
-        process.stdout.write(opts.dryRun ? `dry run: ${changes.length} change(s) not applied\n` : `applied ${changes.length} change(s)\n`);
+        for (const change of plan) process.stdout.write(`${describeChange(change)}\n`);
+        process.stdout.write(opts.dryRun ? `dry run: ${plan.length} change(s) not applied\n` : `applied ${plan.length} change(s)\n`);
       });
     });
 
@@ -140,11 +130,6 @@ function actor(): string {
     // no passwd entry (containers): the plain actor is enough
   }
   return user ? `cli:${user}` : 'cli';
-}
-
-function withoutDescription(spec: BundleSpec): BundleSpec {
-  const { description: _omit, ...rest } = spec;
-  return rest;
 }
 
 /** A stored bundle in the bundle-file shape (plain strings for hosts without ports). */

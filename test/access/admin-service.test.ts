@@ -104,6 +104,35 @@ describe.each(BACKENDS)('AccessAdmin on %s', (backendName) => {
     await expect(w.admin.getMember('nope')).rejects.toMatchObject({ code: 'not_found' });
   });
 
+  it('applyBundles is all or nothing, and vetted on the final state only', async () => {
+    const conn = github.connections[0]!;
+    await w.admin.applyBundles('cli', w.org.id, [
+      { name: 'a', domains: [], connections: [conn] },
+      { name: 'b', domains: [{ host: 'b.example.com' }], connections: [] },
+    ]);
+    await w.admin.attach('cli', w.org.id, 'a', { kind: 'org' });
+    await w.admin.attach('cli', w.org.id, 'b', { kind: 'org' });
+    const r0 = await w.admin.policyRevision(w.org.id);
+    // Moving the connection from a to b: putting b first alone would be ambiguous.
+    const plan = await w.admin.applyBundles('cli', w.org.id, [
+      { name: 'b', domains: [{ host: 'b.example.com' }], connections: [conn] },
+      { name: 'a', domains: [], connections: [] },
+    ]);
+    expect(plan.map((p) => `${p.op} ${p.name}`)).toEqual(['update b', 'update a']);
+    expect(await w.admin.policyRevision(w.org.id)).toBe(r0 + 1);
+    // A file whose final state is ambiguous changes nothing at all.
+    const before = await w.admin.listBundles(w.org.id);
+    await expect(
+      w.admin.applyBundles('cli', w.org.id, [
+        { name: 'c', domains: [{ host: 'c.example.com' }], connections: [] },
+        { name: 'a', domains: [], connections: [conn] },
+      ]),
+    ).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('refused: in the org') });
+    expect(await w.admin.listBundles(w.org.id)).toEqual(before);
+    expect(await w.admin.policyRevision(w.org.id)).toBe(r0 + 1);
+    await expect(w.admin.applyBundles('cli', w.org.id, [github, github])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('given twice') });
+  });
+
   it('unknown names are exit-2 not_found errors', async () => {
     await expect(w.admin.attach('a', w.org.id, 'nope', { kind: 'org' })).rejects.toMatchObject({ exitCode: 2, code: 'not_found' });
     await w.admin.putBundle('a', w.org.id, github);
