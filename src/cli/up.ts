@@ -6,6 +6,7 @@ import { AuditLog } from '../audit/log.js';
 import { invalidInput } from '../errors.js';
 import { buildServer, type ServerOptions } from '../server/app.js';
 import { firstRun, type FirstRun } from '../server/first-run.js';
+import { startHousekeeping } from '../server/housekeeping.js';
 import { unavailable } from '../server/http-errors.js';
 import { ProxySupervisor } from '../server/proxy-supervisor.js';
 import { Sealer } from '../vault/sealer.js';
@@ -49,10 +50,12 @@ export function registerUp(program: Command): void {
         return Sealer.connect(await vault);
       };
       supervisor.start();
+      const housekeeping = startHousekeeping({ store, access, orgId: first.org.id, home: ctx.home, logger: ctx.logger });
       // Whatever happens from here (a port in use, a signal), the child goes too.
       try {
         await serve({ store, audit, access, sealer, supervisor, first, logger: ctx.logger, host: ctx.config.server.host, port: port ?? ctx.config.server.port });
       } finally {
+        await housekeeping.stop();
         await supervisor.stop();
         await (await vault)?.close();
         await store.close();
