@@ -72,8 +72,7 @@ export async function watchPolicy(store: ControlStore, place: Place, onChange: (
   const onLocal = (changed: string) => changed === orgId && trigger();
   policyEvents.on('change', onLocal);
   const pollMs = options.pollMs ?? 250;
-  const timer = setInterval(trigger, store.dialect === 'postgres' ? pollMs * 4 : pollMs);
-  timer.unref();
+  const poll = subscribePoll(store, orgId, store.dialect === 'postgres' ? pollMs * 4 : pollMs, (seen) => seen !== revision && trigger());
   const listener = store.location.dialect === 'postgres' ? await listen(store.location.url, orgId, trigger) : undefined;
   // Anything committed between reading the revision and listening.
   trigger();
@@ -81,11 +80,47 @@ export async function watchPolicy(store: ControlStore, place: Place, onChange: (
   return {
     close: async () => {
       closed = true;
-      clearInterval(timer);
+      poll();
       policyEvents.off('change', onLocal);
       await listener?.close();
       await running;
     },
+  };
+}
+
+/**
+ * One revision poll per store, org and interval, shared by every watcher of
+ * that org (a server may run many sessions in one org): one indexed read per
+ * tick, whatever the number of sessions. Returns the unsubscribe function.
+ */
+type Poller = { subscribers: Set<(revision: number) => void>; timer: NodeJS.Timeout };
+const pollers = new WeakMap<ControlStore, Map<string, Poller>>();
+
+function subscribePoll(store: ControlStore, orgId: string, intervalMs: number, onTick: (revision: number) => void): () => void {
+  let byOrg = pollers.get(store);
+  if (!byOrg) pollers.set(store, (byOrg = new Map()));
+  const key = `${orgId}@${intervalMs}`;
+  let poller = byOrg.get(key);
+  if (!poller) {
+    const subscribers = new Set<(revision: number) => void>();
+    const timer = setInterval(() => {
+      readRevision(store.db, orgId).then(
+        (revision) => subscribers.forEach((s) => s(revision)),
+        () => subscribers.forEach((s) => s(-2)), // unreadable: every watcher retries (and fails closed)
+      );
+    }, intervalMs);
+    timer.unref();
+    poller = { subscribers, timer };
+    byOrg.set(key, poller);
+  }
+  const p = poller;
+  p.subscribers.add(onTick);
+  return () => {
+    p.subscribers.delete(onTick);
+    if (p.subscribers.size === 0 && byOrg.get(key) === p) {
+      clearInterval(p.timer);
+      byOrg.delete(key);
+    }
   };
 }
 

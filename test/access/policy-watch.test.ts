@@ -58,6 +58,23 @@ describe.each(BACKENDS)('watchPolicy on %s', (backendName) => {
     }
   });
 
+  it('watchers of one org share the poll and the LISTEN connection; closing one leaves the others working', async () => {
+    const a: EgressPolicy[] = [];
+    const b: EgressPolicy[] = [];
+    const wa = await watchPolicy(w.store, { kind: 'channel', channelId: w.eng.id }, (p) => a.push(p));
+    const wb = await watchPolicy(w.store, { kind: 'channel', channelId: w.sales.id }, (p) => b.push(p));
+    try {
+      await wa.close();
+      await w.admin.putBundle('t', w.org.id, { name: 'org', domains: [{ host: 'org.example.com' }], connections: [] });
+      await w.admin.attach('t', w.org.id, 'org', { kind: 'org' });
+      const latest = await waitFor(() => b.find((p) => outcome(p, 'org.example.com') === 'allowlist'));
+      expect(latest).toBeDefined();
+      expect(a).toEqual([]);
+    } finally {
+      await wb.close();
+    }
+  });
+
   it('after close, no more callbacks', async () => {
     let calls = 0;
     const watch = await watchPolicy(w.store, { kind: 'channel', channelId: w.eng.id }, () => calls++);
