@@ -50,18 +50,15 @@ export class AccessAdmin {
   async ensureDefaultOrg(name = 'default'): Promise<Org> {
     const existing = (await orgsRepo.listOrgs(this.store.db))[0];
     if (existing) return existing;
-    let created = false;
-    const org = await accessTransaction(this.store, async (db) => {
+    return accessTransaction(this.store, async (db) => {
       await lockNamed(db, this.store, 'default_org');
       const found = (await orgsRepo.listOrgs(db))[0];
       if (found) return found;
-      created = true;
       const org = await orgsRepo.createOrg(db, name);
       await bumpRevision(db, this.store.dialect, org.id);
+      await this.audit.appendIn(db, [{ type: 'admin-change', actor: 'system', org: org.id, target: `org:${org.id}`, action: 'create', fields: ['name'] }]);
       return org;
     });
-    if (created) await this.record('system', [{ orgId: org.id, target: `org:${org.id}`, action: 'create', fields: ['name'] }]);
-    return org;
   }
 
   async getOrg(orgId: string): Promise<Org> {
@@ -292,29 +289,23 @@ export class AccessAdmin {
 
   /**
    * One access change: fn's repository work, the revision bump (with NOTIFY on
-   * Postgres) in the same transaction, then the audit event and the in-process
-   * change signal once it has committed. A change of nothing (change undefined)
-   * bumps nothing and records nothing.
+   * Postgres) and the admin-change audit events, all in one transaction — the
+   * record commits with the change or not at all; then the in-process change
+   * signal. A change of nothing (change undefined) bumps and records nothing.
    */
   private async change<T>(actor: string, fn: (db: Kysely<Database>) => Promise<{ result: T; change: Change | Change[] | undefined }>): Promise<T> {
     const { result, change } = await accessTransaction(this.store, async (db) => {
       const out = await fn(db);
-      const orgs = new Set(toList(out.change).map((c) => c.orgId));
-      for (const orgId of orgs) await bumpRevision(db, this.store.dialect, orgId);
+      const changes = toList(out.change);
+      for (const orgId of new Set(changes.map((c) => c.orgId))) await bumpRevision(db, this.store.dialect, orgId);
+      await this.audit.appendIn(
+        db,
+        changes.map((c) => ({ type: 'admin-change' as const, actor, org: c.orgId, target: c.target, action: c.action, fields: c.fields, ...(c.scope ? { scope: c.scope } : {}) })),
+      );
       return out;
     });
-    await this.record(actor, toList(change));
+    for (const orgId of new Set(toList(change).map((c) => c.orgId))) policyEvents.emit('change', orgId);
     return result;
-  }
-
-  // The audit append runs after the commit: the audit log serialises its own
-  // writers (and on SQLite shares the one connection this transaction held).
-  private async record(actor: string, changes: Change[]): Promise<void> {
-    if (changes.length === 0) return;
-    for (const orgId of new Set(changes.map((c) => c.orgId))) policyEvents.emit('change', orgId);
-    await this.audit.appendMany(
-      changes.map((c) => ({ type: 'admin-change' as const, actor, org: c.orgId, target: c.target, action: c.action, fields: c.fields, ...(c.scope ? { scope: c.scope } : {}) })),
-    );
   }
 
   private async orgOfMember(db: Kysely<Database>, memberId: string): Promise<string> {

@@ -1,7 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
+import { takeLock, withWriteTransaction } from '../store/write-transaction.js';
 import { canonicalJson, chainHash, GENESIS_HASH, verifyLinks, type ChainBreak } from './chain.js';
 import type { AuditEvent, AuditEventInput, AuditEventType } from './events.js';
 
@@ -40,19 +41,18 @@ export class AuditLog {
     // The fast path shares the connection with Kysely: never run it inside a
     // transaction Kysely has open (it would nest, and share that transaction's fate).
     if (this.store.sqlite && !this.store.sqlite.inTransaction) return this.appendSqlite(events, this.store.sqlite);
-    return withAuditWriteLock(this.store, async (trx) => {
-      const last = await trx
-        .selectFrom('audit_events')
-        .select(['seq', 'hash'])
-        .orderBy('seq', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      const anchor = last ? undefined : await trx.selectFrom('audit_anchor').select(['seq', 'hash']).executeTakeFirst();
-      const { rows, stored } = chainRows(events, last ?? anchor);
-      // Chunked so that a large batch stays under the bound-parameter limit.
-      for (let i = 0; i < rows.length; i += 50) await trx.insertInto('audit_events').values(rows.slice(i, i + 50)).execute();
-      return stored;
-    });
+    return withAuditWriteLock(this.store, (trx) => appendWithin(trx, events));
+  }
+
+  /**
+   * Appends inside the caller's write transaction, so that the events commit
+   * (or roll back) with the change they record. On Postgres this takes the
+   * audit lock — always the last lock a transaction takes, so no cycle can form.
+   */
+  async appendIn(trx: Kysely<Database>, events: AuditEventInput[]): Promise<AuditEvent[]> {
+    if (events.length === 0) return [];
+    await takeLock(trx, this.store, AUDIT_LOCK);
+    return appendWithin(trx, events);
   }
 
   /**
@@ -138,33 +138,26 @@ export class AuditLog {
   }
 }
 
+const AUDIT_LOCK = 'audit_events';
+
 /**
  * Runs fn under the audit log's single write lock: on Postgres a
  * transaction-scoped advisory lock, on SQLite BEGIN IMMEDIATE (the database's
  * write lock). Appends and retention pruning both take it, so that they never
  * interleave and the chain stays linear.
  */
-export async function withAuditWriteLock<T>(store: ControlStore, fn: (trx: Kysely<Database> | Transaction<Database>) => Promise<T>): Promise<T> {
-  const { db, dialect } = store;
-  if (dialect === 'postgres') {
-    return db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.audit_events'))`.execute(trx);
-      return fn(trx);
-    });
-  }
-  // SQLite: take the write lock up front (BEGIN IMMEDIATE) so that two
-  // processes never both read the same chain head.
-  return db.connection().execute(async (conn) => {
-    await sql`begin immediate`.execute(conn);
-    try {
-      const result = await fn(conn);
-      await sql`commit`.execute(conn);
-      return result;
-    } catch (error) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      throw error;
-    }
-  });
+export function withAuditWriteLock<T>(store: ControlStore, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  return withWriteTransaction(store, AUDIT_LOCK, fn);
+}
+
+/** Reads the chain head and appends after it; the caller holds the write lock. */
+async function appendWithin(trx: Kysely<Database>, events: AuditEventInput[]): Promise<AuditEvent[]> {
+  const last = await trx.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  const anchor = last ? undefined : await trx.selectFrom('audit_anchor').select(['seq', 'hash']).executeTakeFirst();
+  const { rows, stored } = chainRows(events, last ?? anchor);
+  // Chunked so that a large batch stays under the bound-parameter limit.
+  for (let i = 0; i < rows.length; i += 50) await trx.insertInto('audit_events').values(rows.slice(i, i + 50)).execute();
+  return stored;
 }
 
 /** Links new events onto the chain after `start` (the head, or the retention anchor). */

@@ -1,9 +1,10 @@
-import { Migrator, sql, type Kysely } from 'kysely';
+import { Migrator, type Kysely } from 'kysely';
 import type { TagboxConfig } from '../config/schema.js';
 import { failure } from '../errors.js';
 import { homePaths } from '../home.js';
 import { describeLocation, openStore, type Store, type StoreLocation } from './connect.js';
 import { migrationProvider } from './migrations/index.js';
+import { withWriteTransaction } from './write-transaction.js';
 import type { Database } from './tables.js';
 
 export type ControlStore = Store<Database>;
@@ -66,27 +67,11 @@ function migratorFor(store: ControlStore, db: Kysely<unknown> | Kysely<Database>
 }
 
 /**
- * Runs the migrator inside one transaction that first takes a cross-process
- * lock, so that several processes starting at once (several `tagbox up`
- * replicas, or a CLI next to a server) migrate exactly once. Kysely's own lock
- * does not cover the very first run. Both dialects have transactional DDL.
+ * Migrations run in one write transaction holding a cross-process lock, so
+ * that several processes starting at once (several `tagbox up` replicas, or a
+ * CLI next to a server) migrate exactly once; Kysely's own lock does not cover
+ * the very first run. Both dialects have transactional DDL.
  */
-async function withMigrationLock<T>(store: ControlStore, fn: (db: Kysely<unknown>) => Promise<T>): Promise<T> {
-  return store.db.connection().execute(async (connection) => {
-    const conn = connection as unknown as Kysely<unknown>;
-    if (store.dialect === 'postgres') {
-      await sql`begin`.execute(conn);
-      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.migrations'))`.execute(conn);
-    } else {
-      await sql`begin immediate`.execute(conn);
-    }
-    try {
-      const result = await fn(conn);
-      await sql`commit`.execute(conn);
-      return result;
-    } catch (error) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      throw error;
-    }
-  });
+function withMigrationLock<T>(store: ControlStore, fn: (db: Kysely<unknown>) => Promise<T>): Promise<T> {
+  return withWriteTransaction(store, 'migrations', (db) => fn(db as Kysely<unknown>));
 }

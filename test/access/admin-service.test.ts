@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessAdmin } from '../../src/access/admin-service.js';
 import type { BundleSpec } from '../../src/access/model.js';
@@ -72,6 +73,19 @@ describe.each(BACKENDS)('AccessAdmin on %s', (backendName) => {
     const [event] = (await adminEvents()).slice(-1);
     expect(event).toMatchObject({ actor: w.ada.id, target: `member:${w.ada.id}/connector:my-gh`, action: 'create' });
     expect(JSON.stringify(event)).not.toContain('ada-gh');
+  });
+
+  it('records the change in the same transaction: if the audit write fails, the change does not happen', async () => {
+    const r0 = await w.admin.policyRevision(w.org.id);
+    // Break the audit log underneath the service: its append must take the change down with it.
+    await sql`alter table audit_events rename to audit_events_away`.execute(w.store.db);
+    await expect(w.admin.putBundle('alice', w.org.id, github)).rejects.toThrow();
+    await sql`alter table audit_events_away rename to audit_events`.execute(w.store.db);
+    expect(await w.admin.listBundles(w.org.id)).toEqual([]);
+    expect(await w.admin.policyRevision(w.org.id)).toBe(r0);
+    // And when it works, change and record are both there.
+    await w.admin.putBundle('alice', w.org.id, github);
+    expect((await adminEvents()).some((e) => e.target === 'bundle:platform' || String(e.target).includes('platform'))).toBe(true);
   });
 
   it('refuses an invalid spec naming the field, and stores nothing', async () => {
