@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { effectivePolicy } from '../access/effective-policy.js';
+import { watchPolicy, type PolicyWatch } from '../access/policy-watch.js';
 import { describeError } from '../errors.js';
 import { compilePolicy } from '../policy/compile.js';
 import { validateBundles } from '../policy/bundle-file.js';
@@ -9,6 +11,11 @@ import type { ProxyListener } from '../proxy/agent-proxy.js';
 import { startProxyRuntime, type ProxyRuntime } from '../proxy/runtime.js';
 import type { ControlRequest, ControlResponse } from '../server/control-protocol.js';
 import { contextFrom } from './context.js';
+
+interface OpenListener {
+  listener: ProxyListener;
+  watch?: PolicyWatch;
+}
 
 /**
  * `tagbox proxy-daemon --control SOCKET` (hidden): the Agent Proxy as the
@@ -25,7 +32,7 @@ export function registerProxyDaemon(program: Command): void {
     .action(async (opts: { control: string }, command: Command) => {
       const ctx = contextFrom(command);
       const runtime = await startProxyRuntime(ctx);
-      const listeners = new Map<string, ProxyListener>();
+      const listeners = new Map<string, OpenListener>();
       mkdirSync(dirname(opts.control), { recursive: true, mode: 0o700 });
       rmSync(opts.control, { force: true });
       const server = createServer((socket) => serve(socket, runtime, listeners));
@@ -42,13 +49,16 @@ export function registerProxyDaemon(program: Command): void {
       });
       server.close();
       rmSync(opts.control, { force: true });
-      await Promise.allSettled([...listeners.values()].map((l) => l.close()));
+      await Promise.allSettled([...listeners.values()].map(async (l) => {
+        await l.watch?.close();
+        await l.listener.close();
+      }));
       await runtime.close();
       process.exit(0);
     });
 }
 
-function serve(socket: Socket, runtime: ProxyRuntime, listeners: Map<string, ProxyListener>): void {
+function serve(socket: Socket, runtime: ProxyRuntime, listeners: Map<string, OpenListener>): void {
   let buffer = '';
   socket.on('error', () => undefined);
   socket.on('data', (chunk: Buffer) => {
@@ -64,24 +74,33 @@ function serve(socket: Socket, runtime: ProxyRuntime, listeners: Map<string, Pro
   });
 }
 
-async function handle(line: string, runtime: ProxyRuntime, listeners: Map<string, ProxyListener>): Promise<ControlResponse> {
+async function handle(line: string, runtime: ProxyRuntime, listeners: Map<string, OpenListener>): Promise<ControlResponse> {
   const request = JSON.parse(line) as ControlRequest;
   switch (request.op) {
     case 'ping':
       return { ok: true, pid: process.pid };
     case 'open-listener': {
       if (listeners.has(request.session)) return { ok: false, error: `session ${request.session} already has a listener` };
+      if (request.place) {
+        // The effective policy of the place, recompiled whenever access changes (within 2 s).
+        const policy = await effectivePolicy(runtime.store.db, request.place);
+        const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy });
+        const watch = await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next));
+        listeners.set(request.session, { listener, watch });
+        return { ok: true, address: listener.address };
+      }
       // Default deny: no bundles, nothing reachable.
       const policy = compilePolicy(validateBundles(request.bundles ?? [], `open-listener ${request.session}`));
       const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy });
-      listeners.set(request.session, listener);
+      listeners.set(request.session, { listener });
       return { ok: true, address: listener.address };
     }
     case 'close-listener': {
-      const listener = listeners.get(request.session);
-      if (!listener) return { ok: false, error: `no listener for session ${request.session}` };
+      const open = listeners.get(request.session);
+      if (!open) return { ok: false, error: `no listener for session ${request.session}` };
       listeners.delete(request.session);
-      await listener.close();
+      await open.watch?.close();
+      await open.listener.close();
       return { ok: true };
     }
     default:

@@ -1,16 +1,19 @@
 import { createConnection } from 'node:net';
+import type { Place } from '../access/effective-policy.js';
 
 /**
  * The Agent Proxy child's control socket: one JSON object per line each way.
  *   {op: 'ping'}                                        -> {ok: true, pid}
- *   {op: 'open-listener', session, socketPath, bundles?} -> {ok: true, address}
+ *   {op: 'open-listener', session, socketPath, place?, bundles?} -> {ok: true, address}
  *   {op: 'close-listener', session}                     -> {ok: true}
- * Failures answer {ok: false, error}. `bundles` are in the bundle-file shape
- * (secrets by vault name): the child compiles them; no secret ever crosses.
+ * Failures answer {ok: false, error}. With `place` (a channel or a member's DM)
+ * the child computes the effective policy from the database itself and keeps
+ * it current as admins change access; otherwise `bundles`, in the bundle-file
+ * shape (secrets by vault name), are compiled once. No secret ever crosses.
  */
 export type ControlRequest =
   | { op: 'ping' }
-  | { op: 'open-listener'; session: string; socketPath: string; bundles?: unknown[] }
+  | { op: 'open-listener'; session: string; socketPath: string; place?: Place; bundles?: unknown[] }
   | { op: 'close-listener'; session: string };
 
 export type ControlResponse = { ok: true; pid?: number; address?: string } | { ok: false; error: string };

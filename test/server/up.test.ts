@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/server/control-protocol.js';
 import { BACKENDS, createTestBackend, type TestBackend } from '../helpers/backends.js';
@@ -105,6 +106,44 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
     expect(blocked).toEqual({ status: 403, decision: 'blocked' });
     expect(await controlRequest(control, { op: 'close-listener', session: 's1' })).toEqual({ ok: true });
     expect(await controlRequest(control, { op: 'close-listener', session: 's1' })).toMatchObject({ ok: false });
+
+    // A session listener for a channel follows the channel's effective policy, live: an admin
+    // attaching a bundle through the API (this process) reaches the proxy child's running
+    // listener (another process) within 2 s.
+    const target = createServer((_req, res) => res.end('reached'));
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const targetPort = (target.address() as AddressInfo).port;
+    try {
+      const api = (method: string, path: string, body?: unknown) =>
+        fetch(`${url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const ws = (await (await api('POST', '/workspaces', { kind: 'slack', externalId: 'T1', name: 'acme' })).json()) as { id: string };
+      const channel = (await (await api('POST', `/workspaces/${ws.id}/channels`, { externalId: 'C1', name: 'eng' })).json()) as { id: string };
+      // An exact IP entry is the only way to a private address (here: the test's own server).
+      expect((await api('PUT', '/bundles/local', { domains: [{ host: '127.0.0.1', ports: [targetPort] }] })).status).toBe(200);
+      const live = join(backend.home, 'run', 's2.sock');
+      expect(await controlRequest(control, { op: 'open-listener', session: 's2', socketPath: live, place: { kind: 'channel', channelId: channel.id } })).toMatchObject({ ok: true });
+      const viaSession = () =>
+        new Promise<number | undefined>((resolve, reject) => {
+          httpRequest({ socketPath: live, path: `http://127.0.0.1:${targetPort}/`, headers: { host: `127.0.0.1:${targetPort}` } }, (res) => {
+            res.resume();
+            resolve(res.statusCode);
+          })
+            .on('error', reject)
+            .end();
+        });
+      expect(await viaSession()).toBe(403);
+      expect((await api('POST', '/bundles/local/scopes', { scope: `channel:${channel.id}` })).status).toBeLessThan(300);
+      const attached = Date.now();
+      await until('the attach to reach the running listener', async () => ((await viaSession()) === 200 ? true : undefined), 5_000);
+      expect(Date.now() - attached).toBeLessThan(2_000);
+      expect((await api('DELETE', '/bundles/local/scopes', { scope: `channel:${channel.id}` })).status).toBeLessThan(300);
+      const detached = Date.now();
+      await until('the detach to reach the running listener', async () => ((await viaSession()) === 403 ? true : undefined), 5_000);
+      expect(Date.now() - detached).toBeLessThan(2_000);
+      expect(await controlRequest(control, { op: 'close-listener', session: 's2' })).toEqual({ ok: true });
+    } finally {
+      target.close();
+    }
 
     // A dead proxy makes /healthz 503, and is restarted.
     process.kill(proxyPid, 'SIGKILL');
