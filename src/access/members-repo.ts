@@ -8,18 +8,7 @@ export async function createMember(
   db: Kysely<Database>,
   input: { workspaceId: string; externalId: string; displayName: string; hasAccount?: boolean; isGuest?: boolean; roles?: string[] },
 ): Promise<Member> {
-  const row = {
-    id: newId(),
-    workspace_id: input.workspaceId,
-    external_id: input.externalId,
-    display_name: input.displayName,
-    has_account: input.hasAccount ? 1 : 0,
-    is_guest: input.isGuest ? 1 : 0,
-    created_at: nowIso(),
-  };
-  const roles = [...new Set(input.roles ?? [])];
-  await db.transaction().execute((trx) => insertMemberIn(trx, row, roles));
-  return toMember(row, roles);
+  return db.transaction().execute((trx) => createMemberIn(trx, input));
 }
 
 /** Inside a transaction the caller owns (AccessAdmin's). */

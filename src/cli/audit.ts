@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { AuditLog, type AuditQuery } from '../audit/log.js';
 import { pruneAudit } from '../audit/retention.js';
 import { exportNetworkEvents } from '../audit/siem-export.js';
-import { AUDIT_EVENT_TYPES, type AuditEventType } from '../audit/events.js';
+import { AUDIT_EVENT_TYPES } from '../audit/events.js';
 import { failure, invalidInput } from '../errors.js';
 import { contextFrom, withStore } from './context.js';
 
@@ -89,14 +89,8 @@ export function registerAudit(program: Command): void {
     });
 }
 
-interface ExportOptions {
-  type?: AuditEventType;
-  since?: string;
-  until?: string;
-  actor?: string;
-  session?: string;
-  channel?: string;
-}
+/** The export flags are the query's filters, as given on the command line. */
+type ExportOptions = Omit<AuditQuery, 'limit'>;
 
 function parseDays(value: string): number {
   const days = Number(value);

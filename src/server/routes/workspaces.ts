@@ -4,7 +4,7 @@ import { getMember } from '../../access/members-repo.js';
 import { getWorkspace } from '../../access/workspaces-repo.js';
 import type { ServerDeps } from '../deps.js';
 import { forbidden, notFound } from '../http-errors.js';
-import { listMembers } from '../members-read.js';
+import { listMembers } from '../../access/members-repo.js';
 import type { Principal } from '../principal.js';
 import { route } from '../route.js';
 
