@@ -6,6 +6,7 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    reporters: ['default'],
+    // In CI, one line per test: the log shows every suite running on SQLite and on Postgres.
+    reporters: process.env.CI ? ['verbose'] : ['default'],
   },
 });
