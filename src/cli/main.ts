@@ -1,23 +1,31 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, isTagboxError } from '../errors.js';
-import { registerAudit } from './audit.js';
-import { registerBundle } from './bundle.js';
-import { registerCa } from './ca.js';
-import { registerDoctor } from './doctor.js';
-import { registerExec } from './exec.js';
-import { registerMigrate } from './migrate.js';
-import { registerProxy } from './proxy.js';
-import { registerProxyDaemon } from './proxy-daemon.js';
-import { registerSecret } from './secret.js';
-import { registerUp } from './up.js';
-import { registerVault } from './vault.js';
-import { registerVersion } from './version.js';
+
+type Register = (program: Command) => void;
 
 /**
- * The tagbox command. One file per verb in this folder, each exporting
- * `register<Verb>(program)`; only verbs that really work are registered.
+ * The verbs, in help order. One file per verb in this folder, each exporting
+ * `register<Verb>(program)`; only verbs that really work are listed. Each is
+ * loaded only when it is the one being run (or for help): the server, the
+ * proxy and the sandbox pull in large libraries a quick verb should not pay for.
  */
-export function buildProgram(): Command {
+const VERBS: Record<string, () => Promise<Register>> = {
+  version: async () => (await import('./version.js')).registerVersion,
+  doctor: async () => (await import('./doctor.js')).registerDoctor,
+  migrate: async () => (await import('./migrate.js')).registerMigrate,
+  audit: async () => (await import('./audit.js')).registerAudit,
+  secret: async () => (await import('./secret.js')).registerSecret,
+  vault: async () => (await import('./vault.js')).registerVault,
+  exec: async () => (await import('./exec.js')).registerExec,
+  proxy: async () => (await import('./proxy.js')).registerProxy,
+  ca: async () => (await import('./ca.js')).registerCa,
+  up: async () => (await import('./up.js')).registerUp,
+  'proxy-daemon': async () => (await import('./proxy-daemon.js')).registerProxyDaemon,
+  bundle: async () => (await import('./bundle.js')).registerBundle,
+};
+
+/** The tagbox command, with the verb named in argv (or, for help and mistakes, every verb). */
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('tagbox')
     .description('Tag an AI agent in a chat channel; it works in a sandbox with no credentials.')
     .option('--home <dir>', 'data directory (default: $TAGBOX_HOME or ~/.tagbox)')
@@ -27,19 +35,21 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride();
 
-  registerVersion(program);
-  registerDoctor(program);
-  registerMigrate(program);
-  registerAudit(program);
-  registerSecret(program);
-  registerVault(program);
-  registerExec(program);
-  registerProxy(program);
-  registerCa(program);
-  registerUp(program);
-  registerProxyDaemon(program);
-  registerBundle(program);
+  const verb = verbIn(argv);
+  const names = verb !== undefined && verb in VERBS ? [verb] : Object.keys(VERBS);
+  for (const register of await Promise.all(names.map((name) => VERBS[name]!()))) register(program);
   return program;
+}
+
+/** The first word that is not a global option or its value: the verb. */
+function verbIn(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--home' || arg === '--config') i += 1;
+    else if (!arg.startsWith('-')) return arg;
+    else if (arg === '--') return undefined;
+  }
+  return undefined;
 }
 
 /** Every subcommand inherits exitOverride so that usage errors map to exit 2. */
@@ -51,7 +61,7 @@ function propagateExitOverride(command: Command): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   propagateExitOverride(program);
   try {
     await program.parseAsync(argv);
