@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -12,6 +13,8 @@ export function createLogger(options: { level?: string; pretty?: boolean; name?:
   const wantPretty = options.pretty ?? Boolean(process.stderr.isTTY);
   const base = { level, name: options.name ?? 'tagbox', redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
   if (wantPretty) {
+    // Loaded only for a terminal: most runs (services, tests, pipes) never need it.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pino(base, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname' }));
   }
   return pino(base, pino.destination({ dest: 2, sync: false }));

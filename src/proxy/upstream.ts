@@ -3,7 +3,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type * as Undici from 'undici';
+import type { Pool } from 'undici';
+
+// The HTTP client is loaded with the first upstream pool: a one-shot command
+// that makes no request never pays for it.
+const loadUndici = (): typeof Undici => createRequire(import.meta.url)('undici') as typeof Undici;
 import type { CompiledCidrs } from '../policy/cidr.js';
 import { isForbiddenAddress } from '../policy/ssrf.js';
 import { findConnectTo, type ConnectToRule } from './connect-to.js';
@@ -95,7 +101,7 @@ export class Upstreams {
     const key = `${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
     let pool = this.pools.get(key);
     if (pool) return pool;
-    pool = new Pool(`${target.scheme}://${hostForUrl(target.host)}:${target.port}`, {
+    pool = new (loadUndici().Pool)(`${target.scheme}://${hostForUrl(target.host)}:${target.port}`, {
       connections: 128,
       pipelining: 1,
       keepAliveTimeout: this.options.keepAliveTimeoutMs ?? 30_000,
