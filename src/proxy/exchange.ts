@@ -162,13 +162,13 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
     let pathAndQuery = url;
     if (!url.startsWith('/')) {
       const absolute = parseAbsolute(url);
-      if (!absolute || !sameAuthority(absolute, { host: tunnel.host, port: tunnel.port })) {
+      if (!absolute || !sameAuthority(absolute, tunnel)) {
         return { ok: false, status: 421, reason: `request names ${url.slice(0, 100)} inside a tunnel to ${tunnel.host}:${tunnel.port}` };
       }
       pathAndQuery = absolute.pathAndQuery;
     }
     if (!hostAuthority) return { ok: false, status: 400, reason: 'missing Host header' };
-    if (!sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? tunnel.port }, { host: tunnel.host, port: tunnel.port })) {
+    if (!sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? tunnel.port }, tunnel)) {
       return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the CONNECT target ${tunnel.host}:${tunnel.port}` };
     }
     return { ok: true, value: { scheme, host: tunnel.host, port: tunnel.port, pathAndQuery } };
@@ -176,7 +176,8 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
 
   const absolute = parseAbsolute(url);
   if (!absolute) return { ok: false, status: 400, reason: 'a proxy request needs an absolute URI (http://host/path) or CONNECT' };
-  if (hostAuthority && !sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? absolute.port }, absolute)) {
+  const uriHost = normaliseHost(absolute.host);
+  if (hostAuthority && (!uriHost.ok || !sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? absolute.port }, { host: uriHost.value.host, port: absolute.port }))) {
     return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the request URI's host ${absolute.host}` };
   }
   return { ok: true, value: { scheme: absolute.scheme, host: absolute.host, port: absolute.port, pathAndQuery: absolute.pathAndQuery } };
@@ -195,11 +196,11 @@ function parseAbsolute(url: string): (RequestTarget & { port: number }) | undefi
   return { scheme, host: authority.host, port: authority.port ?? defaultPort(scheme), pathAndQuery };
 }
 
+/** Whether `a` names the same host and port as `b`, whose host is already normalised (a tunnel's, or a URI's). */
 function sameAuthority(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
   if (a.port !== b.port) return false;
   const x = normaliseHost(a.host);
-  const y = normaliseHost(b.host);
-  return x.ok && y.ok && x.value.host === y.value.host;
+  return x.ok && x.value.host === b.host;
 }
 
 function authorityHeader(host: string, port: number, scheme: 'http' | 'https'): string {

@@ -55,6 +55,7 @@ export class Upstreams {
   private readonly pools = new Map<string, Pool>();
   private readonly dnsCache = new Map<string, { addresses: string[]; expires: number }>();
   private readonly selfAddresses: string[];
+  private readonly verdicts = new WeakMap<CompiledCidrs, Map<string, string | null>>();
 
   constructor(private readonly options: UpstreamOptions) {
     this.selfAddresses = [...ownInterfaceAddresses(), ...(options.listenAddresses ?? [])];
@@ -90,10 +91,27 @@ export class Upstreams {
     // A name that resolves to any forbidden address is refused whole: mixing a
     // public and a private answer is how DNS rebinding tries its luck.
     for (const address of addresses) {
-      const why = isForbiddenAddress(address, { allowed, selfAddresses: this.selfAddresses });
+      const why = this.forbidden(address, allowed);
       if (why) return { ok: false, status: 403, reason: `host ${host} resolves to a forbidden address: ${why}` };
     }
     return { ok: true, target: { scheme, host, port, address: addresses[0]!, dialPort: port, mapped: false } };
+  }
+
+  /**
+   * The SSRF verdict for an address under one policy's IP entries, remembered
+   * per policy: the answer cannot change while the policy stands, and parsing
+   * and classifying every address again cost time on every request.
+   */
+  private forbidden(address: string, allowed: CompiledCidrs): string | null {
+    let verdicts = this.verdicts.get(allowed);
+    if (!verdicts) this.verdicts.set(allowed, (verdicts = new Map()));
+    let why = verdicts.get(address);
+    if (why === undefined) {
+      why = isForbiddenAddress(address, { allowed, selfAddresses: this.selfAddresses });
+      if (verdicts.size >= 10_000) verdicts.clear();
+      verdicts.set(address, why);
+    }
+    return why;
   }
 
   /** A keep-alive pool for one upstream (host as named, address as checked). */
