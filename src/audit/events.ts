@@ -34,7 +34,3 @@ export interface AuditEvent extends AuditEventInput {
   seq: number;
   hash: string;
 }
-
-export function isAuditEventType(value: string): value is AuditEventType {
-  return (AUDIT_EVENT_TYPES as readonly string[]).includes(value);
-}

@@ -24,10 +24,6 @@ export function hourOf(ts: string | Date): string {
   return (typeof ts === 'string' ? new Date(ts) : ts).toISOString().slice(0, 13);
 }
 
-export function hourEnd(hour: string): number {
-  return Date.parse(`${hour}:00:00.000Z`) + 3_600_000;
-}
-
 export function finalName(hour: string): string {
   return `network-${hour}.jsonl`;
 }

@@ -13,7 +13,6 @@ export interface IpAddress {
 
 export const IPV4_BITS = 32;
 export const IPV6_BITS = 128;
-const V4_MAPPED_PREFIX = 0xffffn << 32n; // ::ffff:0:0/96
 
 export function bitsOf(family: 4 | 6): number {
   return family === 4 ? IPV4_BITS : IPV6_BITS;
@@ -142,11 +141,6 @@ export function parseIpLiteral(text: string): IpAddress | undefined {
 export function unmapIPv4(ip: IpAddress): IpAddress {
   if (ip.family === 6 && ip.value >> 32n === 0xffffn) return { family: 4, value: ip.value & 0xffffffffn };
   return ip;
-}
-
-/** The IPv4-mapped IPv6 form of an IPv4 address. */
-export function mapIPv4(ip: IpAddress): IpAddress {
-  return ip.family === 4 ? { family: 6, value: V4_MAPPED_PREFIX | ip.value } : ip;
 }
 
 /** Canonical text: dotted decimal, or RFC 5952 (lower case, longest zero run compressed). */

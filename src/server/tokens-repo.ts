@@ -75,11 +75,6 @@ export async function deleteToken(db: Kysely<Database>, id: string): Promise<boo
   return Number(result.numDeletedRows) > 0;
 }
 
-export async function countTokens(db: Kysely<Database>, orgId: string): Promise<number> {
-  const row = await db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', orgId).executeTakeFirst();
-  return Number(row?.n ?? 0);
-}
-
 function toToken(row: {
   id: string;
   org_id: string;

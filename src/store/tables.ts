@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { Selectable } from 'kysely';
 
 /**
  * The control-plane tables, typed first (Kysely). Portable across SQLite and
@@ -159,8 +159,3 @@ export interface Database {
 }
 
 export type OrgRow = Selectable<OrgsTable>;
-export type NewOrgRow = Insertable<OrgsTable>;
-export type OrgUpdate = Updateable<OrgsTable>;
-export type AuditEventRow = Selectable<AuditEventsTable>;
-// Generated is re-exported for later tables with database-made columns.
-export type { Generated };
