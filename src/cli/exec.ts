@@ -1,5 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { AuditLog } from '../audit/log.js';
@@ -76,12 +75,13 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command):
   const { provider } = ready;
 
   const session = `exec-${randomBytes(6).toString('hex')}`;
-  mkdirSync(ctx.paths.sockets, { recursive: true, mode: 0o700 });
-  const proxySocket = join(ctx.paths.sockets, `${session}.sock`);
+  const proxySocket = provider.proxySocketPath(`exec-${process.pid}-${session.slice(5)}`);
   let runtime: ProxyRuntime | undefined;
   try {
     runtime = await runtimeReady;
     await runtime.proxy.listen({ socketPath: proxySocket }, { session, policy });
+    // The sandbox may be a host uid of its own; the socket's directory keeps everyone else out.
+    chmodSync(proxySocket, 0o666);
     const audit = new AuditLog(runtime.store);
     await audit.append({ type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '', bundles: bundles.map((b) => b.name) });
     let result;

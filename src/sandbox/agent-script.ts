@@ -1,3 +1,5 @@
+import { COMMAND_SECCOMP_PATH } from './bwrap-args.js';
+
 /**
  * The sandbox's first process, a POSIX shell script (a few hundred KiB of
  * memory, where a Node agent would take ~40 MB). It starts the relay to the
@@ -7,7 +9,8 @@
  *   kill ID             SIGKILL that command's pid namespace
  * and reports `started ID` and `done ID STATUS` on its stdout (the host's pipe).
  * Each command runs in a nested bubblewrap: its own pid namespace (nothing it
- * starts outlives it), user namespaces disabled, /run/tagbox hidden.
+ * starts outlives it) with its own /proc, user namespaces disabled, the command
+ * seccomp profile (handed over on fd 9), /run/tagbox hidden.
  *
  * Arguments: CPU seconds, data-segment KiB (0: none), processes (0: none).
  */
@@ -15,6 +18,7 @@ export const AGENT_SCRIPT = String.raw`set -u
 ctl=/run/tagbox/ctl
 state=/run/tagbox/state
 cpu=$1 data=$2 nproc=$3
+seccomp=${COMMAND_SECCOMP_PATH}
 
 socat TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:/run/tagbox/proxy.sock </dev/null >/dev/null 2>&1 &
 relay=$!
@@ -39,7 +43,7 @@ run() {
   if [ "$input" = 1 ]; then exec 4<"$s.in"; else exec 4</dev/null; fi
   exec 5>"$s.out" 6>"$s.err"
   . "$ctl/args/$id.sh"
-  bwrap --args 3 -- "$@" 3<"$ctl/args/$id" <&4 >&5 2>&6 4<&- 5>&- 6>&- &
+  bwrap --args 3 -- "$@" 3<"$ctl/args/$id" 9<"$seccomp" <&4 >&5 2>&6 4<&- 5>&- 6>&- &
   pid=$!
   exec 4<&- 5>&- 6>&-
   echo "$pid" >"$state/$id"

@@ -1,12 +1,14 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { homePaths } from '../home.js';
+import { hostLayout } from './host-layout.js';
 import { prepareAlternatives } from './etc-files.js';
 import { BwrapSandbox } from './bwrap-sandbox.js';
 import type { BwrapHost } from './bwrap-sandbox.js';
 import { sandboxUnavailable } from './errors.js';
 import { detectLimitMechanism, findExecutable, probeUserNamespaces } from './host-support.js';
 import type { LimitMechanism } from './host-support.js';
+import { detectSandboxIdentity, type SandboxIdentity } from './identity.js';
+import { checkNativeParts } from './native.js';
 import { nodeBinDir, systemBindArgs } from './system-binds.js';
 import type { ExecHandle, ExecRequest, Sandbox, SandboxProvider, SandboxSpec } from './types.js';
 
@@ -15,6 +17,8 @@ export interface BubblewrapProviderOptions {
   home: string;
   /** Force a mechanism (tests use `{ kind: 'rlimits' }`); default: what the host offers. */
   limitMechanism?: LimitMechanism;
+  /** `shared` forces single-user mode (refused as root); default: a host uid of the sandbox's own where possible. */
+  identity?: 'auto' | 'shared';
 }
 
 /**
@@ -22,28 +26,42 @@ export interface BubblewrapProviderOptions {
  * namespaces, cgroups) and fails with `sandbox_unavailable` — exit 125 for
  * `tagbox exec` — naming what is missing and how to fix it.
  */
-export async function createBubblewrapProvider(options: BubblewrapProviderOptions): Promise<SandboxProvider & { readonly mechanism: LimitMechanism }> {
+export async function createBubblewrapProvider(
+  options: BubblewrapProviderOptions,
+): Promise<SandboxProvider & { readonly mechanism: LimitMechanism; readonly identity: SandboxIdentity }> {
   const bwrap = findExecutable('bwrap');
   if (!bwrap) throw sandboxUnavailable('bubblewrap (bwrap) is not installed; install the bubblewrap package');
   if (!findExecutable('socat')) throw sandboxUnavailable('socat is not installed (the sandbox relays to the proxy with it); install the socat package');
+  const nativeDir = checkNativeParts();
+  const identity = detectSandboxIdentity({ want: options.identity ?? 'auto' });
+  if (identity.mode === 'separate' && !findExecutable('setpriv')) {
+    throw sandboxUnavailable('setpriv is not installed (a sandbox drops to its own uid with it); install the util-linux package');
+  }
   const userns = probeUserNamespaces(bwrap);
   if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
+  const layout = hostLayout(options.home, identity);
   const paths = homePaths(options.home);
-  const forbidden = [paths.home, paths.sandboxes, paths.sockets];
-  mkdirSync(paths.sandboxes, { recursive: true, mode: 0o700 });
+  const forbidden = [paths.home, paths.sandboxes, paths.sockets, layout.sandboxes, layout.sockets];
   const host: BwrapHost = {
     bwrap,
-    sandboxesDir: paths.sandboxes,
+    sandboxesDir: layout.sandboxes,
+    nativeDir: layout.native,
+    identity,
     mechanism: options.limitMechanism ?? detectLimitMechanism(),
     systemBinds: systemBindArgs(forbidden),
     nodeBin: nodeBinDir(forbidden),
-    alternativesDir: await prepareAlternatives(join(paths.sandboxes, '.alternatives')).catch((error: unknown) => {
-      throw sandboxUnavailable(`cannot prepare ${paths.sandboxes}: ${(error as Error).message}`, error);
+    alternativesDir: await prepareAlternatives(layout.alternatives).catch((error: unknown) => {
+      throw sandboxUnavailable(`cannot prepare ${layout.alternatives}: ${(error as Error).message}`, error);
     }),
   };
   return {
     name: 'bubblewrap',
     mechanism: host.mechanism,
+    identity,
+    proxySocketPath: (name: string) => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$/.test(name)) throw new TypeError(`proxySocketPath: "${name}" is not a plain name`);
+      return join(layout.sockets, `${name}.sock`);
+    },
     create: (spec: SandboxSpec): Promise<Sandbox> => BwrapSandbox.start(host, spec),
     exec: (sandbox: Sandbox, request: ExecRequest): ExecHandle => own(sandbox).exec(request),
     release: (sandbox: Sandbox): Promise<void> => own(sandbox).release(),

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, statfs, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, mkdir, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -16,6 +17,9 @@ import { makeFifos, openFifoWriter } from './fifos.js';
 import { startExec } from './exec-session.js';
 import type { ExecContext } from './exec-session.js';
 import type { LimitMechanism } from './host-support.js';
+import type { SandboxIdentity } from './identity.js';
+import { NATIVE_FILES } from './native.js';
+import { writeSandboxMaps } from './userns.js';
 import { describeEnforcement, resolveLimits } from './limits.js';
 import type { SandboxLimits } from './limits.js';
 import type { ExecHandle, ExecRequest, Sandbox, SandboxInfo, SandboxSpec } from './types.js';
@@ -23,6 +27,8 @@ import type { ExecHandle, ExecRequest, Sandbox, SandboxInfo, SandboxSpec } from 
 export interface BwrapHost {
   bwrap: string;
   sandboxesDir: string;
+  nativeDir: string;
+  identity: SandboxIdentity;
   mechanism: LimitMechanism;
   systemBinds: string[];
   nodeBin: string | undefined;
@@ -30,6 +36,9 @@ export interface BwrapHost {
 }
 
 const SLOT_BATCH = 4;
+
+/** Descriptors bwrap gets from us. */
+const FD = { args: 3, info: 4, seccomp: 5, usernsBlock: 6 } as const;
 const READY_TIMEOUT_MS = 15_000;
 
 /**
@@ -93,17 +102,27 @@ export class BwrapSandbox implements Sandbox {
 
   private async boot(spec: SandboxSpec): Promise<void> {
     await mkdir(this.host.sandboxesDir, { recursive: true, mode: 0o700 });
-    await mkdir(join(this.ctlDir, 'args'), { recursive: true, mode: 0o700 });
+    // Private is the directory above (TAGBOX_HOME, or the launcher's 0700 runtime
+    // directory): the launcher and the sandbox's own uid must read inside this one.
+    await mkdir(this.dir, { mode: 0o755 });
+    await chmod(this.dir, 0o755);
+    // The sandbox's own user must read its /etc and control files: the
+    // directory above them (0700) keeps everyone else on the host out.
+    await mkdir(join(this.ctlDir, 'args'), { recursive: true, mode: 0o755 });
+    await chmod(this.ctlDir, 0o755);
+    await chmod(join(this.ctlDir, 'args'), 0o755);
     // Independent steps in parallel: creation time matters for one-shot `tagbox exec`.
     await Promise.all([
       writeEtc(join(this.dir, 'etc'), spec.caCertPem),
-      writeFile(join(this.ctlDir, 'agent.sh'), AGENT_SCRIPT, { mode: 0o600 }),
+      writeFile(join(this.ctlDir, 'agent.sh'), AGENT_SCRIPT, { mode: 0o644 }),
       makeFifos([join(this.ctlDir, 'requests'), ...this.slotFifos(0, SLOT_BATCH)]),
     ]);
     this.cgroup = await createCgroup(this.host.mechanism, this.id, this.limits);
     this.slotCount = SLOT_BATCH;
     for (let slot = 0; slot < SLOT_BATCH; slot++) this.freeSlots.push(slot);
 
+    const { identity } = this.host;
+    const separate = identity.mode === 'separate';
     const rlimitsOnly = this.host.mechanism.kind === 'rlimits';
     const { options, command } = outerArgs({
       systemBinds: this.host.systemBinds,
@@ -111,32 +130,75 @@ export class BwrapSandbox implements Sandbox {
       alternativesDir: this.host.alternativesDir,
       ctlDir: this.ctlDir,
       proxySocket: spec.proxySocket,
+      nativeDir: this.host.nativeDir,
       limits: this.limits,
       dataKiB: rlimitsOnly ? Math.ceil(this.limits.memoryBytes / 1024) : 0,
       nproc: rlimitsOnly ? this.limits.processes : 0,
       path: this.env.PATH ?? '/usr/bin:/bin',
+      identity,
+      seccompFd: FD.seccomp,
+      ...(separate ? { usernsBlockFd: FD.usernsBlock } : {}),
     });
-    this.child = this.spawnBwrap(command);
-    const stdio = this.child.stdio as unknown as [null, Readable, Readable, Writable, Readable];
-    stdio[3].end(encodeArgs(options));
-    stdio[2].on('data', (chunk: Buffer) => {
+    const seccomp = openSync(join(this.host.nativeDir, NATIVE_FILES.outerSeccomp), 'r');
+    try {
+      this.child = this.spawnBwrap(command, seccomp, separate);
+    } finally {
+      closeSync(seccomp);
+    }
+    const stdio = this.child.stdio as unknown as Array<Readable & Writable>;
+    stdio[FD.args]!.end(encodeArgs(options));
+    stdio[2]!.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-2000);
     });
     this.child.on('exit', () => this.onExit());
-    this.initPid = await readInfoPid(stdio[4]);
-    await this.waitReady(stdio[1]);
+    const ready = this.waitReady(stdio[1]!);
+    ready.catch(() => undefined);
+    this.initPid = await readInfoPid(stdio[FD.info]!);
+    if (identity.mode === 'separate') await this.enterSeparate(identity, stdio[FD.usernsBlock]!);
+    await ready;
     this.requests = await openFifoWriter(join(this.ctlDir, 'requests'));
     this.requests.on('error', () => undefined);
   }
 
-  /** bwrap with an empty environment; under cgroups, a shell first joins the cgroup then execs bwrap. */
-  private spawnBwrap(command: string[]): ChildProcess {
-    const bwrapArgs = ['--args', '3', '--info-fd', '4', '--', ...command];
-    const options = { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] as ('ignore' | 'pipe')[] };
-    const files = this.cgroup?.procsFiles ?? [];
+  /**
+   * bwrap waits with its sandbox process made but not yet running: write the
+   * user namespace's maps, put both processes in the cgroup (everything the
+   * sandbox ever starts descends from them), then let it go.
+   */
+  private async enterSeparate(identity: Extract<SandboxIdentity, { mode: 'separate' }>, unblock: Writable): Promise<void> {
+    if (this.initPid <= 0) return void unblock.destroy();
+    try {
+      await writeSandboxMaps(identity, this.initPid);
+      for (const file of this.cgroup?.procsFiles ?? []) {
+        await writeFile(file, `${this.monitorPid}\n`);
+        await writeFile(file, `${this.initPid}\n`);
+      }
+    } catch (error) {
+      // waitReady reports bwrap's exit with this tail.
+      this.stderrTail += `\ncannot set up the sandbox's user namespace or cgroup: ${(error as Error).message}`;
+      unblock.destroy();
+      kill(this.monitorPid);
+      return;
+    }
+    unblock.end('1');
+  }
+
+  /**
+   * bwrap with an empty environment. In single-user mode a shell first joins
+   * the cgroup, then execs bwrap; a sandbox with a uid of its own joins it
+   * while bwrap waits (enterSeparate).
+   */
+  private spawnBwrap(command: string[], seccompFd: number, separate: boolean): ChildProcess {
+    const bwrapArgs = ['--args', String(FD.args), '--info-fd', String(FD.info), '--', ...command];
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', seccompFd];
+    if (separate) stdio.push('pipe');
+    const files = separate ? [] : (this.cgroup?.procsFiles ?? []);
+    const { identity } = this.host;
+    // As root, bubblewrap runs as the unprivileged launcher user (node sets its groups to none).
+    const as = identity.mode === 'separate' && identity.spawnAs ? { uid: identity.spawnAs.uid, gid: identity.spawnAs.gid } : {};
     const child = files.length === 0
-      ? spawn(this.host.bwrap, bwrapArgs, options)
-      : spawn('/bin/sh', ['-c', JOIN_AND_EXEC, 'tagbox-sandbox', ...files, '--', this.host.bwrap, ...bwrapArgs], options);
+      ? spawn(this.host.bwrap, bwrapArgs, { env: {}, stdio, ...as })
+      : spawn('/bin/sh', ['-c', JOIN_AND_EXEC, 'tagbox-sandbox', ...files, '--', this.host.bwrap, ...bwrapArgs], { env: {}, stdio, ...as });
     this.monitorPid = child.pid ?? 0;
     child.on('error', () => undefined);
     return child;
@@ -189,8 +251,8 @@ export class BwrapSandbox implements Sandbox {
       acquireSlot: () => this.acquireSlot(),
       releaseSlot: (slot) => this.freeSlots.push(slot),
       writeArgs: async (id, options, argv) => {
-        await writeFile(join(this.ctlDir, 'args', id), encodeArgs(options), { mode: 0o600 });
-        await writeFile(join(this.ctlDir, 'args', `${id}.sh`), argvScript(argv), { mode: 0o600 });
+        await writeFile(join(this.ctlDir, 'args', id), encodeArgs(options), { mode: 0o644 });
+        await writeFile(join(this.ctlDir, 'args', `${id}.sh`), argvScript(argv), { mode: 0o644 });
       },
       removeArgs: (id) => {
         for (const name of [id, `${id}.sh`]) void unlink(join(this.ctlDir, 'args', name)).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -38,6 +38,17 @@ export async function writeEtc(dir: string, caCertPem: string): Promise<void> {
   }
   // Mount point for the shared, read-only alternatives directory (see prepareAlternatives).
   await mkdir(join(dir, 'alternatives'));
+  // Readable by the sandbox's own uid whatever the umask (its directory keeps the host out).
+  await makeWorldReadable(dir);
+}
+
+async function makeWorldReadable(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await makeWorldReadable(path);
+    else if (entry.isFile()) await chmod(path, 0o644);
+  }
 }
 
 function caBundle(caCertPem: string): string {

@@ -15,9 +15,13 @@ const openAsync = promisify(open);
 const fstatAsync = promisify(fstat);
 const closeAsync = promisify(close);
 
-/** Node has no mkfifo(3); one coreutils call makes a batch. */
+/**
+ * Node has no mkfifo(3); one coreutils call makes a batch. Mode 0666 because
+ * the sandbox may be another host uid; the sandbox's 0700 directory keeps the
+ * rest of the host out.
+ */
 export async function makeFifos(paths: string[]): Promise<void> {
-  if (paths.length > 0) await execFileAsync('mkfifo', ['-m', '0600', '--', ...paths], { env: {} });
+  if (paths.length > 0) await execFileAsync('mkfifo', ['-m', '0666', '--', ...paths], { env: {} });
 }
 
 /** A stream of what the sandbox writes into `path`; ends when its last writer closes. */

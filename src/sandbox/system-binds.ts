@@ -1,14 +1,22 @@
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, sep } from 'node:path';
 
+const HOST_CONFIG_UNDER_USR = ['/usr/local/etc', '/usr/etc'];
+
 /**
  * The read-only system view: /usr, the top-level /bin /sbin /lib* entries as
  * the host has them (symlinks on merged-/usr hosts, binds otherwise), and the
  * install prefix of Node when it lives outside /usr. Never `/` whole, never
- * /root, /home, /run, /var or TAGBOX_HOME.
+ * /root, /home, /run, /var or TAGBOX_HOME, and not the host configuration
+ * kept under /usr (/usr/local/etc, /usr/etc).
  */
 export function systemBindArgs(forbidden: string[]): string[] {
   const args = ['--ro-bind', '/usr', '/usr'];
+  // Host configuration that lives under /usr (the global npmrc of a Node in
+  // /usr/local, ...) is not the sandbox's business: an empty read-only dir instead.
+  for (const dir of HOST_CONFIG_UNDER_USR) {
+    if (lstatOrUndefined(dir)?.isDirectory()) args.push('--tmpfs', dir, '--remount-ro', dir);
+  }
   for (const top of ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
     const stat = lstatOrUndefined(top);
     if (!stat) continue;
@@ -16,7 +24,12 @@ export function systemBindArgs(forbidden: string[]): string[] {
     else if (stat.isDirectory()) args.push('--ro-bind', top, top);
   }
   const prefix = nodePrefix(forbidden);
-  if (prefix) args.push('--ro-bind', prefix, prefix);
+  if (prefix) {
+    // Parents bwrap would make itself are 0700 and not the sandbox user's: make them 0755.
+    const parts = prefix.split(sep).filter(Boolean);
+    for (let i = 1; i < parts.length; i++) args.push('--dir', `/${parts.slice(0, i).join('/')}`);
+    args.push('--ro-bind', prefix, prefix);
+  }
   return args;
 }
 

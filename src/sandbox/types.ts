@@ -14,6 +14,11 @@ export interface SandboxProvider {
   exec(sandbox: Sandbox, request: ExecRequest): ExecHandle;
   /** Kills every process of the sandbox and deletes its files. Idempotent. */
   release(sandbox: Sandbox): Promise<void>;
+  /**
+   * Where the Agent Proxy should listen for the sandbox named `name` so that the
+   * provider can bind that socket into it (the one place the sandbox can reach).
+   */
+  proxySocketPath(name: string): string;
 }
 
 export interface SandboxSpec {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,8 @@ export async function startFakeProxy(path: string, marker: string): Promise<Serv
     socket.end('HTTP/1.1 403 Forbidden\r\nX-Tagbox-Decision: blocked\r\n\r\n');
   });
   await new Promise<void>((resolve) => server.listen(path, resolve));
+  // The sandbox may be a host uid of its own; its directory keeps everyone else out.
+  chmodSync(path, 0o666);
   return server;
 }
 
@@ -36,13 +38,13 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function fixture(options: { limitMechanism?: LimitMechanism } = {}): Promise<Fixture> {
+export async function fixture(options: { limitMechanism?: LimitMechanism; identity?: 'auto' | 'shared' } = {}): Promise<Fixture> {
   const root = mkdtempSync(join(tmpdir(), 'tagbox-sandbox-test-'));
   const home = join(root, 'home');
-  const proxySocket = join(root, 'proxy.sock');
   const marker = `proxy-marker-${Math.random().toString(36).slice(2)}`;
-  const server = await startFakeProxy(proxySocket, marker);
   const provider = await createBubblewrapProvider({ home, ...options });
+  const proxySocket = provider.proxySocketPath(marker);
+  const server = await startFakeProxy(proxySocket, marker);
   const live: Sandbox[] = [];
   return {
     home,
