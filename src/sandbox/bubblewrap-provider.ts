@@ -32,7 +32,7 @@ export async function createBubblewrapProvider(
   const bwrap = findExecutable('bwrap');
   if (!bwrap) throw sandboxUnavailable('bubblewrap (bwrap) is not installed; install the bubblewrap package');
   if (!findExecutable('socat')) throw sandboxUnavailable('socat is not installed (the sandbox relays to the proxy with it); install the socat package');
-  const nativeDir = checkNativeParts();
+  checkNativeParts();
   const identity = detectSandboxIdentity({ want: options.identity ?? 'auto' });
   if (identity.mode === 'separate' && !findExecutable('setpriv')) {
     throw sandboxUnavailable('setpriv is not installed (a sandbox drops to its own uid with it); install the util-linux package');
