@@ -5,7 +5,7 @@ import { getWorkspace } from '../../access/workspaces-repo.js';
 import type { ServerDeps } from '../deps.js';
 import { forbidden, notFound } from '../http-errors.js';
 import { listMembers } from '../../access/members-repo.js';
-import type { Principal } from '../principal.js';
+import { actorOf, type Principal } from '../principal.js';
 import { route } from '../route.js';
 
 const text = (max: number) => z.string().min(1).max(max);
@@ -37,7 +37,7 @@ export function workspaceRoutes(deps: ServerDeps) {
       role: 'admin',
       status: 201,
       body: z.strictObject({ kind: z.enum(['web', 'slack']), externalId: text(200), name: text(200) }),
-      handler: ({ body, principal }) => deps.access.createWorkspace(principal.memberId, { orgId: principal.orgId, ...body }),
+      handler: ({ body, principal }) => deps.access.createWorkspace(actorOf(principal), { orgId: principal.orgId, ...body }),
     });
     route(app, {
       method: 'GET',
@@ -58,7 +58,7 @@ export function workspaceRoutes(deps: ServerDeps) {
       params: idParams,
       body: z.strictObject({ externalId: text(200), name: text(200), isPrivate: z.boolean().optional() }),
       handler: async ({ params, body, principal }) =>
-        deps.access.createChannel(principal.memberId, { workspaceId: (await workspaceOf(principal, params.id)).id, ...body }),
+        deps.access.createChannel(actorOf(principal), { workspaceId: (await workspaceOf(principal, params.id)).id, ...body }),
     });
     route(app, {
       method: 'GET',
@@ -86,7 +86,7 @@ export function workspaceRoutes(deps: ServerDeps) {
       }),
       handler: async ({ params, body, principal }) => {
         if (body.roles?.includes('owner') && principal.role !== 'owner') throw forbidden('roles: only an owner can make another owner');
-        return deps.access.createMember(principal.memberId, { workspaceId: (await workspaceOf(principal, params.id)).id, ...body });
+        return deps.access.createMember(actorOf(principal), { workspaceId: (await workspaceOf(principal, params.id)).id, ...body });
       },
     });
     route(app, {
@@ -105,7 +105,7 @@ export function workspaceRoutes(deps: ServerDeps) {
         });
         const touchesOwner = member.roles.includes('owner') !== body.roles.includes('owner');
         if (touchesOwner && principal.role !== 'owner') throw forbidden('roles: only an owner can grant or remove the owner role');
-        return deps.access.setMemberRoles(principal.memberId, member.id, body.roles);
+        return deps.access.setMemberRoles(actorOf(principal), member.id, body.roles);
       },
     });
   };
