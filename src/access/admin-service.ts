@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/log.js';
-import { invalidInput } from '../errors.js';
+import { invalidInput, TagboxError } from '../errors.js';
 import { compilePolicy } from '../policy/compile.js';
 import { validateBundles, validatePersonalConnector } from '../policy/bundle-file.js';
 import type { ControlStore } from '../store/database.js';
@@ -142,10 +142,21 @@ export class AccessAdmin {
     return member;
   }
 
+  /**
+   * Replaces a member's roles. The org always keeps an owner: removing the
+   * last one is refused (a deployment without one would mint a new Owner and
+   * print its token at the next start).
+   */
   async setMemberRoles(actor: ActorRef, memberId: string, roles: string[]): Promise<Member> {
     return this.change(actor, async (db) => {
       const orgId = await this.orgOfMember(db, memberId);
+      const before = (await membersRepo.getMember(db, memberId))!;
+      const losesOwner = before.roles.includes('owner') && !roles.includes('owner');
+      if (losesOwner) await lockNamed(db, this.store, 'owners');
       await membersRepo.setMemberRolesIn(db, memberId, roles);
+      if (losesOwner && (await membersRepo.countOwners(db, orgId)) === 0) {
+        throw new TagboxError(`roles: member ${memberId} is the org's last owner; make another owner first`, { exitCode: 2, code: 'last_owner_conflict' });
+      }
       const member = (await membersRepo.getMember(db, memberId))!;
       return { result: member, change: { orgId, target: `member:${memberId}`, action: 'set-roles', fields: ['roles'] } };
     });
