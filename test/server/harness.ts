@@ -46,13 +46,6 @@ export interface ApiHarness {
   tokenFor(role: 'owner' | 'admin' | 'member', name: string): Promise<{ token: string; memberId: string }>;
   /** The operator path in-process (what `tagbox token create --member ID` runs): a member-role token. */
   operatorToken(memberId: string, name: string): Promise<string>;
-  /**
-   * A signed-in browser session for a member, as a bearer credential for api().
-   * A stand-in for the web sign-in (one-time sign-in links, a later issue): it
-   * resolves to the member with the member's own current role, exactly what a
-   * session will, so the member can mint their own tokens.
-   */
-  signIn(memberId: string): string;
   close(): Promise<void>;
 }
 
@@ -67,7 +60,18 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
   const run = await firstRun(store, access, audit);
   const chunks: string[] = [];
   const logger = pino({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c.toString('utf8')), cb()) }));
+  /*
+   * A signed-in browser session for a member, as a bearer credential for api():
+   * a stand-in for the web sign-in (one-time sign-in links, a later issue). It
+   * resolves to the member with the member's own current role, exactly what a
+   * session will, so that the member can mint their own tokens.
+   */
   const sessions = new Map<string, string>();
+  const signIn = (memberId: string): string => {
+    const id = `tbs_${randomBytes(16).toString('hex')}`;
+    sessions.set(id, memberId);
+    return id;
+  };
   const sessionResolver: PrincipalResolver = async (request) => {
     const memberId = /^Bearer (tbs_\S+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '';
     const member = sessions.has(memberId) ? await getMember(store.db, sessions.get(memberId)!) : undefined;
@@ -94,6 +98,11 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
     }
     return { status: res.status, body: parsed, text };
   };
+  const operatorToken = async (memberId: string, label: string): Promise<string> => {
+    const minted = await mintOperatorToken(store, audit, { memberId, name: label, operator: 'operator:test' });
+    if (!minted) throw new Error(`operator token: no member ${memberId}`);
+    return minted.token;
+  };
   let n = 0;
   return {
     backend,
@@ -105,29 +114,15 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
     webWorkspaceId: web.id,
     logs: () => chunks.join(''),
     api,
-    operatorToken: async (memberId, label) => {
-      const minted = await mintOperatorToken(store, audit, { memberId, name: label, operator: 'operator:test' });
-      if (!minted) throw new Error(`operator token: no member ${memberId}`);
-      return minted.token;
-    },
-    signIn: (memberId) => {
-      const id = `tbs_${randomBytes(16).toString('hex')}`;
-      sessions.set(id, memberId);
-      return id;
-    },
+    operatorToken,
     tokenFor: async (role, label) => {
       n += 1;
       const roles = role === 'member' ? [] : [role];
       const member = await api(run.ownerToken, 'POST', `/api/v1/workspaces/${web.id}/members`, { externalId: `${label}-${n}`, displayName: label, hasAccount: true, roles });
       if (member.status !== 201) throw new Error(`create member: ${member.status} ${member.text}`);
       const memberId = member.body.id as string;
-      if (role === 'member') {
-        const minted = await mintOperatorToken(store, audit, { memberId, name: label, operator: 'operator:test' });
-        return { token: minted!.token, memberId };
-      }
-      const session = `tbs_${randomBytes(16).toString('hex')}`;
-      sessions.set(session, memberId);
-      const token = await api(session, 'POST', '/api/v1/tokens', { name: label, role });
+      if (role === 'member') return { token: await operatorToken(memberId, label), memberId };
+      const token = await api(signIn(memberId), 'POST', '/api/v1/tokens', { name: label, role });
       if (token.status !== 201) throw new Error(`create token: ${token.status} ${token.text}`);
       return { token: token.body.token as string, memberId };
     },

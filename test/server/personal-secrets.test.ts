@@ -69,7 +69,8 @@ describe.each(BACKENDS)('personal secrets stay personal (%s)', (backend) => {
     expect(rm.code).toBe(2);
     expect(await bobsSecretVersion()).toBe(1);
     // An org secret still goes in.
-    expect((await runTagbox(['secret', 'set', 'org-token'], { env: h.backend.env, input: 'v\n' })).code).toBe(0);
+    const org = await runTagbox(['secret', 'set', 'org-token'], { env: h.backend.env, input: 'v\n' });
+    expect([org.code, org.stderr]).toEqual([0, '']);
   });
 
   it('`tagbox bundle apply` and `tagbox exec --bundles` refuse a file naming a personal secret, naming the line and field', async () => {
