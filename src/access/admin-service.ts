@@ -1,18 +1,20 @@
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/log.js';
-import { invalidInput } from '../errors.js';
+import { invalidInput, TagboxError } from '../errors.js';
 import { compilePolicy } from '../policy/compile.js';
-import { validateBundles } from '../policy/bundle-file.js';
+import { validateBundles, validatePersonalConnector } from '../policy/bundle-file.js';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
+import { actorFields, type ActorRef } from './actor.js';
 import * as bundlesRepo from './bundles-repo.js';
 import { planBundles, type BundleChange } from './bundle-diff.js';
 import { scopeBundles } from './effective-policy.js';
 import { notFound } from './errors.js';
 import * as membersRepo from './members-repo.js';
-import type { Bundle, BundleSpec, Channel, Connection, ConnectionSpec, Member, Org, Scope, Workspace, WorkspaceKind } from './model.js';
+import type { Bundle, BundleSpec, Channel, Connection, ConnectionSpec, Member, Org, PersonalConnectorSpec, Scope, Workspace, WorkspaceKind } from './model.js';
 import { scopeKey } from './model.js';
 import * as orgsRepo from './orgs-repo.js';
+import { personalSecretName } from './personal-secrets.js';
 import type { OrgSettings } from './orgs-repo.js';
 import { bumpRevision, policyEvents, readRevision } from './policy-revision.js';
 import { connectionInput, connectionSpecOf, fromPolicyBundle, fromPolicyConnection, specAsPolicyInput, specOf, toPolicyBundle } from './spec.js';
@@ -67,7 +69,7 @@ export class AccessAdmin {
     return org;
   }
 
-  async updateOrgSettings(actor: string, orgId: string, changes: Partial<OrgSettings>): Promise<Org> {
+  async updateOrgSettings(actor: ActorRef, orgId: string, changes: Partial<OrgSettings>): Promise<Org> {
     validateSettings(changes);
     return this.change(actor, async (db) => {
       const before = await orgsRepo.getOrg(db, orgId);
@@ -80,7 +82,7 @@ export class AccessAdmin {
     });
   }
 
-  async createWorkspace(actor: string, input: { orgId: string; kind: WorkspaceKind; externalId: string; name: string }): Promise<Workspace> {
+  async createWorkspace(actor: ActorRef, input: { orgId: string; kind: WorkspaceKind; externalId: string; name: string }): Promise<Workspace> {
     return this.change(actor, async (db) => {
       if (!(await orgsRepo.getOrg(db, input.orgId))) throw notFound(`org ${input.orgId}`);
       const ws = await workspacesRepo.createWorkspace(db, input);
@@ -98,7 +100,7 @@ export class AccessAdmin {
     return workspacesRepo.listWorkspaces(this.store.db, orgId);
   }
 
-  async createChannel(actor: string, input: { workspaceId: string; externalId: string; name: string; isPrivate?: boolean }): Promise<Channel> {
+  async createChannel(actor: ActorRef, input: { workspaceId: string; externalId: string; name: string; isPrivate?: boolean }): Promise<Channel> {
     return this.change(actor, async (db) => {
       const ws = await workspacesRepo.getWorkspace(db, input.workspaceId);
       if (!ws) throw notFound(`workspace ${input.workspaceId}`);
@@ -118,7 +120,7 @@ export class AccessAdmin {
   }
 
   async createMember(
-    actor: string,
+    actor: ActorRef,
     input: { workspaceId: string; externalId: string; displayName: string; hasAccount?: boolean; isGuest?: boolean; roles?: string[] },
   ): Promise<Member> {
     return this.change(actor, async (db) => {
@@ -140,17 +142,28 @@ export class AccessAdmin {
     return member;
   }
 
-  async setMemberRoles(actor: string, memberId: string, roles: string[]): Promise<Member> {
+  /**
+   * Replaces a member's roles. The org always keeps an owner: removing the
+   * last one is refused (a deployment without one would mint a new Owner and
+   * print its token at the next start).
+   */
+  async setMemberRoles(actor: ActorRef, memberId: string, roles: string[]): Promise<Member> {
     return this.change(actor, async (db) => {
       const orgId = await this.orgOfMember(db, memberId);
+      const before = (await membersRepo.getMember(db, memberId))!;
+      const losesOwner = before.roles.includes('owner') && !roles.includes('owner');
+      if (losesOwner) await lockNamed(db, this.store, 'owners');
       await membersRepo.setMemberRolesIn(db, memberId, roles);
+      if (losesOwner && (await membersRepo.countOwners(db, orgId)) === 0) {
+        throw new TagboxError(`roles: member ${memberId} is the org's last owner; make another owner first`, { exitCode: 2, code: 'last_owner_conflict' });
+      }
       const member = (await membersRepo.getMember(db, memberId))!;
       return { result: member, change: { orgId, target: `member:${memberId}`, action: 'set-roles', fields: ['roles'] } };
     });
   }
 
   /** Creates or replaces a bundle whole (its attachments are kept). */
-  async putBundle(actor: string, orgId: string, spec: BundleSpec): Promise<Bundle> {
+  async putBundle(actor: ActorRef, orgId: string, spec: BundleSpec): Promise<Bundle> {
     const canonical = { ...fromPolicyBundle(validateBundles([specAsPolicyInput(spec)], `bundle "${spec.name}"`)[0]!), ...(spec.description ? { description: spec.description } : {}) };
     return this.change(actor, async (db) => {
       if (!(await orgsRepo.getOrg(db, orgId))) throw notFound(`org ${orgId}`);
@@ -171,7 +184,7 @@ export class AccessAdmin {
    * `specs` are deleted. Attachments and descriptions of kept bundles stay.
    * One admin-change event per bundle changed; the plan is returned.
    */
-  async applyBundles(actor: string, orgId: string, specs: BundleSpec[], options: { prune?: boolean; dryRun?: boolean } = {}): Promise<BundleChange[]> {
+  async applyBundles(actor: ActorRef, orgId: string, specs: BundleSpec[], options: { prune?: boolean; dryRun?: boolean } = {}): Promise<BundleChange[]> {
     const wanted = specs.map((spec, i) => fromPolicyBundle(validateBundles([specAsPolicyInput(spec)], `bundles[${i}] "${spec.name}"`)[0]!));
     const names = new Set<string>();
     for (const spec of wanted) {
@@ -206,7 +219,7 @@ export class AccessAdmin {
     });
   }
 
-  async deleteBundle(actor: string, orgId: string, name: string): Promise<boolean> {
+  async deleteBundle(actor: ActorRef, orgId: string, name: string): Promise<boolean> {
     return this.change(actor, async (db) => {
       const deleted = await bundlesRepo.deleteBundle(db, orgId, name);
       return { result: deleted, change: deleted ? { orgId, target: `bundle:${name}`, action: 'delete', fields: [] } : undefined };
@@ -229,7 +242,7 @@ export class AccessAdmin {
   }
 
   /** Idempotent: attaching twice is one attachment (and one event only when it changed something). */
-  async attach(actor: string, orgId: string, bundleName: string, scope: Scope): Promise<void> {
+  async attach(actor: ActorRef, orgId: string, bundleName: string, scope: Scope): Promise<void> {
     await this.change(actor, async (db) => {
       const bundle = await bundlesRepo.getBundleByName(db, orgId, bundleName);
       if (!bundle) throw notFound(`bundle "${bundleName}"`);
@@ -241,7 +254,7 @@ export class AccessAdmin {
     });
   }
 
-  async detach(actor: string, orgId: string, bundleName: string, scope: Scope): Promise<boolean> {
+  async detach(actor: ActorRef, orgId: string, bundleName: string, scope: Scope): Promise<boolean> {
     return this.change(actor, async (db) => {
       const bundle = await bundlesRepo.getBundleByName(db, orgId, bundleName);
       if (!bundle) throw notFound(`bundle "${bundleName}"`);
@@ -250,11 +263,19 @@ export class AccessAdmin {
     });
   }
 
-  /** A member's own connector, usable only in their DMs. `spec.secret` is a vault name. */
-  async putPersonalConnector(actor: string, orgId: string, memberId: string, spec: ConnectionSpec): Promise<Connection> {
-    const canonical = fromPolicyConnection(
-      validateBundles([{ name: 'personal', connections: [connectionInput(spec)] }], `personal connector "${spec.name}"`)[0]!.connections[0]!,
-    );
+  /**
+   * A member's own connector, usable only in their DMs. Its secret is always
+   * the member's own (`personalSecretName`): a given `spec.secret` must be that
+   * name, so no caller can point a connector at an org secret. Its websites
+   * unlock no forbidden address (see personalConnectionSchema).
+   */
+  async putPersonalConnector(actor: ActorRef, orgId: string, memberId: string, spec: PersonalConnectorSpec): Promise<Connection> {
+    const secret = personalSecretName(memberId, String(spec.name));
+    const where = `personal connector "${String(spec.name)}"`;
+    if (spec.secret !== undefined && spec.secret !== secret) {
+      throw invalidInput(`${where}: secret: a personal connector always uses its own secret ("${secret}"), not "${String(spec.secret)}"`, 'invalid_connector');
+    }
+    const canonical = fromPolicyConnection(validatePersonalConnector(connectionInput({ ...spec, secret }), where));
     return this.change(actor, async (db) => {
       const memberOrg = await this.orgOfMember(db, memberId);
       if (memberOrg !== orgId) throw notFound(`member ${memberId} in org ${orgId}`);
@@ -270,7 +291,7 @@ export class AccessAdmin {
     });
   }
 
-  async deletePersonalConnector(actor: string, memberId: string, name: string): Promise<boolean> {
+  async deletePersonalConnector(actor: ActorRef, memberId: string, name: string): Promise<boolean> {
     return this.change(actor, async (db) => {
       const orgId = await this.orgOfMember(db, memberId);
       const deleted = await bundlesRepo.deletePersonalConnector(db, memberId, name);
@@ -293,14 +314,14 @@ export class AccessAdmin {
    * record commits with the change or not at all; then the in-process change
    * signal. A change of nothing (change undefined) bumps and records nothing.
    */
-  private async change<T>(actor: string, fn: (db: Kysely<Database>) => Promise<{ result: T; change: Change | Change[] | undefined }>): Promise<T> {
+  private async change<T>(actor: ActorRef, fn: (db: Kysely<Database>) => Promise<{ result: T; change: Change | Change[] | undefined }>): Promise<T> {
     const { result, change } = await accessTransaction(this.store, async (db) => {
       const out = await fn(db);
       const changes = toList(out.change);
       for (const orgId of new Set(changes.map((c) => c.orgId))) await bumpRevision(db, this.store.dialect, orgId);
       await this.audit.appendIn(
         db,
-        changes.map((c) => ({ type: 'admin-change' as const, actor, org: c.orgId, target: c.target, action: c.action, fields: c.fields, ...(c.scope ? { scope: c.scope } : {}) })),
+        changes.map((c) => ({ type: 'admin-change' as const, ...actorFields(actor), org: c.orgId, target: c.target, action: c.action, fields: c.fields, ...(c.scope ? { scope: c.scope } : {}) })),
       );
       return out;
     });

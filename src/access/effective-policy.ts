@@ -1,10 +1,13 @@
 import type { Kysely } from 'kysely';
 import { notFound } from './errors.js';
+import { compileCidrs } from '../policy/cidr.js';
 import { compilePolicy, type EgressPolicy } from '../policy/compile.js';
-import type { Bundle as PolicyBundle } from '../policy/bundle-schema.js';
+import { personalHostProblem, type Bundle as PolicyBundle } from '../policy/bundle-schema.js';
 import type { Database } from '../store/tables.js';
 import { bundlesAttachedTo, personalConnectors } from './bundles-repo.js';
 import { getMember } from './members-repo.js';
+import type { Connection } from './model.js';
+import { isPersonalSecretName, personalSecretName } from './personal-secrets.js';
 import { getChannel, getWorkspace } from './workspaces-repo.js';
 import { toPolicyBundle } from './spec.js';
 
@@ -18,12 +21,18 @@ export const PERSONAL_BUNDLE = 'personal';
  * Invariant 5, in one place. A channel gets the union of the bundles attached
  * to it, its workspace and the org — whoever asked. A DM gets that member's
  * personal connectors and nothing else (no org, workspace or channel bundle).
+ *
+ * The proxy computes its policy here, from the database, so this is also the
+ * last line of defence against rows that no entry point would have accepted
+ * (written before a check existed, or straight into the database). It fails
+ * closed by dropping the connection: a channel never sends a personal secret,
+ * and a DM sends only the member's own secret, to hosts a member may name.
  */
 export async function effectiveBundles(db: Kysely<Database>, place: Place): Promise<PolicyBundle[]> {
   if (place.kind === 'dm') {
     const member = await getMember(db, place.memberId);
     if (!member) throw notFound(`member ${place.memberId}`);
-    const connections = await personalConnectors(db, member.id);
+    const connections = (await personalConnectors(db, member.id)).filter((c) => usableInDm(member.id, c));
     return connections.length ? [toPolicyBundle({ name: PERSONAL_BUNDLE, domains: [], connections })] : [];
   }
   const channel = await getChannel(db, place.channelId);
@@ -39,12 +48,29 @@ export async function scopeBundles(db: Kysely<Database>, orgId: string, workspac
     ...(workspaceId ? [{ kind: 'workspace' as const, id: workspaceId }] : []),
     ...(channelId ? [{ kind: 'channel' as const, id: channelId }] : []),
   ];
-  return (await bundlesAttachedTo(db, orgId, scopes)).map(toPolicyBundle);
+  return (await bundlesAttachedTo(db, orgId, scopes)).map((b) =>
+    toPolicyBundle({ ...b, connections: b.connections.filter((c) => !isPersonalSecretName(c.secret)) }),
+  );
 }
 
-/** The proxy's EgressPolicy for a place. */
+/**
+ * The proxy's EgressPolicy for a place. A DM's policy unlocks no forbidden
+ * address whatever is stored: its list of IP and CIDR entries the SSRF guard
+ * may dial despite their class is empty (a public IP literal stays reachable;
+ * the proxy's own addresses, loopback, private and metadata addresses do not).
+ */
 export async function effectivePolicy(db: Kysely<Database>, place: Place): Promise<EgressPolicy> {
-  return compilePolicy(await effectiveBundles(db, place));
+  const policy = compilePolicy(await effectiveBundles(db, place));
+  return place.kind === 'dm' ? { ...policy, addresses: NO_ADDRESSES } : policy;
+}
+
+const NO_ADDRESSES = compileCidrs([]);
+
+/** A stored personal connector the DM may use: its own derived secret, and no host a member may not name. */
+function usableInDm(memberId: string, c: Connection): boolean {
+  if (c.secret !== personalSecretName(memberId, c.name)) return false;
+  const hosts = [...c.allowedWebsites.map((w) => (typeof w === 'string' ? w : w.host)), ...(c.narrow?.host ? [c.narrow.host] : [])];
+  return hosts.every((h) => personalHostProblem(h) === undefined);
 }
 
 /** The org a place belongs to (whose revision to watch). */

@@ -70,6 +70,19 @@ export async function setMemberRolesIn(trx: Kysely<Database>, memberId: string, 
   if (unique.length) await trx.insertInto('member_roles').values(unique.map((role) => ({ member_id: memberId, role }))).execute();
 }
 
+/** How many members of the org hold the owner role. */
+export async function countOwners(db: Kysely<Database>, orgId: string): Promise<number> {
+  const row = await db
+    .selectFrom('member_roles')
+    .innerJoin('members', 'members.id', 'member_roles.member_id')
+    .innerJoin('workspaces', 'workspaces.id', 'members.workspace_id')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('workspaces.org_id', '=', orgId)
+    .where('member_roles.role', '=', 'owner')
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 async function rolesOf(db: Kysely<Database>, memberId: string): Promise<string[]> {
   const rows = await db.selectFrom('member_roles').select('role').where('member_id', '=', memberId).orderBy('role').execute();
   return rows.map((r) => r.role);

@@ -72,6 +72,9 @@ export interface ConnectionSpec {
   narrow?: Narrowing;
 }
 
+/** A personal connector as its owner writes it: the secret name is derived, so it may be left out. */
+export type PersonalConnectorSpec = Omit<ConnectionSpec, 'secret'> & { secret?: string };
+
 export interface Connection extends ConnectionSpec {
   id: string;
   orgId: string;

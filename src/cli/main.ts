@@ -22,6 +22,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   up: async () => (await import('./up.js')).registerUp,
   'proxy-daemon': async () => (await import('./proxy-daemon.js')).registerProxyDaemon,
   bundle: async () => (await import('./bundle.js')).registerBundle,
+  token: async () => (await import('./token.js')).registerToken,
 };
 
 /** The tagbox command, with the verb named in argv (or, for help and mistakes, every verb). */

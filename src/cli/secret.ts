@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
+import { isPersonalSecretName } from '../access/personal-secrets.js';
 import { AuditLog } from '../audit/log.js';
 import { failure, invalidInput, isTagboxError } from '../errors.js';
 import { initializeVault } from '../vault/bootstrap.js';
@@ -25,7 +26,7 @@ export function registerSecret(program: Command): void {
     .addOption(new Option('--kind <kind>', 'static value, or a JSON/YAML document for a dynamic kind').choices([...CREDENTIAL_KINDS]).default('static'))
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: { fromFile?: string; kind: CredentialKind; json?: boolean }, command: Command) => {
-      validateSecretName(name);
+      validateOrgSecretName(name);
       const raw = opts.fromFile !== undefined ? readValueFile(opts.fromFile) : await readStdin();
       const value = stripOneTrailingNewline(raw);
       const ctx = contextFrom(command);
@@ -67,7 +68,7 @@ export function registerSecret(program: Command): void {
     .description('remove a secret and all its versions')
     .argument('<name>', 'secret name')
     .action(async (name: string, _opts, command: Command) => {
-      validateSecretName(name);
+      validateOrgSecretName(name);
       const ctx = contextFrom(command);
       await withVault(ctx, async (store) => {
         const sealer = await connectSealer(store);
@@ -76,6 +77,21 @@ export function registerSecret(program: Command): void {
         process.stdout.write(`removed secret ${name}\n`);
       });
     });
+}
+
+/**
+ * The personal. namespace holds members' personal connector secrets; they are
+ * written (and removed) only through the member's own connector route, so
+ * nobody else can plant, overwrite or delete a member's credential.
+ */
+function validateOrgSecretName(name: string): void {
+  validateSecretName(name);
+  if (isPersonalSecretName(name)) {
+    throw invalidInput(
+      `secret name "${name}": the personal. namespace holds members' personal connector secrets; only the member writes or removes them, through PUT/DELETE /api/v1/me/connectors/NAME`,
+      'invalid_secret_name',
+    );
+  }
 }
 
 export async function withVault<T>(ctx: CliContext, fn: (store: VaultStore) => Promise<T>): Promise<T> {

@@ -8,7 +8,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { invalidInput } from '../errors.js';
-import { bundleFileSchema, type Bundle, type BundleFile } from './bundle-schema.js';
+import { bundleFileSchema, personalConnectionSchema, type Bundle, type BundleFile, type Connection } from './bundle-schema.js';
 
 const MAX_REPORTED = 20;
 
@@ -52,6 +52,18 @@ export function validateBundleFile(
 /** Validates bundles handed over as a list (the access layer's stored bundles). */
 export function validateBundles(data: unknown, source: string): Bundle[] {
   return validateBundleFile({ bundles: data }, source).bundles;
+}
+
+/**
+ * Validates one member's personal connector (see personalConnectionSchema):
+ * exit 2, naming the field, e.g. `personal connector "gh": allowedWebsites[0]: ...`.
+ */
+export function validatePersonalConnector(data: unknown, source: string): Connection {
+  const result = personalConnectionSchema.safeParse(data);
+  if (result.success) return result.data as Connection;
+  const issues = flattenIssues(result.error.issues, []);
+  const lines = issues.slice(0, MAX_REPORTED).map((issue) => `${source}: ${formatPath(issue.path)}: ${expectation(issue)}`);
+  throw invalidInput(lines.join('\n'), 'invalid_connector');
 }
 
 type Issue = z.core.$ZodIssue;

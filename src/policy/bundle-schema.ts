@@ -6,6 +6,7 @@
  * Parsed values are normalised: host patterns canonical, prefixes normalised.
  */
 import { z } from 'zod';
+import { classifyAddress } from './address-class.js';
 import { parseHostPattern, patternCovers, type HostPattern } from './hosts.js';
 import { parsePathPrefix } from './paths.js';
 
@@ -14,6 +15,16 @@ export const SECRET_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\x20-\x7e\t]*$/;
 export const SECRET_PLACEHOLDER = '{{secret}}';
+
+/**
+ * Vault names under this prefix hold members' personal connector secrets
+ * (`personal.<member hash>.<connector>`). No bundle may name one: an org
+ * bundle that could would send a member's own credential wherever the bundle
+ * allows, in every channel it is attached to.
+ */
+export const PERSONAL_SECRET_PREFIX = 'personal.';
+/** A personal connector's name, short and lower-case so that its derived secret name is a valid vault name. */
+export const PERSONAL_CONNECTOR_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,36}$/;
 
 // Headers the proxy owns: hop-by-hop (RFC 9110 7.6.1), framing and routing.
 const FORBIDDEN_HEADERS = new Set([
@@ -114,27 +125,84 @@ const narrowSchema = z.strictObject({
   readOnly: z.boolean().optional(),
 });
 
+const secretName = z
+  .string()
+  .regex(SECRET_NAME_PATTERN, 'expected a secret name: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, at most 63 characters');
+
+const orgSecretName = secretName.superRefine((s, ctx) => {
+  if (!s.startsWith(PERSONAL_SECRET_PREFIX)) return;
+  ctx.addIssue({
+    code: 'custom',
+    message: `"${s}" is in the ${PERSONAL_SECRET_PREFIX} namespace of members' personal secrets: a bundle can never send one (a member's connector uses it in their own DMs only)`,
+  });
+});
+
+/** narrow.host must be one of, or covered by, the allowed websites. */
+function narrowCovered(c: { allowedWebsites: HostEntry[]; narrow?: { host?: string | undefined } | undefined }, ctx: z.RefinementCtx): void {
+  if (c.narrow?.host === undefined) return;
+  const narrow = pattern(c.narrow.host);
+  if (!c.allowedWebsites.some((e) => patternCovers(pattern(e.host), narrow))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['narrow', 'host'],
+      message: `"${c.narrow.host}" is not one of (or covered by) allowedWebsites`,
+    });
+  }
+}
+
+/** A connection of an org bundle: any vault name outside the personal namespace. */
 export const connectionSchema = z
   .strictObject({
     name: name('connection'),
-    secret: z
-      .string()
-      .regex(SECRET_NAME_PATTERN, 'expected a secret name: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, at most 63 characters'),
+    secret: orgSecretName,
     allowedWebsites: z.array(hostEntrySchema).min(1, 'expected at least one host'),
     inject: injectSchema,
     narrow: narrowSchema.optional(),
   })
-  .superRefine((c, ctx) => {
-    if (c.narrow?.host === undefined) return;
-    const narrow = pattern(c.narrow.host);
-    if (!c.allowedWebsites.some((e) => patternCovers(pattern(e.host), narrow))) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['narrow', 'host'],
-        message: `"${c.narrow.host}" is not one of (or covered by) allowedWebsites`,
-      });
-    }
-  });
+  .superRefine(narrowCovered);
+
+/**
+ * Why a personal connector may not list this host pattern, or undefined.
+ * Unlocking a non-public address (loopback, private, metadata, ...) is an
+ * admin's decision in an org bundle, never a member's: a personal connector
+ * lists host names and public IP addresses, and no address block at all.
+ */
+export function personalHostProblem(host: string): string | undefined {
+  const r = parseHostPattern(host);
+  if (!r.ok) return r.error;
+  const p = r.value;
+  if (p.kind === 'cidr') {
+    return `"${p.text}" is an address block: a personal connector lists host names and public IP addresses only (an admin can allow a block in an org bundle)`;
+  }
+  if (p.kind !== 'ip') return undefined;
+  const c = classifyAddress(p.ip);
+  if (c.class === 'public') return undefined;
+  const what = c.class === 'metadata' ? 'a cloud metadata address' : `a ${c.class} address`;
+  const range = c.range ? ` (${c.range})` : c.embedded ? ` (it embeds ${c.embedded.address})` : '';
+  return `"${p.text}" is ${what}${range}: only an admin, in an org bundle, can allow a non-public address`;
+}
+
+const personalHostEntry = hostEntrySchema.superRefine((e, ctx) => {
+  const problem = personalHostProblem(e.host);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/**
+ * A member's personal connector: its secret is in the personal namespace (the
+ * caller derives it from the member and the connector name), and its websites
+ * unlock no forbidden address.
+ */
+export const personalConnectionSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(PERSONAL_CONNECTOR_NAME_PATTERN, 'expected a connector name: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, at most 37 characters'),
+    secret: secretName.refine((s) => s.startsWith(PERSONAL_SECRET_PREFIX), `expected a name in the ${PERSONAL_SECRET_PREFIX} namespace`),
+    allowedWebsites: z.array(personalHostEntry).min(1, 'expected at least one host'),
+    inject: injectSchema,
+    narrow: narrowSchema.optional(),
+  })
+  .superRefine(narrowCovered);
 
 export const bundleSchema = z
   .strictObject({

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { actorFields, type Actor } from '../access/actor.js';
 import type { Role } from './roles.js';
 
 /**
@@ -13,6 +14,19 @@ export interface Principal {
   memberId: string;
   orgId: string;
   role: Role;
+}
+
+/**
+ * The caller as the actor of a change: always the member the credential
+ * belongs to, with the credential itself (`token:<id>`) for attribution.
+ */
+export function actorOf(principal: Principal): Actor {
+  return { id: principal.memberId, credential: `${principal.via}:${principal.credentialId}` };
+}
+
+/** The actor fields of an audit event a route writes itself. */
+export function auditActor(principal: Principal): { actor: string; credential?: string } {
+  return actorFields(actorOf(principal));
 }
 
 /** One way of turning a request into a principal; undefined when it does not apply. */

@@ -70,6 +70,11 @@ export async function getTokenById(db: Kysely<Database>, orgId: string, id: stri
   return row && toToken(row);
 }
 
+/** Token names are unique per member. */
+export async function hasTokenNamed(db: Kysely<Database>, memberId: string, name: string): Promise<boolean> {
+  return (await db.selectFrom('api_tokens').select('id').where('member_id', '=', memberId).where('name', '=', name).executeTakeFirst()) !== undefined;
+}
+
 export async function deleteToken(db: Kysely<Database>, id: string): Promise<boolean> {
   const result = await db.deleteFrom('api_tokens').where('id', '=', id).executeTakeFirst();
   return Number(result.numDeletedRows) > 0;

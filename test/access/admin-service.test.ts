@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AccessAdmin } from '../../src/access/admin-service.js';
 import type { BundleSpec } from '../../src/access/model.js';
+import { personalSecretName } from '../../src/access/personal-secrets.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { openControlStore } from '../../src/store/database.js';
 import { BACKENDS } from '../helpers/backends.js';
@@ -68,11 +69,11 @@ describe.each(BACKENDS)('AccessAdmin on %s', (backendName) => {
 
   it('never records a secret value; connections hold vault names only', async () => {
     await w.admin.putPersonalConnector(w.ada.id, w.org.id, w.ada.id, {
-      name: 'my-gh', secret: 'ada-gh', allowedWebsites: ['api.github.com'], inject: { basic: { username: 'x-access-token' } },
+      name: 'my-gh', allowedWebsites: ['api.github.com'], inject: { basic: { username: 'x-access-token' } },
     });
     const [event] = (await adminEvents()).slice(-1);
     expect(event).toMatchObject({ actor: w.ada.id, target: `member:${w.ada.id}/connector:my-gh`, action: 'create' });
-    expect(JSON.stringify(event)).not.toContain('ada-gh');
+    expect(JSON.stringify(event)).not.toContain(personalSecretName(w.ada.id, 'my-gh'));
   });
 
   it('records the change in the same transaction: if the audit write fails, the change does not happen', async () => {
@@ -175,7 +176,7 @@ describe.each(BACKENDS)('AccessAdmin input from API clients on %s', (backendName
       await expect(w.admin.putBundle('api', w.org.id, spec as BundleSpec)).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(field) });
     }
     await expect(
-      w.admin.putPersonalConnector('api', w.org.id, w.ada.id, { name: 'c', secret: 's', allowedWebsites: [], inject: { basic: { username: 'u' } } }),
+      w.admin.putPersonalConnector('api', w.org.id, w.ada.id, { name: 'c', allowedWebsites: [], inject: { basic: { username: 'u' } } }),
     ).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/allowedWebsites/) });
     expect(await w.admin.listBundles(w.org.id)).toEqual([]);
     expect(await w.admin.listPersonalConnectors(w.ada.id)).toEqual([]);

@@ -19,10 +19,10 @@ describe.each(BACKENDS)('effective policy on %s', (backendName) => {
     await a('eng-channel', 'eng.example.com', { kind: 'channel', id: w.eng.id });
     await w.admin.putBundle('t', w.org.id, only('unattached', 'nowhere.example.com'));
     await w.admin.putPersonalConnector(w.ada.id, w.org.id, w.ada.id, {
-      name: 'ada-gh', secret: 'ada-gh', allowedWebsites: ['api.github.com'], inject: { header: 'Authorization', value: 'token {{secret}}' },
+      name: 'ada-gh', allowedWebsites: ['api.github.com'], inject: { header: 'Authorization', value: 'token {{secret}}' },
     });
     await w.admin.putPersonalConnector(w.bob.id, w.org.id, w.bob.id, {
-      name: 'bob-gh', secret: 'bob-gh', allowedWebsites: ['bob.example.com'], inject: { basic: { username: 'bob' } },
+      name: 'bob-gh', allowedWebsites: ['bob.example.com'], inject: { basic: { username: 'bob' } },
     });
   });
   afterEach(async () => w.close());

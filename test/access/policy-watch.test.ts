@@ -32,7 +32,7 @@ describe.each(BACKENDS)('watchPolicy on %s', (backendName) => {
       await w.admin.putBundle('t', w.org.id, { name: 'org', domains: [{ host: 'org.example.com' }], connections: [] });
       await w.admin.attach('t', w.org.id, 'org', { kind: 'org' });
       await w.admin.putPersonalConnector(w.ada.id, w.org.id, w.ada.id, {
-        name: 'gh', secret: 'ada-gh', allowedWebsites: ['api.github.com'], inject: { header: 'Authorization', value: 'token {{secret}}' },
+        name: 'gh', allowedWebsites: ['api.github.com'], inject: { header: 'Authorization', value: 'token {{secret}}' },
       });
       const latest = await waitFor(() => seen.find((p) => outcome(p, 'api.github.com') === 'credential'));
       expect(outcome(latest, 'org.example.com')).toBe('blocked');

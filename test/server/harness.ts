@@ -4,8 +4,13 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { AccessAdmin } from '../../src/access/admin-service.js';
 import { AuditLog } from '../../src/audit/log.js';
+import { randomBytes } from 'node:crypto';
+import { getMember } from '../../src/access/members-repo.js';
 import { buildServer } from '../../src/server/app.js';
 import { firstRun } from '../../src/server/first-run.js';
+import type { PrincipalResolver } from '../../src/server/principal.js';
+import { apiRoleOf } from '../../src/server/roles.js';
+import { mintOperatorToken } from '../../src/server/token-service.js';
 import { openControlStore, type ControlStore } from '../../src/store/database.js';
 import { initializeVault } from '../../src/vault/bootstrap.js';
 import { MasterKey } from '../../src/vault/master-key.js';
@@ -32,8 +37,15 @@ export interface ApiHarness {
   /** Everything the server logged, as text. */
   logs(): string;
   api(token: string | undefined, method: string, path: string, body?: unknown): Promise<ApiResponse>;
-  /** A new member of the web workspace with a token of the given role. */
+  /**
+   * A new member of the web workspace (added by the Owner) with a token of the
+   * given role, minted the legitimate way: a member-role token by the operator
+   * path (`tagbox token create`), a stronger one by the member themselves,
+   * signed in, through POST /api/v1/tokens.
+   */
   tokenFor(role: 'owner' | 'admin' | 'member', name: string): Promise<{ token: string; memberId: string }>;
+  /** The operator path in-process (what `tagbox token create --member ID` runs): a member-role token. */
+  operatorToken(memberId: string, name: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -48,7 +60,25 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
   const run = await firstRun(store, access, audit);
   const chunks: string[] = [];
   const logger = pino({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c.toString('utf8')), cb()) }));
-  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger });
+  /*
+   * A signed-in browser session for a member, as a bearer credential for api():
+   * a stand-in for the web sign-in (one-time sign-in links, a later issue). It
+   * resolves to the member with the member's own current role, exactly what a
+   * session will, so that the member can mint their own tokens.
+   */
+  const sessions = new Map<string, string>();
+  const signIn = (memberId: string): string => {
+    const id = `tbs_${randomBytes(16).toString('hex')}`;
+    sessions.set(id, memberId);
+    return id;
+  };
+  const sessionResolver: PrincipalResolver = async (request) => {
+    const memberId = /^Bearer (tbs_\S+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '';
+    const member = sessions.has(memberId) ? await getMember(store.db, sessions.get(memberId)!) : undefined;
+    if (!member) return undefined;
+    return { via: 'session', credentialId: memberId, memberId: member.id, orgId: run.org.id, role: apiRoleOf(member.roles) };
+  };
+  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver] });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const web = (await access.listWorkspaces(run.org.id)).find((w) => w.kind === 'web')!;
@@ -68,6 +98,11 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
     }
     return { status: res.status, body: parsed, text };
   };
+  const operatorToken = async (memberId: string, label: string): Promise<string> => {
+    const minted = await mintOperatorToken(store, audit, { memberId, name: label, operator: 'operator:test' });
+    if (!minted) throw new Error(`operator token: no member ${memberId}`);
+    return minted.token;
+  };
   let n = 0;
   return {
     backend,
@@ -79,14 +114,17 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
     webWorkspaceId: web.id,
     logs: () => chunks.join(''),
     api,
+    operatorToken,
     tokenFor: async (role, label) => {
       n += 1;
       const roles = role === 'member' ? [] : [role];
       const member = await api(run.ownerToken, 'POST', `/api/v1/workspaces/${web.id}/members`, { externalId: `${label}-${n}`, displayName: label, hasAccount: true, roles });
       if (member.status !== 201) throw new Error(`create member: ${member.status} ${member.text}`);
-      const token = await api(run.ownerToken, 'POST', '/api/v1/tokens', { name: label, memberId: member.body.id, role });
+      const memberId = member.body.id as string;
+      if (role === 'member') return { token: await operatorToken(memberId, label), memberId };
+      const token = await api(signIn(memberId), 'POST', '/api/v1/tokens', { name: label, role });
       if (token.status !== 201) throw new Error(`create token: ${token.status} ${token.text}`);
-      return { token: token.body.token as string, memberId: member.body.id as string };
+      return { token: token.body.token as string, memberId };
     },
     close: async () => {
       await app.close();

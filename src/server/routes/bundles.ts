@@ -7,7 +7,7 @@ import { getChannel, getWorkspace } from '../../access/workspaces-repo.js';
 import { bundleSchema, connectionSchema, hostEntrySchema, NAME_PATTERN } from '../../policy/bundle-schema.js';
 import type { ServerDeps } from '../deps.js';
 import { badRequest, notFound } from '../http-errors.js';
-import type { Principal } from '../principal.js';
+import { actorOf, type Principal } from '../principal.js';
 import { route } from '../route.js';
 
 const nameParams = z.strictObject({ name: z.string().regex(NAME_PATTERN, 'expected a bundle name') });
@@ -73,7 +73,7 @@ export function bundleRoutes(deps: ServerDeps) {
       body: bundleBody,
       handler: async ({ params, body, principal }) => {
         const spec = toSpec(params.name, body);
-        return withScopes(await deps.access.putBundle(principal.memberId, principal.orgId, spec));
+        return withScopes(await deps.access.putBundle(actorOf(principal), principal.orgId, spec));
       },
     });
     route(app, {
@@ -86,7 +86,7 @@ export function bundleRoutes(deps: ServerDeps) {
       params: nameParams,
       handler: async ({ params, principal }) => {
         await bundleOf(principal, params.name);
-        await deps.access.deleteBundle(principal.memberId, principal.orgId, params.name);
+        await deps.access.deleteBundle(actorOf(principal), principal.orgId, params.name);
       },
     });
     route(app, {
@@ -99,7 +99,7 @@ export function bundleRoutes(deps: ServerDeps) {
       body: scopeBody,
       handler: async ({ params, body, principal }) => {
         await bundleOf(principal, params.name);
-        await deps.access.attach(principal.memberId, principal.orgId, params.name, await scopeOf(principal, body.scope));
+        await deps.access.attach(actorOf(principal), principal.orgId, params.name, await scopeOf(principal, body.scope));
         return withScopes(await bundleOf(principal, params.name));
       },
     });
@@ -113,7 +113,7 @@ export function bundleRoutes(deps: ServerDeps) {
       body: scopeBody,
       handler: async ({ params, body, principal }) => {
         await bundleOf(principal, params.name);
-        await deps.access.detach(principal.memberId, principal.orgId, params.name, await scopeOf(principal, body.scope));
+        await deps.access.detach(actorOf(principal), principal.orgId, params.name, await scopeOf(principal, body.scope));
         return withScopes(await bundleOf(principal, params.name));
       },
     });

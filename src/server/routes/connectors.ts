@@ -1,17 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Connection } from '../../access/model.js';
-import { connectionSchema, hostEntrySchema, NAME_PATTERN } from '../../policy/bundle-schema.js';
+import { personalSecretName } from '../../access/personal-secrets.js';
+import { hostEntrySchema, NAME_PATTERN, PERSONAL_CONNECTOR_NAME_PATTERN, personalConnectionSchema } from '../../policy/bundle-schema.js';
 import { CREDENTIAL_KINDS } from '../../vault/kinds.js';
 import type { ServerDeps } from '../deps.js';
 import { describeZodError } from '../error-handler.js';
 import { badRequest, notFound } from '../http-errors.js';
-import type { Principal } from '../principal.js';
+import { actorOf, auditActor, type Principal } from '../principal.js';
 import { route } from '../route.js';
-import { personalSecretName } from '../secret-names.js';
 import { secretValue } from './secrets.js';
 
 const nameParams = z.strictObject({ name: z.string().regex(NAME_PATTERN, 'expected a connector name') });
+// What a new connector may be called: its derived secret name must be a valid vault name.
+const newNameParams = z.strictObject({
+  name: z.string().regex(PERSONAL_CONNECTOR_NAME_PATTERN, 'expected a connector name: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, at most 37 characters'),
+});
 const connectorBody = z.strictObject({
   allowedWebsites: z.array(hostEntrySchema).min(1),
   inject: z.unknown(),
@@ -24,7 +28,9 @@ const connectorBody = z.strictObject({
 /**
  * The caller's own personal connectors (used only in their DMs). Every role
  * has these, and only its own: the member comes from the token, never from the
- * path, and the secret name is derived from the member, never given.
+ * path, and the secret name is derived from the member, never given. This is
+ * the only way a personal secret is written. Websites are checked before the
+ * secret is sealed: a connector may not unlock a non-public address.
  */
 export function connectorRoutes(deps: ServerDeps) {
   async function view(c: Connection) {
@@ -67,13 +73,13 @@ export function connectorRoutes(deps: ServerDeps) {
       method: 'PUT',
       url: '/me/connectors/:name',
       tag: 'connectors',
-      summary: 'Create or replace one of my personal connectors; secretValue is sealed and never shown again',
+      summary: 'Create or replace one of my personal connectors (host names and public IPs only); secretValue is sealed and never shown again',
       role: 'member',
-      params: nameParams,
+      params: newNameParams,
       body: connectorBody,
       handler: async ({ params, body, principal }) => {
         const secret = personalSecretName(principal.memberId, params.name);
-        const checked = connectionSchema.safeParse({
+        const checked = personalConnectionSchema.safeParse({
           name: params.name,
           secret,
           allowedWebsites: body.allowedWebsites,
@@ -83,11 +89,16 @@ export function connectorRoutes(deps: ServerDeps) {
         if (!checked.success) throw badRequest(describeZodError(checked.error, 'body'));
         const sealer = await deps.sealer();
         if (body.secretValue === undefined && !(await sealer.metadata(secret))) throw badRequest('body.secretValue: expected the credential (this connector has none yet)');
+        // The connector first (validated, vetted, committed), then its value: a
+        // refused connector never leaves a secret behind or rotates one.
+        const website = (e: { host: string; ports?: number[] }) => (e.ports ? e : e.host);
+        const spec = { ...checked.data, allowedWebsites: checked.data.allowedWebsites.map(website) };
+        const connector = await deps.access.putPersonalConnector(actorOf(principal), principal.orgId, principal.memberId, spec);
         if (body.secretValue !== undefined) {
           const result = await sealer.put(secret, Buffer.from(body.secretValue, 'utf8'), body.secretKind ?? 'static');
           await deps.audit.append({
             type: 'admin-change',
-            actor: principal.memberId,
+            ...auditActor(principal),
             outcome: 'ok',
             action: result.created ? 'secret.create' : 'secret.rotate',
             target: `secret:${secret}`,
@@ -95,9 +106,7 @@ export function connectorRoutes(deps: ServerDeps) {
             version: result.version,
           });
         }
-        const website = (e: { host: string; ports?: number[] }) => (e.ports ? e : e.host);
-        const spec = { ...checked.data, allowedWebsites: checked.data.allowedWebsites.map(website) };
-        return view(await deps.access.putPersonalConnector(principal.memberId, principal.orgId, principal.memberId, spec));
+        return view(connector);
       },
     });
     route(app, {
@@ -110,9 +119,9 @@ export function connectorRoutes(deps: ServerDeps) {
       params: nameParams,
       handler: async ({ params, principal }) => {
         const connector = await mine(principal, params.name);
-        await deps.access.deletePersonalConnector(principal.memberId, principal.memberId, params.name);
+        await deps.access.deletePersonalConnector(actorOf(principal), principal.memberId, params.name);
         if (await (await deps.sealer()).delete(connector.secret)) {
-          await deps.audit.append({ type: 'admin-change', actor: principal.memberId, outcome: 'ok', action: 'secret.remove', target: `secret:${connector.secret}` });
+          await deps.audit.append({ type: 'admin-change', ...auditActor(principal), outcome: 'ok', action: 'secret.remove', target: `secret:${connector.secret}` });
         }
       },
     });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ServerDeps } from '../deps.js';
 import { badRequest } from '../http-errors.js';
+import { actorOf } from '../principal.js';
 import { route } from '../route.js';
 
 const orgSettings = z
@@ -34,7 +35,7 @@ export function orgRoutes(deps: ServerDeps) {
       body: orgSettings,
       handler: async ({ body, principal }) => {
         if (Object.keys(body).length === 0) throw badRequest('body: expected at least one setting to change');
-        return deps.access.updateOrgSettings(principal.memberId, principal.orgId, body);
+        return deps.access.updateOrgSettings(actorOf(principal), principal.orgId, body);
       },
     });
   };

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { scopesOf } from '../../access/bundles-repo.js';
+import { isPersonalSecretName } from '../../access/personal-secrets.js';
 import { CREDENTIAL_KINDS } from '../../vault/kinds.js';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../vault/names.js';
 import type { ServerDeps } from '../deps.js';
 import { forbidden, notFound } from '../http-errors.js';
 import { route } from '../route.js';
-import { isPersonalSecretName } from '../secret-names.js';
+import { auditActor } from '../principal.js';
 
 const nameParams = z.strictObject({
   name: z.string().regex(SECRET_NAME_PATTERN, 'expected a secret name: a-z 0-9 . _ -, starting with a letter or digit, at most 63 characters'),
@@ -23,7 +24,8 @@ export const secretValue = z
  */
 export function secretRoutes(deps: ServerDeps) {
   function orgSecret(name: string): string {
-    if (isPersonalSecretName(name)) throw forbidden(`name: "${name}" belongs to a member's personal connector`);
+    // Written only through the member's own connector route: no admin creates, overwrites or deletes one.
+    if (isPersonalSecretName(name)) throw forbidden(`name: "${name}" is in the personal. namespace of members' personal connector secrets; only the member can write it, through /me/connectors`);
     return name;
   }
 
@@ -61,7 +63,7 @@ export function secretRoutes(deps: ServerDeps) {
         const result = await (await deps.sealer()).put(name, Buffer.from(body.value, 'utf8'), body.kind ?? 'static');
         await deps.audit.append({
           type: 'admin-change',
-          actor: principal.memberId,
+          ...auditActor(principal),
           outcome: 'ok',
           action: result.created ? 'secret.create' : 'secret.rotate',
           target: `secret:${name}`,
@@ -84,7 +86,7 @@ export function secretRoutes(deps: ServerDeps) {
       handler: async ({ params, principal }) => {
         const name = orgSecret(params.name);
         if (!(await (await deps.sealer()).delete(name))) throw notFound(`secret "${name}" not found`);
-        await deps.audit.append({ type: 'admin-change', actor: principal.memberId, outcome: 'ok', action: 'secret.remove', target: `secret:${name}` });
+        await deps.audit.append({ type: 'admin-change', ...auditActor(principal), outcome: 'ok', action: 'secret.remove', target: `secret:${name}` });
       },
     });
   };

@@ -1,17 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { getMember } from '../../access/members-repo.js';
-import { getWorkspace } from '../../access/workspaces-repo.js';
 import type { ServerDeps } from '../deps.js';
 import { forbidden, notFound } from '../http-errors.js';
+import { actorOf } from '../principal.js';
 import { route } from '../route.js';
-import { roleAtLeast, ROLES } from '../roles.js';
-import { createToken, deleteToken, getTokenById, listTokens } from '../tokens-repo.js';
+import { apiRoleOf, roleAtLeast, ROLES } from '../roles.js';
+import { mintToken, revokeToken } from '../token-service.js';
+import { getTokenById, listTokens } from '../tokens-repo.js';
 
 /**
- * API tokens. A token is shown once, in the answer that creates it. Nobody
- * mints a token stronger than their own; members see and revoke only their own;
- * admins cannot touch owners' tokens.
+ * API tokens. A token is shown once, in the answer that creates it. Tokens are
+ * minted for oneself only — never in another person's name, whatever one's
+ * role (an operator mints a member's first token: `tagbox token create`) — and
+ * never stronger than the caller's own. Members see and revoke only their own;
+ * admins revoke others' only when they outrank-or-equal both the token and its
+ * member (so never an owner's).
  */
 export function tokenRoutes(deps: ServerDeps) {
   return async (app: FastifyInstance) => {
@@ -19,26 +23,17 @@ export function tokenRoutes(deps: ServerDeps) {
       method: 'POST',
       url: '/tokens',
       tag: 'tokens',
-      summary: 'Create an API token (shown once); defaults: for yourself, with your role',
+      summary: 'Create an API token for yourself (shown once); role defaults to, and may not exceed, your own',
       role: 'member',
       status: 201,
       body: z.strictObject({
         name: z.string().min(1).max(100),
-        memberId: z.string().min(1).optional(),
         role: z.enum(ROLES).optional(),
       }),
       handler: async ({ body, principal }) => {
-        const memberId = body.memberId ?? principal.memberId;
         const role = body.role ?? principal.role;
         if (!roleAtLeast(principal.role, role)) throw forbidden(`role: you cannot create a token stronger than your own (${principal.role})`);
-        if (memberId !== principal.memberId) {
-          if (!roleAtLeast(principal.role, 'admin')) throw forbidden('memberId: you can create tokens for yourself only');
-          const member = await getMember(deps.store.db, memberId);
-          const workspace = member && (await getWorkspace(deps.store.db, member.workspaceId));
-          if (!workspace || workspace.orgId !== principal.orgId) throw notFound(`memberId: member "${memberId}" not found`);
-        }
-        const { token, record } = await createToken(deps.store.db, { orgId: principal.orgId, memberId, role, name: body.name, createdBy: principal.memberId });
-        await deps.audit.append({ type: 'admin-change', actor: principal.memberId, outcome: 'ok', action: 'token.create', target: `token:${record.id}`, member: memberId, role, name: body.name });
+        const { token, record } = await mintToken(deps.store, deps.audit, { orgId: principal.orgId, memberId: principal.memberId, role, name: body.name, actor: actorOf(principal) });
         return { ...record, token };
       },
     });
@@ -63,9 +58,14 @@ export function tokenRoutes(deps: ServerDeps) {
         const mine = token?.memberId === principal.memberId;
         // Someone else's token is "not found" to a member: no probing for ids.
         if (!token || (!mine && !roleAtLeast(principal.role, 'admin'))) throw notFound(`token "${params.id}" not found`);
-        if (!mine && !roleAtLeast(principal.role, token.role)) throw forbidden(`only an ${token.role} can revoke this token`);
-        await deleteToken(deps.store.db, token.id);
-        await deps.audit.append({ type: 'admin-change', actor: principal.memberId, outcome: 'ok', action: 'token.revoke', target: `token:${token.id}`, member: token.memberId });
+        if (!mine) {
+          const holder = await getMember(deps.store.db, token.memberId);
+          const holderRole = apiRoleOf(holder?.roles ?? []);
+          if (!roleAtLeast(principal.role, token.role) || !roleAtLeast(principal.role, holderRole)) {
+            throw forbidden(`only an ${roleAtLeast(holderRole, token.role) ? holderRole : token.role} can revoke this token`);
+          }
+        }
+        await revokeToken(deps.store, deps.audit, token, actorOf(principal));
       },
     });
   };

@@ -5,14 +5,19 @@ import { getWorkspace } from '../../access/workspaces-repo.js';
 import type { ServerDeps } from '../deps.js';
 import { forbidden, notFound } from '../http-errors.js';
 import { listMembers } from '../../access/members-repo.js';
-import type { Principal } from '../principal.js';
+import { actorOf, type Principal } from '../principal.js';
 import { route } from '../route.js';
+import { apiRoleOf, roleAtLeast } from '../roles.js';
 
 const text = (max: number) => z.string().min(1).max(max);
 const idParams = z.strictObject({ id: text(100) });
 const roleName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'expected a role name: a-z 0-9 _ -, at most 32 characters');
 
-/** Workspaces, channels and members: admins. Granting or removing `owner` is the owner's. */
+/**
+ * Workspaces, channels and members: admins. Nobody grants a role above their
+ * own, nor changes the roles of someone who outranks them: admins manage
+ * members and admins; granting, removing or changing an owner is an owner's.
+ */
 export function workspaceRoutes(deps: ServerDeps) {
   async function workspaceOf(principal: Principal, id: string) {
     const workspace = await getWorkspace(deps.store.db, id);
@@ -37,7 +42,7 @@ export function workspaceRoutes(deps: ServerDeps) {
       role: 'admin',
       status: 201,
       body: z.strictObject({ kind: z.enum(['web', 'slack']), externalId: text(200), name: text(200) }),
-      handler: ({ body, principal }) => deps.access.createWorkspace(principal.memberId, { orgId: principal.orgId, ...body }),
+      handler: ({ body, principal }) => deps.access.createWorkspace(actorOf(principal), { orgId: principal.orgId, ...body }),
     });
     route(app, {
       method: 'GET',
@@ -58,7 +63,7 @@ export function workspaceRoutes(deps: ServerDeps) {
       params: idParams,
       body: z.strictObject({ externalId: text(200), name: text(200), isPrivate: z.boolean().optional() }),
       handler: async ({ params, body, principal }) =>
-        deps.access.createChannel(principal.memberId, { workspaceId: (await workspaceOf(principal, params.id)).id, ...body }),
+        deps.access.createChannel(actorOf(principal), { workspaceId: (await workspaceOf(principal, params.id)).id, ...body }),
     });
     route(app, {
       method: 'GET',
@@ -85,8 +90,9 @@ export function workspaceRoutes(deps: ServerDeps) {
         roles: z.array(roleName).max(20).optional(),
       }),
       handler: async ({ params, body, principal }) => {
-        if (body.roles?.includes('owner') && principal.role !== 'owner') throw forbidden('roles: only an owner can make another owner');
-        return deps.access.createMember(principal.memberId, { workspaceId: (await workspaceOf(principal, params.id)).id, ...body });
+        const granted = apiRoleOf(body.roles ?? []);
+        if (!roleAtLeast(principal.role, granted)) throw forbidden(`roles: you cannot grant ${granted}, which is above your own role (${principal.role})`);
+        return deps.access.createMember(actorOf(principal), { workspaceId: (await workspaceOf(principal, params.id)).id, ...body });
       },
     });
     route(app, {
@@ -103,9 +109,11 @@ export function workspaceRoutes(deps: ServerDeps) {
         await workspaceOf(principal, member.workspaceId).catch(() => {
           throw notFound(`member "${params.id}" not found`);
         });
-        const touchesOwner = member.roles.includes('owner') !== body.roles.includes('owner');
-        if (touchesOwner && principal.role !== 'owner') throw forbidden('roles: only an owner can grant or remove the owner role');
-        return deps.access.setMemberRoles(principal.memberId, member.id, body.roles);
+        const current = apiRoleOf(member.roles);
+        const granted = apiRoleOf(body.roles);
+        if (!roleAtLeast(principal.role, current)) throw forbidden(`roles: only an ${current} can change the roles of an ${current}`);
+        if (!roleAtLeast(principal.role, granted)) throw forbidden(`roles: you cannot grant ${granted}, which is above your own role (${principal.role})`);
+        return deps.access.setMemberRoles(actorOf(principal), member.id, body.roles);
       },
     });
   };
