@@ -376,20 +376,22 @@ int main(int argc, char **argv) {
     }
   }
 
-  listen_fd = socket(listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      bind(listen_fd, (struct sockaddr *)&listen_addr, listen_length) < 0 || listen(listen_fd, SOMAXCONN) < 0) {
-    fprintf(stderr, "tagbox-relay: cannot listen on %s: %s\n", argv[1], strerror(errno));
-    return 1;
-  }
+  /* Everything else first: once the socket listens, the relay is ready (that is how the agent knows). */
   epfd = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
-  if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &lev) < 0) {
+  if (epfd < 0) {
     fprintf(stderr, "tagbox-relay: epoll: %s\n", strerror(errno));
     return 1;
   }
   reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  listen_fd = socket(listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
+  if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      bind(listen_fd, (struct sockaddr *)&listen_addr, listen_length) < 0 ||
+      epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &lev) < 0 || listen(listen_fd, SOMAXCONN) < 0) {
+    fprintf(stderr, "tagbox-relay: cannot listen on %s: %s\n", argv[1], strerror(errno));
+    return 1;
+  }
 
   struct epoll_event events[256];
   for (;;) {
