@@ -10,6 +10,7 @@ import {
   probeUserNamespaces,
 } from '../sandbox/host-support.js';
 import { describeEnforcement } from '../sandbox/limits.js';
+import { builtRelay, RELAY_BINARY } from '../sandbox/native.js';
 import { describeLocation } from '../store/connect.js';
 import { controlStoreLocation, migrationStatus, openControlStore } from '../store/database.js';
 import type { GlobalOptions } from './context.js';
@@ -71,13 +72,13 @@ export async function runChecks(globals: GlobalOptions): Promise<CheckResult[]> 
     fix: 'apt-get install bubblewrap',
   });
 
-  const socat = findExecutable('socat');
+  const relay = builtRelay();
   results.push({
-    name: 'socat',
-    ok: socat !== undefined,
+    name: 'relay',
+    ok: relay !== undefined,
     required: true,
-    detail: socat ?? 'socat not found on PATH',
-    fix: 'apt-get install socat',
+    detail: relay ?? `${RELAY_BINARY} is not built`,
+    fix: 'npm run build (it needs a C compiler: apt-get install gcc libc6-dev)',
   });
 
   if (bwrap) {

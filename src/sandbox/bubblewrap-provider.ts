@@ -7,6 +7,7 @@ import type { BwrapHost } from './bwrap-sandbox.js';
 import { sandboxUnavailable } from './errors.js';
 import { detectLimitMechanism, findExecutable, probeUserNamespaces } from './host-support.js';
 import type { LimitMechanism } from './host-support.js';
+import { builtRelay, RELAY_BINARY } from './native.js';
 import { nodeBinDir, systemBindArgs } from './system-binds.js';
 import type { ExecHandle, ExecRequest, Sandbox, SandboxProvider, SandboxSpec } from './types.js';
 
@@ -18,14 +19,14 @@ export interface BubblewrapProviderOptions {
 }
 
 /**
- * The local provider. Checks the host once (bubblewrap, socat, user
- * namespaces, cgroups) and fails with `sandbox_unavailable` — exit 125 for
+ * The local provider. Checks the host once (bubblewrap, the built relay,
+ * user namespaces, cgroups) and fails with `sandbox_unavailable` — exit 125 for
  * `tagbox exec` — naming what is missing and how to fix it.
  */
 export async function createBubblewrapProvider(options: BubblewrapProviderOptions): Promise<SandboxProvider & { readonly mechanism: LimitMechanism }> {
   const bwrap = findExecutable('bwrap');
   if (!bwrap) throw sandboxUnavailable('bubblewrap (bwrap) is not installed; install the bubblewrap package');
-  if (!findExecutable('socat')) throw sandboxUnavailable('socat is not installed (the sandbox relays to the proxy with it); install the socat package');
+  if (!builtRelay()) throw sandboxUnavailable(`the sandbox's relay to the proxy is not built (${RELAY_BINARY}); run npm run build`);
   const userns = probeUserNamespaces(bwrap);
   if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
   const paths = homePaths(options.home);

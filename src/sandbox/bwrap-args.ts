@@ -1,11 +1,14 @@
 import { CA_BUNDLE_PATH, SANDBOX_HOSTNAME, SANDBOX_USER } from './etc-files.js';
 import type { SandboxLimits } from './limits.js';
+import { NATIVE_BUILD_DIR } from './native.js';
 
 /** Fixed paths inside the sandbox. */
 export const INSIDE = {
   workspace: '/workspace',
   run: '/run/tagbox',
   proxySocket: '/run/tagbox/proxy.sock',
+  /** native/build/ of the checkout, read-only: the relay (tagbox-relay) runs from it. */
+  native: '/run/tagbox/native',
   ctl: '/run/tagbox/ctl',
   state: '/run/tagbox/state',
   agent: '/run/tagbox/ctl/agent.sh',
@@ -52,6 +55,7 @@ export function outerArgs(input: OuterArgsInput): { options: string[]; command: 
     '--size', String(limits.diskBytes), '--tmpfs', INSIDE.workspace,
     '--ro-bind', input.proxySocket, INSIDE.proxySocket,
     '--ro-bind', input.ctlDir, INSIDE.ctl,
+    '--ro-bind', NATIVE_BUILD_DIR, INSIDE.native,
     '--size', String(1024 * 1024), '--tmpfs', INSIDE.state,
     '--remount-ro', '/',
     '--chdir', INSIDE.workspace,
