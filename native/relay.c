@@ -244,7 +244,7 @@ static void pause_accepting(void) {
   accept_paused = true;
 }
 
-/* Milliseconds until accepting resumes (0: now), or -1 when not paused. */
+/* Milliseconds until a paused accept resumes, or -1: not paused (or just resumed). */
 static int accept_wait_ms(void) {
   if (!accept_paused) return -1;
   struct timespec now;
