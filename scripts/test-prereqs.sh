@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+# socat only for the escape tests, which try it as an attacker would.
 apt_install_missing bubblewrap socat ca-certificates gcc libc6-dev libseccomp-dev uidmap keyutils curl python3 procps iproute2
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -10,6 +10,7 @@ import {
   probeUserNamespaces,
 } from '../sandbox/host-support.js';
 import { describeEnforcement } from '../sandbox/limits.js';
+import { checkNativeParts } from '../sandbox/native.js';
 import { describeLocation } from '../store/connect.js';
 import { controlStoreLocation, migrationStatus, openControlStore } from '../store/database.js';
 import type { GlobalOptions } from './context.js';
@@ -71,13 +72,19 @@ export async function runChecks(globals: GlobalOptions): Promise<CheckResult[]> 
     fix: 'apt-get install bubblewrap',
   });
 
-  const socat = findExecutable('socat');
+  let native: string | undefined;
+  let nativeProblem = '';
+  try {
+    native = checkNativeParts();
+  } catch (error) {
+    nativeProblem = (error as Error).message.replace(/^sandbox unavailable: /, '').replace(/; fix: .*$/, '');
+  }
   results.push({
-    name: 'socat',
-    ok: socat !== undefined,
+    name: 'relay',
+    ok: native !== undefined,
     required: true,
-    detail: socat ?? 'socat not found on PATH',
-    fix: 'apt-get install socat',
+    detail: native ? `the relay and the seccomp profiles are built (${native})` : nativeProblem,
+    fix: 'npm run build (it needs a C compiler and libseccomp: apt-get install gcc libc6-dev libseccomp-dev)',
   });
 
   if (bwrap) {
@@ -92,6 +99,8 @@ export async function runChecks(globals: GlobalOptions): Promise<CheckResult[]> 
   } else {
     results.push({ name: 'user namespaces', ok: false, required: true, detail: 'cannot test without bubblewrap', fix: 'apt-get install bubblewrap' });
   }
+
+  results.push(...(await checkConfinement(home)));
 
   const limits = detectLimitMechanism();
   const enforcement = Object.entries(describeEnforcement(limits))
@@ -108,6 +117,52 @@ export async function runChecks(globals: GlobalOptions): Promise<CheckResult[]> 
   results.push(checkHome(home));
   results.push(await checkDatabase(home, config));
   return results;
+}
+
+/**
+ * Runs a throwaway sandbox and reports, one line each, who it is on the host,
+ * whether its seccomp profiles are loaded and whether host-global /proc files
+ * stay read-only inside (issue 9's confinement, measured, not assumed).
+ */
+async function checkConfinement(home: string): Promise<CheckResult[]> {
+  let report;
+  try {
+    ensureHome(home);
+    report = await (await import('../sandbox/probe.js')).probeConfinement(home);
+  } catch (error) {
+    const detail = `no sandbox could be made to check it: ${describeError(error).replace(/^sandbox unavailable: /, '')}`;
+    const fix = 'npm run setup (as root it also creates the tagbox users), then tagbox doctor again';
+    return ['sandbox user', 'seccomp', '/proc/sys'].map((name) => ({ name, ok: false, required: true, detail, fix }));
+  }
+  const separate = report.identity.mode === 'separate';
+  return [
+    {
+      name: 'sandbox user',
+      ok: separate && report.uid === 1000,
+      // Single-user mode works, but is weaker: a warning, not a failure.
+      required: false,
+      detail: report.identityLine,
+      fix: 'start Tagbox as root after `npm run setup` (privilege separation), or give this user a subordinate uid and gid range (usermod --add-subuids N-M --add-subgids N-M USER) and install uidmap',
+    },
+    {
+      name: 'seccomp',
+      ok: report.seccompFilters >= 2,
+      required: true,
+      detail: report.seccompFilters >= 2
+        ? `loaded: the sandbox's profile and the command profile (${report.seccompFilters} filters on a command)`
+        : `a command in a sandbox runs with ${report.seccompFilters} seccomp filter(s), expected 2`,
+      fix: 'npm run build (the profiles are built with libseccomp: apt-get install libseccomp-dev)',
+    },
+    {
+      name: '/proc/sys',
+      ok: report.writableProc.length === 0,
+      required: true,
+      detail: report.writableProc.length === 0
+        ? 'read-only inside sandboxes (core_pattern, modprobe, sysrq-trigger, drop_caches checked)'
+        : `writable inside a sandbox: ${report.writableProc.join(', ')}`,
+      fix: 'report this: a sandbox must never write host-global /proc files',
+    },
+  ];
 }
 
 function checkHome(home: string): CheckResult {

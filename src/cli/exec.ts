@@ -1,4 +1,5 @@
 import { chmodSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { AuditLog } from '../audit/log.js';
@@ -50,11 +51,27 @@ export function registerExec(program: Command): void {
     .argument('<cmd...>', 'the command and its arguments (after --)')
     .passThroughOptions()
     .action(async (argv: string[], opts: ExecOptions, command: Command) => {
-      process.exitCode = await execCommand(argv, opts, command);
+      // A signal stops the command and tears the sandbox down before we exit
+      // (as a shell reports it: 128 + the signal's number); nothing is left behind.
+      const stop = new AbortController();
+      let caught: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        caught ??= signal;
+        stop.abort();
+      };
+      for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+      try {
+        const code = await execCommand(argv, opts, command, stop.signal);
+        process.exitCode = caught ? 128 + osConstants.signals[caught] : code;
+      } finally {
+        for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+      }
     });
 }
 
-async function execCommand(argv: string[], opts: ExecOptions, command: Command): Promise<number> {
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+async function execCommand(argv: string[], opts: ExecOptions, command: Command, stopped: AbortSignal): Promise<number> {
   const limits = parseLimits(opts);
   const ctx = contextFrom(command);
   const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
@@ -73,6 +90,10 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command):
     return EXIT_SANDBOX_UNAVAILABLE;
   }
   const { provider } = ready;
+  if (stopped.aborted) {
+    await runtimeReady.then((r) => r.close(), () => undefined);
+    return 1;
+  }
 
   const session = `exec-${randomBytes(6).toString('hex')}`;
   const proxySocket = provider.proxySocketPath(`exec-${process.pid}-${session.slice(5)}`);
@@ -89,7 +110,7 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command):
       result = await runOnce(
         provider,
         { proxySocket, caCertPem: runtime.caCertPem, limits, label: session },
-        { argv, stdin: process.stdin.isTTY ? '' : process.stdin, ...(limits.wallMs ? { timeoutMs: limits.wallMs } : {}) },
+        { argv, stdin: process.stdin.isTTY ? '' : process.stdin, signal: stopped, ...(limits.wallMs ? { timeoutMs: limits.wallMs } : {}) },
         { stdout: process.stdout, stderr: process.stderr },
       );
     } catch (error) {

@@ -3,7 +3,8 @@ import { COMMAND_SECCOMP_PATH } from './bwrap-args.js';
 /**
  * The sandbox's first process, a POSIX shell script (a few hundred KiB of
  * memory, where a Node agent would take ~40 MB). It starts the relay to the
- * proxy socket, says `ready` once the relay listens, then runs commands the
+ * proxy socket (native/relay.c: one process for every connection; its stderr
+ * reaches the host), says `ready` once the relay listens, then runs commands the
  * host asks for on the request FIFO:
  *   run ID SLOT STDIN   run args/ID.sh (argv) with options args/ID and the slot's FIFOs
  *   kill ID             SIGKILL that command's pid namespace
@@ -20,7 +21,7 @@ state=/run/tagbox/state
 cpu=$1 data=$2 nproc=$3
 seccomp=${COMMAND_SECCOMP_PATH}
 
-socat TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:/run/tagbox/proxy.sock </dev/null >/dev/null 2>&1 &
+/run/tagbox/native/tagbox-relay 127.0.0.1:3128 /run/tagbox/proxy.sock </dev/null >/dev/null &
 relay=$!
 n=0
 until grep -q '^ *[0-9]*: 0100007F:0C38 00000000:0000 0A ' /proc/net/tcp; do

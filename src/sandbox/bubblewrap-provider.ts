@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { homePaths } from '../home.js';
-import { hostLayout } from './host-layout.js';
+import { hostLayout, ROOT_RUNTIME_DIR } from './host-layout.js';
+import { reapOrphanedRuntimeDirs, reapStaleExecSockets, reapStaleSandboxes } from './reaper.js';
 import { prepareAlternatives } from './etc-files.js';
 import { BwrapSandbox } from './bwrap-sandbox.js';
 import type { BwrapHost } from './bwrap-sandbox.js';
@@ -22,8 +23,8 @@ export interface BubblewrapProviderOptions {
 }
 
 /**
- * The local provider. Checks the host once (bubblewrap, socat, user
- * namespaces, cgroups) and fails with `sandbox_unavailable` — exit 125 for
+ * The local provider. Checks the host once (bubblewrap, the built relay,
+ * user namespaces, cgroups) and fails with `sandbox_unavailable` — exit 125 for
  * `tagbox exec` — naming what is missing and how to fix it.
  */
 export async function createBubblewrapProvider(
@@ -31,7 +32,6 @@ export async function createBubblewrapProvider(
 ): Promise<SandboxProvider & { readonly mechanism: LimitMechanism; readonly identity: SandboxIdentity }> {
   const bwrap = findExecutable('bwrap');
   if (!bwrap) throw sandboxUnavailable('bubblewrap (bwrap) is not installed; install the bubblewrap package');
-  if (!findExecutable('socat')) throw sandboxUnavailable('socat is not installed (the sandbox relays to the proxy with it); install the socat package');
   checkNativeParts();
   const identity = detectSandboxIdentity({ want: options.identity ?? 'auto' });
   if (identity.mode === 'separate' && !findExecutable('setpriv')) {
@@ -40,6 +40,11 @@ export async function createBubblewrapProvider(
   const userns = probeUserNamespaces(bwrap);
   if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
   const layout = hostLayout(options.home, identity);
+  const mechanism = options.limitMechanism ?? detectLimitMechanism();
+  // What an earlier crash left behind goes first (issue 9, item 8).
+  await reapStaleSandboxes(layout.sandboxes, mechanism);
+  if (identity.mode === 'separate' && identity.spawnAs) await reapOrphanedRuntimeDirs(ROOT_RUNTIME_DIR, mechanism, layout.base);
+  reapStaleExecSockets(layout.sockets);
   const paths = homePaths(options.home);
   const forbidden = [paths.home, paths.sandboxes, paths.sockets, layout.sandboxes, layout.sockets];
   const host: BwrapHost = {
@@ -47,7 +52,7 @@ export async function createBubblewrapProvider(
     sandboxesDir: layout.sandboxes,
     nativeDir: layout.native,
     identity,
-    mechanism: options.limitMechanism ?? detectLimitMechanism(),
+    mechanism,
     systemBinds: systemBindArgs(forbidden),
     nodeBin: nodeBinDir(forbidden),
     alternativesDir: await prepareAlternatives(layout.alternatives).catch((error: unknown) => {

@@ -9,10 +9,11 @@ export const INSIDE = {
   workspace: '/workspace',
   run: '/run/tagbox',
   proxySocket: '/run/tagbox/proxy.sock',
+  /** native/build/, read-only: the relay (tagbox-relay) and the command seccomp profile. */
+  native: '/run/tagbox/native',
   ctl: '/run/tagbox/ctl',
   state: '/run/tagbox/state',
   agent: '/run/tagbox/ctl/agent.sh',
-  native: '/run/tagbox/native',
 } as const;
 
 export const RELAY_URL = 'http://127.0.0.1:3128';

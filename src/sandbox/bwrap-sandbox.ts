@@ -19,6 +19,7 @@ import type { ExecContext } from './exec-session.js';
 import type { LimitMechanism } from './host-support.js';
 import type { SandboxIdentity } from './identity.js';
 import { NATIVE_FILES } from './native.js';
+import { OWNER_FILE, ownerStamp } from './reaper.js';
 import { writeSandboxMaps } from './userns.js';
 import { describeEnforcement, resolveLimits } from './limits.js';
 import type { SandboxLimits } from './limits.js';
@@ -106,6 +107,8 @@ export class BwrapSandbox implements Sandbox {
     // directory): the launcher and the sandbox's own uid must read inside this one.
     await mkdir(this.dir, { mode: 0o755 });
     await chmod(this.dir, 0o755);
+    // Who owns this sandbox: a later start removes it (and its cgroups) if we crash.
+    await writeFile(join(this.dir, OWNER_FILE), ownerStamp(), { mode: 0o644 });
     // The sandbox's own user must read its /etc and control files: the
     // directory above them (0700) keeps everyone else on the host out.
     await mkdir(join(this.ctlDir, 'args'), { recursive: true, mode: 0o755 });

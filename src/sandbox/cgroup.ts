@@ -135,3 +135,20 @@ function keyed(text: string, key: string): number {
   const match = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
   return match ? Number(match[1]) : 0;
 }
+
+/**
+ * Kills and removes a sandbox's cgroups by its id, whatever state they are in:
+ * what a crashed Tagbox left behind. Nothing there is not an error.
+ */
+export async function destroyCgroupById(mechanism: LimitMechanism, id: string): Promise<void> {
+  const dirs =
+    mechanism.kind === 'cgroup2' ? [join(mechanism.root, PARENT, id)]
+    : mechanism.kind === 'cgroup1' ? [join(mechanism.memory, PARENT, id), join(mechanism.pids, PARENT, id)]
+    : [];
+  const present = dirs.filter((dir) => existsSync(dir));
+  if (present.length === 0) return;
+  if (mechanism.kind === 'cgroup2' && existsSync(join(present[0]!, 'cgroup.kill'))) {
+    await writeFile(join(present[0]!, 'cgroup.kill'), '1').catch(() => undefined);
+  }
+  await killUntilEmpty(present);
+}

@@ -18,6 +18,8 @@ import { NATIVE_DIR } from './native.js';
  * sandbox's own uid, which sees only what is bound into it.
  */
 export interface HostLayout {
+  /** The directory holding all of it, when it is not TAGBOX_HOME. */
+  base?: string;
   /** Per-sandbox directories. */
   sandboxes: string;
   /** Where to listen for a sandbox's proxy socket. */
@@ -38,6 +40,8 @@ export function hostLayout(home: string, identity: SandboxIdentity): HostLayout 
     mkdirSync(paths.sockets, { recursive: true, mode: 0o700 });
     return { sandboxes: paths.sandboxes, sockets: paths.sockets, native: NATIVE_DIR, alternatives: join(paths.sandboxes, '.alternatives') };
   }
+  // The home must exist: a runtime directory whose home is gone is reaped at the next start.
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   mkdirSync(ROOT_RUNTIME_DIR, { recursive: true, mode: 0o755 });
   chmodSync(ROOT_RUNTIME_DIR, 0o755);
   const base = join(ROOT_RUNTIME_DIR, createHash('sha256').update(home).digest('hex').slice(0, 16));
@@ -46,7 +50,7 @@ export function hostLayout(home: string, identity: SandboxIdentity): HostLayout 
   chmodSync(base, 0o700);
   // Which home this belongs to, so that a later start can remove it once that home is gone.
   writeFileSync(join(base, 'home'), `${home}\n`, { mode: 0o644 });
-  const layout = { sandboxes: join(base, 'sandboxes'), sockets: join(base, 'run'), native: join(base, 'native'), alternatives: join(base, '.alternatives') };
+  const layout = { base, sandboxes: join(base, 'sandboxes'), sockets: join(base, 'run'), native: join(base, 'native'), alternatives: join(base, '.alternatives') };
   for (const dir of [layout.sandboxes, layout.sockets, layout.native]) {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     chmodSync(dir, 0o755);

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 
 /**
- * What this host offers the sandbox: bubblewrap, socat, user namespaces and a
+ * What this host offers the sandbox: bubblewrap, user namespaces and a
  * resource-limit mechanism. Used by `tagbox doctor` and by the bubblewrap
  * provider, so both tell the same truth.
  */

@@ -1,11 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BwrapSandbox } from '../../src/sandbox/bwrap-sandbox.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { fixture, sh } from './helpers.js';
+import { fixture, sandboxProcesses, sh } from './helpers.js';
 import type { Fixture } from './helpers.js';
 
 /**
@@ -33,29 +32,6 @@ afterAll(async () => {
   await f.close();
   rmSync(work, { recursive: true, force: true });
 });
-
-/** Host pids of every process of a sandbox: its first process and all its descendants. */
-function sandboxProcesses(sandbox: Sandbox): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const found: number[] = [];
-  const queue = [(sandbox as BwrapSandbox).initPid];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    found.push(pid);
-    queue.push(...(children.get(pid) ?? []));
-  }
-  return found;
-}
 
 function hostUids(pid: number): number[] {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))!;
@@ -176,6 +152,36 @@ describe('host configuration under /usr', () => {
       expect(r.stdout).not.toContain('tagbox-test-npmrc');
     } finally {
       if (existsSync(file)) unlinkSync(file);
+    }
+  });
+});
+
+describe('single-user mode', () => {
+  const root = process.getuid!() === 0;
+
+  it.runIf(root)('is refused when Tagbox runs as root: the sandbox would be root', async () => {
+    await expect(fixture({ identity: 'shared' })).rejects.toThrow(/refused when Tagbox runs as root/);
+  });
+
+  it.runIf(!root)('runs the sandbox as Tagbox\'s own uid (the weaker mode), still never root', async () => {
+    const single = await fixture({ identity: 'shared' });
+    try {
+      const sandbox = await single.create();
+      const running = sh(single, sandbox, 'sleep 1');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const pid of sandboxProcesses(sandbox)) {
+        try {
+          expect(hostUids(pid)).toEqual([process.getuid!(), process.getuid!(), process.getuid!(), process.getuid!()]);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
+      }
+      await running;
+      const r = await sh(single, sandbox, '( : >> /proc/sys/kernel/core_pattern ) 2>/dev/null && echo WRITABLE; grep Seccomp_filters /proc/self/status');
+      expect(r.stdout).not.toContain('WRITABLE');
+      expect(r.stdout).toMatch(/Seccomp_filters:\s+2/);
+    } finally {
+      await single.close();
     }
   });
 });

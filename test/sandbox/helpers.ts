@@ -84,3 +84,26 @@ export function hostProcessesMatching(needle: string): number[] {
   }
   return found;
 }
+
+/** Host pids of every process of a (bubblewrap) sandbox: its first process and all its descendants. */
+export function sandboxProcesses(sandbox: Sandbox): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found: number[] = [];
+  const queue = [(sandbox as unknown as { initPid: number }).initPid];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    found.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return found;
+}
