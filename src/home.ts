@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { failure } from './errors.js';
@@ -25,14 +25,23 @@ export function ensureHome(home: string): string {
   return home;
 }
 
-/** Well-known paths inside TAGBOX_HOME, in one place. */
+/**
+ * Well-known paths inside TAGBOX_HOME, in one place. The vault's database and
+ * master key live in vault/, a directory that only the Agent Proxy's user can
+ * enter under privilege separation; a home made before that keeps them where
+ * they were (TAGBOX_HOME/vault.db, TAGBOX_HOME/master.key) until `tagbox up`,
+ * started as root, moves them in.
+ */
 export function homePaths(home: string) {
+  const vaultDir = join(home, 'vault');
+  const legacy = (name: string) => (existsSync(join(home, name)) && !existsSync(join(vaultDir, name)) ? join(home, name) : join(vaultDir, name));
   return {
     home,
     config: join(home, 'tagbox.yaml'),
     database: join(home, 'tagbox.db'),
-    vaultDatabase: join(home, 'vault.db'),
-    masterKey: join(home, 'master.key'),
+    vaultDir,
+    vaultDatabase: legacy('vault.db'),
+    masterKey: legacy('master.key'),
     caDir: join(home, 'ca'),
     sandboxes: join(home, 'sandboxes'),
     sockets: join(home, 'run'),

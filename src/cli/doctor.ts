@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
 import { describeError, isTagboxError } from '../errors.js';
 import { ensureHome, homePaths, resolveHome } from '../home.js';
@@ -11,8 +12,10 @@ import {
 } from '../sandbox/host-support.js';
 import { describeEnforcement } from '../sandbox/limits.js';
 import { checkNativeParts } from '../sandbox/native.js';
+import { describePlan, privsepPlan } from '../privsep/plan.js';
 import { describeLocation } from '../store/connect.js';
 import { controlStoreLocation, migrationStatus, openControlStore } from '../store/database.js';
+import { lookupGroup, SHARED_GROUP } from '../system/accounts.js';
 import type { GlobalOptions } from './context.js';
 
 export interface CheckResult {
@@ -114,6 +117,7 @@ export async function runChecks(globals: GlobalOptions): Promise<CheckResult[]> 
     fix: 'run Tagbox where it may create cgroups (root, or a delegated cgroup v2 subtree)',
   });
 
+  results.push(checkPrivsep(home, globals));
   results.push(checkHome(home));
   results.push(await checkDatabase(home, config));
   return results;
@@ -165,13 +169,45 @@ async function checkConfinement(home: string): Promise<CheckResult[]> {
   ];
 }
 
+/** Whether `tagbox up` would run as three users here, or in the weaker single-user mode. */
+function checkPrivsep(home: string, globals: GlobalOptions): CheckResult {
+  const name = 'privilege separation';
+  const install = fileURLToPath(new URL('../../', import.meta.url));
+  try {
+    ensureHome(home);
+    const plan = privsepPlan({
+      home,
+      readable: [
+        { path: install, need: 'rx' },
+        { path: realpathSync(process.execPath), need: 'rx' },
+        ...(globals.config ? [{ path: globals.config, need: 'r' as const }] : []),
+      ],
+    });
+    return {
+      name,
+      ok: plan.mode === 'separated',
+      // Single-user mode works: a warning, as weaker; only a root start that cannot separate is a failure.
+      required: false,
+      detail: describePlan(plan),
+      fix: 'start Tagbox as root after `npm run setup`',
+    };
+  } catch (error) {
+    return { name, ok: false, required: true, detail: describeError(error).replace(/; fix: .*$/, ''), fix: /fix: (.*)$/.exec(describeError(error))?.[1] ?? 'npm run setup' };
+  }
+}
+
 function checkHome(home: string): CheckResult {
   const base = { name: 'TAGBOX_HOME', required: true, fix: `chmod 700 ${home}` };
   try {
     ensureHome(home);
     accessSync(home, constants.W_OK);
-    const mode = statSync(home).mode & 0o777;
-    if (mode !== 0o700) return { ...base, ok: false, detail: `${home} has mode ${mode.toString(8).padStart(4, '0')}, expected 0700` };
+    const stat = statSync(home);
+    const mode = stat.mode & 0o7777;
+    // Privilege separation's layout: root's, shared with the tagbox group only, sticky.
+    if (mode === 0o1770 && stat.uid === 0 && stat.gid === lookupGroup(SHARED_GROUP)?.gid) {
+      return { ...base, ok: true, detail: `${home} (privilege separation: root:${SHARED_GROUP}, mode 1770)` };
+    }
+    if ((mode & 0o777) !== 0o700) return { ...base, ok: false, detail: `${home} has mode ${mode.toString(8).padStart(4, '0')}, expected 0700` };
     return { ...base, ok: true, detail: `${home} (writable, mode 0700)` };
   } catch (error) {
     return { ...base, ok: false, detail: `${home} is not writable: ${describeError(error)}`, fix: `mkdir -p -m 700 ${home}` };

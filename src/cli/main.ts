@@ -21,6 +21,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   ca: async () => (await import('./ca.js')).registerCa,
   up: async () => (await import('./up.js')).registerUp,
   'proxy-daemon': async () => (await import('./proxy-daemon.js')).registerProxyDaemon,
+  'server-daemon': async () => (await import('./server-daemon.js')).registerServerDaemon,
   bundle: async () => (await import('./bundle.js')).registerBundle,
   token: async () => (await import('./token.js')).registerToken,
 };

@@ -1,15 +1,20 @@
 import type { Command } from 'commander';
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { effectivePolicy } from '../access/effective-policy.js';
 import { watchPolicy, type PolicyWatch } from '../access/policy-watch.js';
-import { describeError } from '../errors.js';
+import { describeError, invalidInput, isTagboxError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { compilePolicy } from '../policy/compile.js';
 import { validateBundles } from '../policy/bundle-file.js';
 import type { ProxyListener } from '../proxy/agent-proxy.js';
 import { startProxyRuntime, type ProxyRuntime } from '../proxy/runtime.js';
-import type { ControlRequest, ControlResponse } from '../server/control-protocol.js';
+import { MAX_CONTROL_LINE, type ControlRequest, type ControlResponse } from '../server/control-protocol.js';
+import { peerCredentials } from '../system/peercred.js';
+import { CREDENTIAL_KINDS, type CredentialKind } from '../vault/kinds.js';
+import { Sealer } from '../vault/sealer.js';
+import { openVaultStore, vaultStoreLocation, type VaultStore } from '../vault/store.js';
 import { contextFrom } from './context.js';
 
 interface OpenListener {
@@ -17,29 +22,56 @@ interface OpenListener {
   watch?: PolicyWatch;
 }
 
+interface Daemon {
+  runtime: ProxyRuntime;
+  listeners: Map<string, OpenListener>;
+  vault: Promise<{ store: VaultStore; sealer: Sealer }>;
+  logger: Logger;
+}
+
+/** The one process allowed on the control socket: the server (issue 9, items 2 and 13). */
+interface Peer {
+  pid: number;
+  uid: number;
+}
+
 /**
- * `tagbox proxy-daemon --control SOCKET` (hidden): the Agent Proxy as the
- * child process `tagbox up` supervises. It is the only process that unlocks
- * the vault. It serves a control socket (see server/control-protocol.ts),
- * prints `ready` once serving, and exits when told to or when its parent goes
- * (its stdin closes), so it never outlives the server.
+ * `tagbox proxy-daemon --control SOCKET --peer-pid PID` (hidden): the Agent
+ * Proxy as the child process `tagbox up` supervises. It is the only process
+ * that unlocks the vault, and the only one that writes it. It serves a control
+ * socket (see server/control-protocol.ts) to exactly one peer — the server,
+ * checked on every connection by SO_PEERCRED (pid and uid), which nothing the
+ * peer sends can change. It prints `ready` once serving, and exits when told
+ * to or when its parent goes (its stdin closes), so it never outlives `tagbox up`.
  */
 export function registerProxyDaemon(program: Command): void {
   program
     .command('proxy-daemon', { hidden: true })
     .description('internal: the Agent Proxy child of `tagbox up`')
     .requiredOption('--control <socket>', 'control socket path')
-    .action(async (opts: { control: string }, command: Command) => {
+    .requiredOption('--peer-pid <pid>', 'the only process allowed on the control socket (the server)')
+    .option('--peer-uid <uid>', "the server's uid (default: the uid of --peer-pid)")
+    .option('--socket-mode <octal>', 'mode of the control socket', '600')
+    .action(async (opts: { control: string; peerPid: string; peerUid?: string; socketMode: string }, command: Command) => {
+      // What this process creates (the vault, the CA, its key) is its own alone; sockets get their modes explicitly.
+      process.umask(0o077);
       const ctx = contextFrom(command);
+      const peer = parsePeer(opts.peerPid, opts.peerUid);
       const runtime = await startProxyRuntime(ctx);
-      const listeners = new Map<string, OpenListener>();
+      const vault = (async () => {
+        const store = await openVaultStore(vaultStoreLocation(ctx.home, ctx.config));
+        return { store, sealer: await Sealer.connect(store) };
+      })();
+      vault.catch(() => undefined);
+      const daemon: Daemon = { runtime, listeners: new Map(), vault, logger: ctx.logger };
       mkdirSync(dirname(opts.control), { recursive: true, mode: 0o700 });
       rmSync(opts.control, { force: true });
-      const server = createServer((socket) => serve(socket, runtime, listeners));
+      const server = createServer((socket) => serve(socket, daemon, peer));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(opts.control, () => resolve());
       });
+      chmodSync(opts.control, Number.parseInt(opts.socketMode, 8));
       process.stdout.write('ready\n');
 
       await new Promise<void>((resolve) => {
@@ -49,50 +81,88 @@ export function registerProxyDaemon(program: Command): void {
       });
       server.close();
       rmSync(opts.control, { force: true });
-      await Promise.allSettled([...listeners.values()].map(async (l) => {
+      await Promise.allSettled([...daemon.listeners.values()].map(async (l) => {
         await l.watch?.close();
         await l.listener.close();
       }));
       await runtime.close();
+      await vault.then((v) => v.store.close(), () => undefined);
       process.exit(0);
     });
 }
 
-function serve(socket: Socket, runtime: ProxyRuntime, listeners: Map<string, OpenListener>): void {
-  let buffer = '';
+function parsePeer(pid: string, uid: string | undefined): Peer {
+  if (!/^\d+$/.test(pid)) throw invalidInput(`--peer-pid: expected a process id, got "${pid}"`);
+  if (uid !== undefined && !/^\d+$/.test(uid)) throw invalidInput(`--peer-uid: expected a uid, got "${uid}"`);
+  return { pid: Number(pid), uid: uid !== undefined ? Number(uid) : uidOf(Number(pid)) };
+}
+
+function uidOf(pid: number): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'));
+    return Number(line!.split(/\s+/)[1]);
+  } catch {
+    throw invalidInput(`--peer-pid: no process ${pid}`);
+  }
+}
+
+function serve(socket: Socket, daemon: Daemon, peer: Peer): void {
   socket.on('error', () => undefined);
+  let who;
+  try {
+    who = peerCredentials(socket);
+  } catch (error) {
+    daemon.logger.error({ err: describeError(error) }, 'control socket: cannot read the peer credentials; refused');
+    return void socket.destroy();
+  }
+  if (who.pid !== peer.pid || who.uid !== peer.uid) {
+    // Anyone but the server: another local process, a sandbox, a second server.
+    daemon.logger.warn({ pid: who.pid, uid: who.uid }, 'control socket: refused a process that is not the server');
+    socket.end(`${JSON.stringify({ ok: false, error: 'refused: only the Tagbox server may use this socket', code: 'forbidden' } satisfies ControlResponse)}\n`);
+    return;
+  }
+  let buffer = '';
   socket.on('data', (chunk: Buffer) => {
     buffer += chunk.toString('utf8');
+    if (buffer.length > MAX_CONTROL_LINE) return void socket.destroy();
     for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 1);
-      handle(line, runtime, listeners).then(
+      handle(line, daemon).then(
         (answer) => socket.write(`${JSON.stringify(answer)}\n`),
-        (error: unknown) => socket.write(`${JSON.stringify({ ok: false, error: describeError(error) } satisfies ControlResponse)}\n`),
+        (error: unknown) => socket.write(`${JSON.stringify(errorAnswer(error))}\n`),
       );
     }
   });
 }
 
-async function handle(line: string, runtime: ProxyRuntime, listeners: Map<string, OpenListener>): Promise<ControlResponse> {
+function errorAnswer(error: unknown): ControlResponse {
+  return isTagboxError(error)
+    ? { ok: false, error: error.message, code: error.code, exitCode: error.exitCode }
+    : { ok: false, error: describeError(error) };
+}
+
+async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
+  const { runtime, listeners } = daemon;
   const request = JSON.parse(line) as ControlRequest;
   switch (request.op) {
     case 'ping':
       return { ok: true, pid: process.pid };
+    case 'ca-cert':
+      return { ok: true, pem: runtime.caCertPem };
     case 'open-listener': {
       if (listeners.has(request.session)) return { ok: false, error: `session ${request.session} already has a listener` };
-      if (request.place) {
-        // The effective policy of the place, recompiled whenever access changes (within 2 s).
-        const policy = await effectivePolicy(runtime.store.db, request.place);
-        const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy });
-        const watch = await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next));
-        listeners.set(request.session, { listener, watch });
-        return { ok: true, address: listener.address };
-      }
-      // Default deny: no bundles, nothing reachable.
-      const policy = compilePolicy(validateBundles(request.bundles ?? [], `open-listener ${request.session}`));
+      const policy = request.place
+        ? // The effective policy of the place, recompiled whenever access changes (within 2 s).
+          await effectivePolicy(runtime.store.db, request.place)
+        : // Default deny: no bundles, nothing reachable.
+          compilePolicy(validateBundles(request.bundles ?? [], `open-listener ${request.session}`));
       const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy });
-      listeners.set(request.session, { listener });
+      // A sandbox may be a host uid of its own: it must be able to connect. The
+      // directory the server chose (its run/ or runtime directory) keeps the rest of the host out.
+      chmodSync(request.socketPath, 0o666);
+      const watch = request.place ? await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next)) : undefined;
+      listeners.set(request.session, { listener, ...(watch ? { watch } : {}) });
       return { ok: true, address: listener.address };
     }
     case 'close-listener': {
@@ -103,7 +173,26 @@ async function handle(line: string, runtime: ProxyRuntime, listeners: Map<string
       await open.listener.close();
       return { ok: true };
     }
+    case 'secret-put': {
+      const { sealer } = await daemon.vault;
+      const kind = request.kind === undefined ? undefined : credentialKind(request.kind);
+      const value = Buffer.from(request.value, 'base64');
+      const result = request.mustExist ? await sealer.replace(request.name, value, kind) : await sealer.put(request.name, value, kind ?? 'static');
+      value.fill(0);
+      return { ok: true, result };
+    }
+    case 'secret-delete':
+      return { ok: true, deleted: await (await daemon.vault).sealer.delete(request.name) };
+    case 'secret-list':
+      return { ok: true, secrets: await (await daemon.vault).sealer.list() };
+    case 'secret-metadata':
+      return { ok: true, metadata: (await (await daemon.vault).sealer.metadata(request.name)) ?? null };
     default:
       return { ok: false, error: `unknown op ${(request as { op?: unknown }).op as string}` };
   }
+}
+
+function credentialKind(kind: string): CredentialKind {
+  if (!(CREDENTIAL_KINDS as readonly string[]).includes(kind)) throw invalidInput(`kind: expected one of ${CREDENTIAL_KINDS.join(', ')}`);
+  return kind as CredentialKind;
 }

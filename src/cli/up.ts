@@ -1,24 +1,30 @@
+import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import type { AddressInfo } from 'node:net';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { AccessAdmin } from '../access/admin-service.js';
-import { AuditLog } from '../audit/log.js';
-import { invalidInput } from '../errors.js';
-import { buildServer, type ServerOptions } from '../server/app.js';
-import { firstRun, type FirstRun } from '../server/first-run.js';
-import { startHousekeeping } from '../server/housekeeping.js';
-import { unavailable } from '../server/http-errors.js';
+import { fileURLToPath } from 'node:url';
+import { delegateCgroups } from '../privsep/cgroups.js';
+import { prepareHome } from '../privsep/home.js';
+import { describePlan, privsepPlan, type PrivsepPlan } from '../privsep/plan.js';
+import { detectLimitMechanism } from '../sandbox/host-support.js';
 import { ProxySupervisor } from '../server/proxy-supervisor.js';
-import { Sealer } from '../vault/sealer.js';
-import { openVaultStore, vaultStoreLocation, type VaultStore } from '../vault/store.js';
 import { contextFrom } from './context.js';
+import { parsePort } from './server-daemon.js';
+
+/** The installation: bin/tagbox.js and dist/ below it. */
+const INSTALL_DIR = fileURLToPath(new URL('../../', import.meta.url));
+const TAGBOX_BIN = join(INSTALL_DIR, 'bin', 'tagbox.js');
 
 /**
- * `tagbox up [--port N]`: the server (admin API, /healthz, /metrics) in this
- * process and the Agent Proxy in a supervised child, the only process that
- * holds the vault's private key. This process gets the Sealer (public key) and
- * nothing more. On a first run it creates the org and the first Owner and
- * prints a one-time token; several `tagbox up` on one Postgres agree on one.
+ * `tagbox up [--port N]`: starts Tagbox as three processes and supervises them.
+ * This process only launches: it serves nothing and opens no store.
+ *   server       (`server-daemon`): admin API, /healthz, /metrics, housekeeping, sandboxes
+ *   Agent Proxy  (`proxy-daemon`):  the only process that holds the vault's key; restarted if it dies
+ * Started as root, each runs as its own system user (privilege separation, see
+ * privsep/plan.ts); started unprivileged, all run as that user (single-user
+ * mode, weaker). Either way the master key, when given in TAGBOX_MASTER_KEY,
+ * reaches the proxy's environment and never the server's, and the proxy's
+ * control socket serves the server's pid alone.
  */
 export function registerUp(program: Command): void {
   program
@@ -26,93 +32,81 @@ export function registerUp(program: Command): void {
     .description('start the server and the Agent Proxy; on first run, create the first Owner and print how to sign in')
     .option('--port <n>', 'port to listen on (default: server.port, 8787; 0 picks a free one)')
     .action(async (opts: { port?: string }, command: Command) => {
-      const port = opts.port === undefined ? undefined : parsePort(opts.port);
+      if (opts.port !== undefined) parsePort(opts.port);
       const ctx = contextFrom(command);
-      const store = await ctx.openStore();
-      const audit = new AuditLog(store);
-      const access = new AccessAdmin(store, audit);
-      const first = await firstRun(store, access, audit);
-
-      const controlSocket = join(ctx.paths.sockets, `proxy-${process.pid}.sock`);
       const globals = command.optsWithGlobals<{ config?: string }>();
-      const supervisor = new ProxySupervisor({
-        args: [process.argv[1]!, '--home', ctx.home, ...(globals.config ? ['--config', globals.config] : []), 'proxy-daemon', '--control', controlSocket],
-        controlSocket,
-        env: { ...process.env, TAGBOX_HOME: ctx.home },
-        logger: ctx.logger,
-      });
-      // The vault is opened only after the proxy child has initialised it (the
-      // child holds the master key; this process must never need it).
-      let vault: Promise<VaultStore> | undefined;
-      const sealer = async (): Promise<Sealer> => {
-        if (!supervisor.everReady) throw unavailable('the Agent Proxy (and with it the vault) is still starting; try again in a moment', 'vault_starting');
-        vault ??= openVaultStore(vaultStoreLocation(ctx.home, ctx.config));
-        return Sealer.connect(await vault);
-      };
-      supervisor.start();
-      const housekeeping = startHousekeeping({ store, access, orgId: first.org.id, home: ctx.home, logger: ctx.logger });
-      // Whatever happens from here (a port in use, a signal), the child goes too.
-      try {
-        await serve({ store, audit, access, sealer, supervisor, first, logger: ctx.logger, host: ctx.config.server.host, port: port ?? ctx.config.server.port });
-      } finally {
-        await housekeeping.stop();
-        await supervisor.stop();
-        await (await vault)?.close();
-        await store.close();
+      const readable: Array<{ path: string; need: 'r' | 'rx' }> = [
+        { path: INSTALL_DIR, need: 'rx' },
+        { path: realpathSync(process.execPath), need: 'rx' },
+        ...(ctx.configFile && existsSync(ctx.configFile) && globals.config ? [{ path: ctx.configFile, need: 'r' as const }] : []),
+      ];
+      const plan = privsepPlan({ home: ctx.home, readable });
+      if (plan.mode === 'separated') {
+        prepareHome(plan, ctx.config.vault.masterKeyFile);
+        delegateCgroups(detectLimitMechanism(), plan.server.uid, plan.server.gid);
+        ctx.logger.info(`privilege separation ${describePlan(plan)}`);
+      } else {
+        mkdirSync(ctx.paths.sockets, { recursive: true, mode: 0o700 });
+        ctx.logger.warn(`privilege separation ${describePlan(plan)}; start Tagbox as root after \`npm run setup\` to separate them`);
       }
+      // The server's database is its group's (the proxy appends audit events); the proxy keeps its files to itself.
+      process.umask(0o007);
+      process.exitCode = await launch(plan, { ...(globals.config ? { config: globals.config } : {}), ...(opts.port ? { port: opts.port } : {}) }, ctx.logger);
     });
 }
 
-interface ServeOptions extends Omit<ServerOptions, 'readiness'> {
-  supervisor: ProxySupervisor;
-  first: FirstRun;
-  host: string;
-  port: number;
+interface LaunchFlags {
+  config?: string;
+  port?: string;
 }
 
-/** Listens, prints the banner (and a first-run token), and serves until SIGINT or SIGTERM. */
-async function serve(options: ServeOptions): Promise<void> {
-  const { supervisor, first } = options;
-  const app = await buildServer({
-    ...options,
-    readiness: async () => {
-      const healthy = await supervisor.healthy();
-      return { ready: healthy, detail: { proxy: healthy ? 'ready' : 'starting' } };
-    },
+async function launch(plan: PrivsepPlan, flags: LaunchFlags, logger: ReturnType<typeof contextFrom>['logger']): Promise<number> {
+  const realHome = plan.home;
+  const global = ['--home', realHome, ...(flags.config ? ['--config', flags.config] : [])];
+  const controlSocket = join(realHome, 'run', `proxy-${process.pid}.sock`);
+  const separated = plan.mode === 'separated';
+  // The key is for the proxy alone: the server's environment never holds it
+  // (the variable vault/master-key.ts reads; the control plane may not import that module).
+  const serverEnv: NodeJS.ProcessEnv = { ...process.env, TAGBOX_HOME: realHome };
+  delete serverEnv.TAGBOX_MASTER_KEY;
+
+  const server = spawn(process.execPath, [TAGBOX_BIN, ...global, 'server-daemon', '--control', controlSocket, ...(flags.port ? ['--port', flags.port] : [])], {
+    env: serverEnv,
+    stdio: ['pipe', 'inherit', 'inherit'],
+    detached: true,
+    ...(separated ? { uid: plan.server.uid, gid: plan.server.gid } : {}),
   });
-  try {
-    await app.listen({ host: options.host, port: options.port });
-    const address = app.server.address() as AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    const url = `http://${host}:${address.port}`;
-
-    const proxyReady = await supervisor.waitReady(60_000);
-    const out: string[] = [`Tagbox is up at ${url}`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
-    out.push(proxyReady ? `  Agent Proxy: ready, pid ${supervisor.pid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
-    if (first.ownerToken) {
-      out.push(
-        '',
-        'First run: created the org and its first Owner. Sign in with this one-time API token;',
-        'it is shown only now and cannot be recovered (create more with POST /api/v1/tokens):',
-        '',
-        `  ${first.ownerToken}`,
-        '',
-        `  curl -H "Authorization: Bearer ${first.ownerToken}" ${url}/api/v1/org`,
-      );
-    }
-    process.stdout.write(`${out.join('\n')}\n`);
-
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
+  server.stdin!.on('error', () => undefined);
+  const serverExit = new Promise<number>((resolve) => {
+    server.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    server.once('error', (error) => {
+      logger.error({ err: error }, 'cannot start the server');
+      resolve(1);
     });
-  } finally {
-    await app.close();
-  }
-}
+  });
 
-function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw invalidInput(`--port: expected a port number 0-65535, got "${value}"`);
-  return n;
+  const proxy = new ProxySupervisor({
+    args: [
+      TAGBOX_BIN, ...global, 'proxy-daemon', '--control', controlSocket,
+      '--peer-pid', String(server.pid ?? 0), '--peer-uid', String(separated ? plan.server.uid : process.getuid!()),
+      '--socket-mode', separated ? '660' : '600',
+    ],
+    env: { ...process.env, TAGBOX_HOME: realHome },
+    logger,
+    ...(separated ? { uid: plan.proxy.uid, gid: plan.proxy.gid } : {}),
+  });
+  proxy.start();
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (server.exitCode === null && server.signalCode === null) server.kill(signal === 'SIGINT' ? 'SIGTERM' : signal);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
+  const code = await serverExit;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  process.off('SIGHUP', stop);
+  await proxy.stop();
+  return code;
 }

@@ -60,7 +60,7 @@ export const configSchema = z
       .object({
         /**
          * Where the master key (base64 of 32 bytes) is read from when TAGBOX_MASTER_KEY
-         * is not set; created 0600 on first run. Default TAGBOX_HOME/master.key.
+         * is not set; created 0600 on first run. Default TAGBOX_HOME/vault/master.key.
          */
         masterKeyFile: z.string().min(1).optional(),
       })

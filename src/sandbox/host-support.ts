@@ -70,17 +70,22 @@ export function detectLimitMechanism(): LimitMechanism {
   const v2 = '/sys/fs/cgroup';
   if (existsSync(`${v2}/cgroup.controllers`)) {
     const controllers = readFileSync(`${v2}/cgroup.controllers`, 'utf8');
-    if (/\bmemory\b/.test(controllers) && /\bpids\b/.test(controllers) && writable(v2)) return { kind: 'cgroup2', root: v2 };
+    if (/\bmemory\b/.test(controllers) && /\bpids\b/.test(controllers) && usable(v2)) return { kind: 'cgroup2', root: v2 };
   }
   const memory = `${v2}/memory`;
   const pids = `${v2}/pids`;
   if (existsSync(`${memory}/memory.limit_in_bytes`) && existsSync(`${pids}/pids.max`) || existsSync(`${pids}/tasks`)) {
-    if (existsSync(`${memory}/tasks`) && writable(memory) && writable(pids)) {
+    if (existsSync(`${memory}/tasks`) && usable(memory) && usable(pids)) {
       const cpu = existsSync(`${v2}/cpu/tasks`) && writable(`${v2}/cpu`) ? `${v2}/cpu` : undefined;
       return { kind: 'cgroup1', memory, pids, ...(cpu ? { cpu } : {}) };
     }
   }
   return { kind: 'rlimits' };
+}
+
+/** Writable, or with a `tagbox` subtree delegated to us (privilege separation chowns it to the server). */
+function usable(hierarchy: string): boolean {
+  return writable(`${hierarchy}/tagbox`) || writable(hierarchy);
 }
 
 function writable(path: string): boolean {

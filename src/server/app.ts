@@ -4,7 +4,7 @@ import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
 import type { ControlStore } from '../store/database.js';
-import type { Sealer } from '../vault/sealer.js';
+import type { SecretStore } from '../vault/secret-store.js';
 import type { AccessAdminPort } from './access-port.js';
 import { installAuth, tokenResolver } from './auth.js';
 import type { ServerDeps } from './deps.js';
@@ -23,7 +23,7 @@ export interface ServerOptions {
   store: ControlStore;
   audit: AuditLog;
   access: AccessAdminPort;
-  sealer: () => Promise<Sealer>;
+  sealer: () => Promise<SecretStore>;
   logger: Logger;
   /** Extra readiness (the Agent Proxy child); the server itself is ready once listening. */
   readiness?: ReadinessCheck;

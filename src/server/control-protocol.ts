@@ -1,22 +1,51 @@
 import { createConnection } from 'node:net';
 import type { Place } from '../access/effective-policy.js';
+import type { CredentialKind } from '../vault/kinds.js';
+import type { PutResult, SecretMetadata } from '../vault/sealer.js';
 
 /**
  * The Agent Proxy child's control socket: one JSON object per line each way.
+ * Only the server may use it: the proxy checks the peer's credentials
+ * (SO_PEERCRED: its pid and uid) on every connection and refuses anyone else.
  *   {op: 'ping'}                                        -> {ok: true, pid}
  *   {op: 'open-listener', session, socketPath, place?, bundles?} -> {ok: true, address}
  *   {op: 'close-listener', session}                     -> {ok: true}
+ *   {op: 'ca-cert'}                                     -> {ok: true, pem}
+ *   {op: 'secret-put', name, value (base64), kind?, mustExist?} -> {ok: true, result}
+ *   {op: 'secret-delete', name}                         -> {ok: true, deleted}
+ *   {op: 'secret-list'}                                 -> {ok: true, secrets}
+ *   {op: 'secret-metadata', name}                       -> {ok: true, metadata?}
  * Failures answer {ok: false, error}. With `place` (a channel or a member's DM)
  * the child computes the effective policy from the database itself and keeps
  * it current as admins change access; otherwise `bundles`, in the bundle-file
- * shape (secrets by vault name), are compiled once. No secret ever crosses.
+ * shape (secrets by vault name), are compiled once. The vault lives with the
+ * proxy alone: the server hands it a value to seal and never gets one back.
  */
 export type ControlRequest =
   | { op: 'ping' }
   | { op: 'open-listener'; session: string; socketPath: string; place?: Place; bundles?: unknown[] }
-  | { op: 'close-listener'; session: string };
+  | { op: 'close-listener'; session: string }
+  | { op: 'ca-cert' }
+  | { op: 'secret-put'; name: string; value: string; kind?: CredentialKind; mustExist?: boolean }
+  | { op: 'secret-delete'; name: string }
+  | { op: 'secret-list' }
+  | { op: 'secret-metadata'; name: string };
 
-export type ControlResponse = { ok: true; pid?: number; address?: string } | { ok: false; error: string };
+export type ControlResponse =
+  | {
+      ok: true;
+      pid?: number;
+      address?: string;
+      pem?: string;
+      result?: PutResult;
+      deleted?: boolean;
+      secrets?: SecretMetadata[];
+      metadata?: SecretMetadata | null;
+    }
+  | { ok: false; error: string; code?: string; exitCode?: number };
+
+/** The longest line either side accepts (a secret is at most 64 KiB, base64 in JSON). */
+export const MAX_CONTROL_LINE = 256 * 1024;
 
 /** Sends one request and waits for its answer (one connection per request: simple, and rare). */
 export function controlRequest(socketPath: string, request: ControlRequest, timeoutMs = 2000): Promise<ControlResponse> {
@@ -30,6 +59,12 @@ export function controlRequest(socketPath: string, request: ControlRequest, time
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('utf8');
+      if (buffer.length > MAX_CONTROL_LINE) {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new Error('the proxy control socket answered with an over-long line'));
+        return;
+      }
       const end = buffer.indexOf('\n');
       if (end < 0) return;
       clearTimeout(timer);
@@ -39,6 +74,10 @@ export function controlRequest(socketPath: string, request: ControlRequest, time
       } catch (error) {
         reject(error as Error);
       }
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error('the proxy control socket closed without an answer'));
     });
     socket.on('error', (error) => {
       clearTimeout(timer);

@@ -1,13 +1,13 @@
 import type { AuditLog } from '../audit/log.js';
 import type { ControlStore } from '../store/database.js';
-import type { Sealer } from '../vault/sealer.js';
+import type { SecretStore } from '../vault/secret-store.js';
 import type { AccessAdminPort } from './access-port.js';
 
-/** What route plugins are given. The server holds a Sealer (public key) only, never an Opener. */
+/** What route plugins are given. The server holds the vault's write-only face only, never an Opener. */
 export interface ServerDeps {
   store: ControlStore;
   audit: AuditLog;
   access: AccessAdminPort;
-  /** The vault's write-only face; throws (503) while the vault is not initialised yet. */
-  sealer(): Promise<Sealer>;
+  /** The vault's write-only face (under `tagbox up`, the proxy's); throws (503) while the vault is not reachable. */
+  sealer(): Promise<SecretStore>;
 }

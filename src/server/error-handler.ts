@@ -39,7 +39,7 @@ function fromTagboxError(error: TagboxError): HttpError {
   if (code === 'forbidden') return new HttpError(403, code, error.message);
   if (code === 'unauthenticated') return new HttpError(401, code, error.message);
   if (code === 'conflict' || code.endsWith('_exists') || code.endsWith('_conflict')) return new HttpError(409, code, error.message);
-  if (code === 'vault_not_initialized' || code === 'database_unavailable') return new HttpError(503, code, error.message);
+  if (code === 'vault_not_initialized' || code === 'vault_unavailable' || code === 'database_unavailable') return new HttpError(503, code, error.message);
   if (error.exitCode === 2) return new HttpError(400, code, error.message);
   return new HttpError(500, code, error.message);
 }

@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../log.js';
-import { controlRequest } from './control-protocol.js';
 
 export interface ProxySupervisorOptions {
-  /** argv after `node`: the tagbox launcher, global flags, `proxy-daemon --control SOCKET`. */
+  /** argv after `node`: the tagbox launcher, global flags, `proxy-daemon --control SOCKET --peer-pid PID`. */
   args: string[];
-  controlSocket: string;
   env: NodeJS.ProcessEnv;
   logger: Logger;
+  /** Under privilege separation: the proxy's own user. */
+  uid?: number;
+  gid?: number;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -18,8 +19,10 @@ const STABLE_AFTER_MS = 60_000;
 /**
  * Runs the Agent Proxy as its own process (the only one holding the vault's
  * private key) and keeps it running: restarted with exponential backoff when
- * it dies, stopped with the server. Its stdin is a pipe, so if this process
- * dies without a word the child sees end-of-file and leaves too.
+ * it dies, stopped with `tagbox up`. Its stdin is a pipe, so if this process
+ * dies without a word the child sees end-of-file and leaves too. (Whether it
+ * answers is the server's question, over the control socket that only the
+ * server may use.)
  */
 export class ProxySupervisor {
   #child: ChildProcess | undefined;
@@ -57,16 +60,6 @@ export class ProxySupervisor {
     });
   }
 
-  /** Ready and answering on its control socket right now. */
-  async healthy(): Promise<boolean> {
-    if (!this.#ready) return false;
-    try {
-      return (await controlRequest(this.options.controlSocket, { op: 'ping' }, 1000)).ok;
-    } catch {
-      return false;
-    }
-  }
-
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#timer);
@@ -81,7 +74,15 @@ export class ProxySupervisor {
 
   #spawn(): void {
     const started = Date.now();
-    const child = spawn(process.execPath, this.options.args, { env: this.options.env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const { uid, gid } = this.options;
+    const child = spawn(process.execPath, this.options.args, {
+      env: this.options.env,
+      stdio: ['pipe', 'pipe', 'inherit'],
+      // Its own process group: a Ctrl-C reaches `tagbox up`, which stops everything in order.
+      detached: true,
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
+    });
     this.#child = child;
     this.options.logger.info({ pid: child.pid }, 'agent proxy starting');
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -1,5 +1,6 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { ScopedPostgresDialect } from './scoped-introspector.js';
 import { failure } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -55,7 +56,7 @@ export async function openStore<DB>(location: StoreLocation): Promise<Store<DB>>
   });
   // A broken idle client must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new ScopedPostgresDialect({ pool }, location.schema) });
   try {
     await createSchemaIfMissing(db as Kysely<unknown>, location.schema);
   } catch (error) {

@@ -1,11 +1,12 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { failure, invalidInput } from '../errors.js';
 
 /**
  * The master key: 32 random bytes that wrap the vault's X25519 private key.
  * Read from TAGBOX_MASTER_KEY (base64) or from a key file (base64, one line;
- * TAGBOX_HOME/master.key unless vault.masterKeyFile says otherwise).
+ * TAGBOX_HOME/vault/master.key unless vault.masterKeyFile says otherwise).
  *
  * The bytes live in a private field and never leave this object: callers can
  * only ask it to wrap or unwrap. Only the proxy process and the two admin
@@ -136,6 +137,7 @@ export function readKeyFile(file: string): { key: MasterKey; warning?: string } 
 export function writeKeyFileExclusive(file: string, key: MasterKey): boolean {
   let fd: number;
   try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     fd = openSync(file, 'wx', 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;

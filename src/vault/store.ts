@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Migrator } from 'kysely';
 import type { TagboxConfig } from '../config/schema.js';
 import { failure } from '../errors.js';
@@ -9,7 +11,7 @@ import type { VaultDatabase } from './tables.js';
 export type VaultStore = Store<VaultDatabase>;
 
 /**
- * The vault's own store: TAGBOX_HOME/vault.db, or the `<schema>_vault` schema
+ * The vault's own store: TAGBOX_HOME/vault/vault.db, or the `<schema>_vault` schema
  * when database.url is set. Never the control plane's file or schema.
  */
 export function vaultStoreLocation(home: string, config: TagboxConfig): StoreLocation {
@@ -19,6 +21,8 @@ export function vaultStoreLocation(home: string, config: TagboxConfig): StoreLoc
 }
 
 export async function openVaultStore(location: StoreLocation): Promise<VaultStore> {
+  // TAGBOX_HOME/vault/: under privilege separation the Agent Proxy's alone.
+  if (location.dialect === 'sqlite') mkdirSync(dirname(location.file), { recursive: true, mode: 0o700 });
   const store = await openStore<VaultDatabase>(location);
   try {
     // The vault keeps its own migration history in its own file or schema. On

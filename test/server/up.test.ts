@@ -1,10 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/server/control-protocol.js';
 import { BACKENDS, createTestBackend, type TestBackend } from '../helpers/backends.js';
@@ -18,9 +16,16 @@ interface Up {
   exited: Promise<number | null>;
 }
 
+/** Given as TAGBOX_MASTER_KEY: it must reach the proxy's environment and never the server's. */
+const MASTER_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) % 256)).toString('base64');
+
 function startUp(env: Record<string, string>): Up {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-  const child = spawn(process.execPath, [TAGBOX_BIN, 'up', '--port', '0'], { cwd: REPO_ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [TAGBOX_BIN, 'up', '--port', '0'], {
+    cwd: REPO_ROOT,
+    env: { ...base, TAGBOX_MASTER_KEY: MASTER_KEY, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -90,59 +95,31 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
     expect(put.status).toBe(200);
     expect(await put.text()).not.toContain(canary);
 
-    // The proxy child's control socket opens and closes per-session listeners (default deny).
+    // Only the server may use the proxy's control socket (per-session listeners and the
+    // vault are driven through it; see proxy-daemon.test.ts): this test process is refused.
     const control = join(backend.home, 'run', `proxy-${up.child.pid}.sock`);
-    expect(await controlRequest(control, { op: 'ping' })).toEqual({ ok: true, pid: proxyPid });
-    const sessionSocket = join(backend.home, 'run', 's1.sock');
-    expect(await controlRequest(control, { op: 'open-listener', session: 's1', socketPath: sessionSocket, bundles: [{ name: 'b', domains: ['allowed.example'] }] })).toMatchObject({ ok: true });
-    const blocked = await new Promise<{ status?: number; decision?: string | string[] }>((resolve, reject) => {
-      httpRequest({ socketPath: sessionSocket, path: 'http://blocked.example/', headers: { host: 'blocked.example' } }, (res) => {
-        res.resume();
-        resolve({ status: res.statusCode, decision: res.headers['x-tagbox-decision'] });
-      })
-        .on('error', reject)
-        .end();
-    });
-    expect(blocked).toEqual({ status: 403, decision: 'blocked' });
-    expect(await controlRequest(control, { op: 'close-listener', session: 's1' })).toEqual({ ok: true });
-    expect(await controlRequest(control, { op: 'close-listener', session: 's1' })).toMatchObject({ ok: false });
+    const refused = await controlRequest(control, { op: 'open-listener', session: 'evil', socketPath: join(backend.home, 'run', 'evil.sock'), bundles: [{ name: 'all', domains: ['example.com'] }] }).catch(
+      (error: Error) => ({ ok: false as const, error: error.message }),
+    );
+    expect(refused.ok).toBe(false);
+    expect(existsSync(join(backend.home, 'run', 'evil.sock'))).toBe(false);
 
-    // A session listener for a channel follows the channel's effective policy, live: an admin
-    // attaching a bundle through the API (this process) reaches the proxy child's running
-    // listener (another process) within 2 s.
-    const target = createServer((_req, res) => res.end('reached'));
-    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-    const targetPort = (target.address() as AddressInfo).port;
-    try {
-      const api = (method: string, path: string, body?: unknown) =>
-        fetch(`${url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-      const ws = (await (await api('POST', '/workspaces', { kind: 'slack', externalId: 'T1', name: 'acme' })).json()) as { id: string };
-      const channel = (await (await api('POST', `/workspaces/${ws.id}/channels`, { externalId: 'C1', name: 'eng' })).json()) as { id: string };
-      // An exact IP entry is the only way to a private address (here: the test's own server).
-      expect((await api('PUT', '/bundles/local', { domains: [{ host: '127.0.0.1', ports: [targetPort] }] })).status).toBe(200);
-      const live = join(backend.home, 'run', 's2.sock');
-      expect(await controlRequest(control, { op: 'open-listener', session: 's2', socketPath: live, place: { kind: 'channel', channelId: channel.id } })).toMatchObject({ ok: true });
-      const viaSession = () =>
-        new Promise<number | undefined>((resolve, reject) => {
-          httpRequest({ socketPath: live, path: `http://127.0.0.1:${targetPort}/`, headers: { host: `127.0.0.1:${targetPort}` } }, (res) => {
-            res.resume();
-            resolve(res.statusCode);
-          })
-            .on('error', reject)
-            .end();
-        });
-      expect(await viaSession()).toBe(403);
-      expect((await api('POST', '/bundles/local/scopes', { scope: `channel:${channel.id}` })).status).toBeLessThan(300);
-      const attached = Date.now();
-      await until('the attach to reach the running listener', async () => ((await viaSession()) === 200 ? true : undefined), 5_000);
-      expect(Date.now() - attached).toBeLessThan(2_000);
-      expect((await api('DELETE', '/bundles/local/scopes', { scope: `channel:${channel.id}` })).status).toBeLessThan(300);
-      const detached = Date.now();
-      await until('the detach to reach the running listener', async () => ((await viaSession()) === 403 ? true : undefined), 5_000);
-      expect(Date.now() - detached).toBeLessThan(2_000);
-      expect(await controlRequest(control, { op: 'close-listener', session: 's2' })).toEqual({ ok: true });
-    } finally {
-      target.close();
+    // Three processes: the launcher, the server and the proxy; the key reaches the proxy only.
+    const serverPid = serverChild(up.child.pid!);
+    expect(serverPid).toBeDefined();
+    expect(environOf(serverPid!)).not.toContain(MASTER_KEY);
+    expect(environOf(proxyPid)).toContain(`TAGBOX_MASTER_KEY=${MASTER_KEY}`);
+    if (process.getuid!() === 0) {
+      // Privilege separation: each its own user, and the server's cannot read the vault.
+      expect(userOf(serverPid!)).toBe('tagbox');
+      expect(userOf(proxyPid)).toBe('tagbox-proxy');
+      for (const file of ['vault/vault.db', 'vault/master.key', 'ca/ca.key']) {
+        const read = spawnSync('runuser', ['-u', 'tagbox', '--', 'cat', join(backend.home, file)], { encoding: 'utf8' });
+        expect(read.status, file).not.toBe(0);
+        expect(read.stderr).toMatch(/Permission denied/);
+      }
+    } else {
+      expect(userOf(serverPid!)).toBe(userOf(process.pid));
     }
 
     // A dead proxy makes /healthz 503, and is restarted.
@@ -229,13 +206,29 @@ describe('two tagbox up on one Postgres schema', () => {
   });
 });
 
+function environOf(pid: number): string {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8');
+}
+
+function userOf(pid: number): string {
+  return execFileSync('ps', ['-o', 'user=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+}
+
+function serverChild(pid: number): number | undefined {
+  return children(pid, 'server-daemon')[0];
+}
+
 /** Pids of a process's `proxy-daemon` children. */
 function proxyChildren(pid: number): number[] {
+  return children(pid, 'proxy-daemon');
+}
+
+function children(pid: number, verb: string): number[] {
   let lines: string[];
   try {
     lines = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n');
   } catch {
     return []; // ps exits 1 when there is no child at all
   }
-  return lines.filter((l) => l.includes('proxy-daemon')).map((l) => Number(l.trim().split(/\s+/)[0]));
+  return lines.filter((l) => l.includes(verb)).map((l) => Number(l.trim().split(/\s+/)[0]));
 }

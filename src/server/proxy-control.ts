@@ -1,0 +1,63 @@
+import { failure, TagboxError } from '../errors.js';
+import type { CredentialKind } from '../vault/kinds.js';
+import type { PutResult, SecretMetadata } from '../vault/sealer.js';
+import type { SecretStore } from '../vault/secret-store.js';
+import { controlRequest, type ControlRequest, type ControlResponse } from './control-protocol.js';
+
+/**
+ * The server's side of the Agent Proxy's control socket: whether the proxy is
+ * up, and the vault's write-only face (the proxy seals and stores; the server
+ * never opens the vault's file or holds its key).
+ */
+export class ProxyControl {
+  constructor(readonly socketPath: string) {}
+
+  /** The proxy's pid when it answers, else undefined. */
+  async ping(timeoutMs = 1000): Promise<number | undefined> {
+    try {
+      const answer = await controlRequest(this.socketPath, { op: 'ping' }, timeoutMs);
+      return answer.ok ? (answer.pid ?? 0) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async waitReady(timeoutMs: number): Promise<number | undefined> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const pid = await this.ping();
+      if (pid !== undefined || Date.now() > end) return pid;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async caCert(): Promise<string> {
+    return (await this.call({ op: 'ca-cert' })).pem ?? '';
+  }
+
+  readonly secrets: SecretStore = {
+    put: (name, value, kind) => this.put(name, value, kind, false),
+    replace: (name, value, kind) => this.put(name, value, kind, true),
+    delete: async (name) => (await this.call({ op: 'secret-delete', name })).deleted ?? false,
+    list: async (): Promise<SecretMetadata[]> => (await this.call({ op: 'secret-list' })).secrets ?? [],
+    metadata: async (name) => (await this.call({ op: 'secret-metadata', name })).metadata ?? undefined,
+  };
+
+  private async put(name: string, value: Buffer, kind: CredentialKind | undefined, mustExist: boolean): Promise<PutResult> {
+    const answer = await this.call({ op: 'secret-put', name, value: value.toString('base64'), ...(kind ? { kind } : {}), mustExist });
+    if (!answer.result) throw failure('the Agent Proxy did not say what it stored', 'vault_unavailable');
+    return answer.result;
+  }
+
+  private async call(request: ControlRequest): Promise<Extract<ControlResponse, { ok: true }>> {
+    let answer: ControlResponse;
+    try {
+      answer = await controlRequest(this.socketPath, request, 10_000);
+    } catch (error) {
+      throw failure(`the Agent Proxy (and with it the vault) is not reachable: ${(error as Error).message}`, 'vault_unavailable', error);
+    }
+    if (answer.ok) return answer;
+    // The proxy's error keeps its meaning here (a bad name is still a 400 at the API).
+    throw new TagboxError(answer.error, { exitCode: answer.exitCode === 2 ? 2 : 1, code: answer.code ?? 'vault_failed' });
+  }
+}
