@@ -4,7 +4,7 @@ import type { Decision } from '../policy/decide.js';
 import { decide } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
 import { renderInjection } from '../policy/inject.js';
-import { describeError } from '../errors.js';
+import { describeError, isTagboxError } from '../errors.js';
 import type { CredentialResolver } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
@@ -71,9 +71,13 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
     return { ok: true, target: target.value, decision, upstream: resolved.target, ...prepared, record };
   } catch (error) {
     // Fail closed: a credential that cannot be had means the request is not sent at all.
-    const reason = `credential for ${decision.bundle}/${decision.connection} unavailable: ${describeError(error)}`;
-    record.finish({ status: 403, outcome: 'blocked', reason });
-    return { ok: false, malformed: false, status: 403, reason };
+    // A token endpoint's failure is told to the caller in general terms only (its
+    // detail would turn the token fetch into a port scanner); the audit keeps it.
+    const what = `credential for ${decision.bundle}/${decision.connection} unavailable`;
+    const detail = describeError(error);
+    const shown = isTagboxError(error) && error.code === 'token_fetch_failed' ? 'the token endpoint could not be used' : detail;
+    record.finish({ status: 403, outcome: 'blocked', reason: `${what}: ${detail}` });
+    return { ok: false, malformed: false, status: 403, reason: `${what}: ${shown}` };
   }
 }
 

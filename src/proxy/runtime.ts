@@ -56,6 +56,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
       config: { ...ctx.config, upstream: { ...ctx.config.upstream, connectTo: [...ctx.config.upstream.connectTo, ...(options.connectTo ?? [])], ...(caFile ? { caFile } : {}) } },
       audit,
       warn: (message) => ctx.logger.warn(message),
+      ...(options.listenAddresses ? { selfAddresses: options.listenAddresses } : {}),
     });
   } catch (error) {
     // Fail closed: without the vault the proxy still serves, and blocks every
