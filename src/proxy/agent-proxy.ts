@@ -152,6 +152,7 @@ export class AgentProxy {
         this.listeners.delete(listener);
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        this.upstreams.closeOwner(`${state.id}|`);
         if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
       },
     };

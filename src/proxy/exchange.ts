@@ -9,7 +9,7 @@ import type { CredentialResolver } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { EgressRecorder } from './record.js';
-import { describeUpstreamError, hostForUrl, type Upstreams, type UpstreamTarget } from './upstream.js';
+import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type UpstreamTarget } from './upstream.js';
 
 /**
  * One HTTP request through the proxy, in the order the design reads:
@@ -91,7 +91,7 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
   const { port, pathAndQuery, scheme } = target;
 
   try {
-    const upstream = await deps.upstreams.pool(admission.upstream).request({
+    const upstream = await deps.upstreams.pool(admission.upstream, poolOwner(state.id, decision)).request({
       method: req.method ?? 'GET',
       path: pathAndQuery,
       headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },

@@ -114,11 +114,22 @@ export class Upstreams {
     return why;
   }
 
-  /** A keep-alive pool for one upstream (host as named, address as checked). */
-  pool(target: UpstreamTarget): Pool {
-    const key = `${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
+  /**
+   * A keep-alive pool for one upstream (host as named, address as checked) and
+   * one owner: `owner` names the session and the credential the requests carry
+   * (see poolOwner), so an upstream connection is never shared between
+   * sessions, nor between a credential and requests without it (connection-bound
+   * auth such as NTLM, or a server that keys state by connection, must not
+   * carry over). Least recently used pools are closed beyond maxPools.
+   */
+  pool(target: UpstreamTarget, owner: string): Pool {
+    const key = `${owner}\u0000${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
     let pool = this.pools.get(key);
-    if (pool) return pool;
+    if (pool) {
+      this.pools.delete(key);
+      this.pools.set(key, pool);
+      return pool;
+    }
     pool = new (loadUndici().Pool)(`${target.scheme}://${hostForUrl(target.host)}:${target.port}`, {
       connections: 128,
       pipelining: 1,
@@ -133,7 +144,7 @@ export class Upstreams {
       },
     });
     this.pools.set(key, pool);
-    const max = this.options.maxPools ?? 512;
+    const max = this.options.maxPools ?? 2048;
     if (this.pools.size > max) {
       const [oldestKey, oldest] = this.pools.entries().next().value!;
       this.pools.delete(oldestKey);
@@ -181,6 +192,15 @@ export class Upstreams {
     });
   }
 
+  /** Closes the pools of one owner prefix (a listener that closed), letting requests in flight finish. */
+  closeOwner(prefix: string): void {
+    for (const [key, pool] of this.pools) {
+      if (!key.startsWith(prefix)) continue;
+      this.pools.delete(key);
+      void pool.close().catch(() => undefined);
+    }
+  }
+
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
@@ -197,6 +217,15 @@ export class Upstreams {
     if (this.dnsCache.size > 10_000) this.dnsCache.delete(this.dnsCache.keys().next().value!);
     return addresses;
   }
+}
+
+/**
+ * Who owns an upstream pool: the listener (session) and, for a credential
+ * decision, the connection whose credential is injected. Ends with a
+ * separator so that closeOwner(`${id}|`) never matches another id's prefix.
+ */
+export function poolOwner(listenerId: number, decision: { outcome: string; bundle?: string; connection?: string }): string {
+  return decision.outcome === 'credential' ? `${listenerId}|${decision.bundle}/${decision.connection}` : `${listenerId}|`;
 }
 
 function ownInterfaceAddresses(): string[] {
