@@ -13,6 +13,7 @@ import { LeafCache, type CaPem } from './leaf-cache.js';
 import { ListenerState, type TunnelInfo } from './listener-state.js';
 import { ProxyMetrics } from './metrics.js';
 import { EgressRecorder } from './record.js';
+import { loggable } from './redact.js';
 import { handleConnect, type TunnelDeps } from './tunnel.js';
 import { handleUpgrade } from './upgrade.js';
 import { Upstreams, type UpstreamOptions } from './upstream.js';
@@ -122,7 +123,7 @@ export class AgentProxy {
     });
     server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       void handleConnect(this.tunnelDeps(), state, req, socket, head).catch((error: unknown) => {
-        this.options.logger?.error({ err: error }, 'CONNECT handling failed');
+        this.options.logger?.error({ err: loggable(error) }, 'CONNECT handling failed');
         socket.destroy();
       });
     });
@@ -210,7 +211,7 @@ export class AgentProxy {
   }
 
   private crashed(error: unknown, res: ServerResponse): void {
-    this.options.logger?.error({ err: error }, 'request handling failed');
+    this.options.logger?.error({ err: loggable(error) }, 'request handling failed');
     if (!res.headersSent) {
       res.writeHead(500, { 'x-tagbox-decision': 'blocked', connection: 'close' });
       res.end('proxy error\n');

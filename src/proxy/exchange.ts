@@ -9,6 +9,7 @@ import type { CredentialResolver } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { EgressRecorder } from './record.js';
+import { shownTarget } from './redact.js';
 import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type UpstreamTarget } from './upstream.js';
 
 /**
@@ -156,7 +157,7 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
   const url = req.url ?? '';
   const hostHeader = req.headers.host;
   const hostAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader);
-  if (hostHeader !== undefined && !hostAuthority) return { ok: false, status: 400, reason: `Host header "${hostHeader}" is not a valid authority` };
+  if (hostHeader !== undefined && !hostAuthority) return { ok: false, status: 400, reason: `Host header "${shownTarget(hostHeader)}" is not a valid authority` };
 
   if (tunnel) {
     const scheme = tunnel.tls ? 'https' : 'http';
@@ -167,13 +168,13 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
     if (!url.startsWith('/')) {
       const absolute = parseAbsolute(url);
       if (!absolute || !sameAuthority(absolute, tunnel)) {
-        return { ok: false, status: 421, reason: `request names ${url.slice(0, 100)} inside a tunnel to ${tunnel.host}:${tunnel.port}` };
+        return { ok: false, status: 421, reason: `request names ${shownTarget(url)} inside a tunnel to ${tunnel.host}:${tunnel.port}` };
       }
       pathAndQuery = absolute.pathAndQuery;
     }
     if (!hostAuthority) return { ok: false, status: 400, reason: 'missing Host header' };
     if (!sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? tunnel.port }, tunnel)) {
-      return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the CONNECT target ${tunnel.host}:${tunnel.port}` };
+      return { ok: false, status: 421, reason: `Host ${shownTarget(hostHeader!)} does not match the CONNECT target ${tunnel.host}:${tunnel.port}` };
     }
     return { ok: true, value: { scheme, host: tunnel.host, port: tunnel.port, pathAndQuery } };
   }
@@ -182,7 +183,7 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
   if (!absolute) return { ok: false, status: 400, reason: 'a proxy request needs an absolute URI (http://host/path) or CONNECT' };
   const uriHost = normaliseHost(absolute.host);
   if (hostAuthority && (!uriHost.ok || !sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? absolute.port }, { host: uriHost.value.host, port: absolute.port }))) {
-    return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the request URI's host ${absolute.host}` };
+    return { ok: false, status: 421, reason: `Host ${shownTarget(hostHeader!)} does not match the request URI's host ${shownTarget(absolute.host)}` };
   }
   return { ok: true, value: { scheme: absolute.scheme, host: absolute.host, port: absolute.port, pathAndQuery: absolute.pathAndQuery } };
 }

@@ -9,6 +9,7 @@ import type { LeafCache } from './leaf-cache.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { EgressRecorder } from './record.js';
+import { shownTarget } from './redact.js';
 import type { Upstreams } from './upstream.js';
 
 /**
@@ -39,7 +40,7 @@ const TLS_HANDSHAKE = 0x16;
 export async function handleConnect(deps: TunnelDeps, state: ListenerState, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
   client.on('error', () => client.destroy());
   const target = parseAuthority(req.url ?? '');
-  if (!target || target.port === undefined) return refuse(client, 400, `CONNECT needs host:port, got "${(req.url ?? '').slice(0, 100)}"`);
+  if (!target || target.port === undefined) return refuse(client, 400, `CONNECT needs host:port, got "${shownTarget(req.url ?? '')}"`);
   const host = normaliseHost(target.host);
   const facts = { method: 'CONNECT', scheme: 'https' as const, host: host.ok ? host.value.host : target.host, port: target.port, path: '' };
 
@@ -49,7 +50,7 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
     const h = parseAuthority(hostHeader);
     const hn = h && normaliseHost(h.host);
     if (!h || !hn?.ok || !host.ok || hn.value.host !== host.value.host || (h.port !== undefined && h.port !== target.port)) {
-      return refuseRecorded(deps, state, facts, client, 421, `Host ${hostHeader} does not match the CONNECT target ${req.url}`);
+      return refuseRecorded(deps, state, facts, client, 421, `Host ${shownTarget(hostHeader)} does not match the CONNECT target ${shownTarget(req.url ?? '')}`);
     }
   }
   if (deps.openTunnels.count >= deps.maxTunnels) {

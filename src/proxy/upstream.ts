@@ -13,6 +13,7 @@ const loadUndici = (): typeof Undici => createRequire(import.meta.url)('undici')
 import type { CompiledCidrs } from '../policy/cidr.js';
 import { isForbiddenAddress } from '../policy/ssrf.js';
 import { findConnectTo, type ConnectToRule } from './connect-to.js';
+import { withoutQueries } from './redact.js';
 
 /**
  * Everything about reaching an upstream: resolve the name once, refuse what
@@ -241,7 +242,7 @@ export function hostForUrl(host: string): string {
 /** A short, client-safe description of why an upstream could not be reached. */
 export function describeUpstreamError(error: unknown, host: string): { status: number; reason: string } {
   const code = (error as { code?: string }).code ?? '';
-  const message = (error as Error).message ?? String(error);
+  const message = withoutQueries((error as Error).message ?? String(error));
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/i.test(code + message)) {
     return { status: 502, reason: `upstream TLS for ${host} could not be verified (${code || message})` };
   }
