@@ -108,7 +108,8 @@ export class AgentProxy {
     this.inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const ctx = this.tunnels.get(req.socket);
       if (!ctx) return void socket.destroy();
-      void handleUpgrade(this.exchangeDeps, ctx.state, req, socket, head, ctx.tunnel).catch(() => socket.destroy());
+      const reparse = (s: Duplex) => this.inner.emit('connection', s);
+      void handleUpgrade(this.exchangeDeps, ctx.state, req, socket, head, reparse, ctx.tunnel).catch(() => socket.destroy());
     });
     this.applyTimeouts(this.inner);
   }
@@ -128,7 +129,7 @@ export class AgentProxy {
       });
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      void handleUpgrade(this.exchangeDeps, state, req, socket, head).catch(() => socket.destroy());
+      void handleUpgrade(this.exchangeDeps, state, req, socket, head, (s) => server.emit('connection', s)).catch(() => socket.destroy());
     });
 
     if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);

@@ -47,7 +47,7 @@ export type Admission =
  * Authority checks -> decide(policy, request) -> SSRF guard -> credential from
  * the vault, for plain requests and upgrades alike. The policy is read once.
  */
-export async function admit(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, tunnel?: TunnelInfo): Promise<Admission> {
+export async function admit(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, tunnel?: TunnelInfo, options: { bodyless?: boolean } = {}): Promise<Admission> {
   const started = process.hrtime.bigint();
   const target = requestTarget(req, tunnel);
   if (!target.ok) {
@@ -68,7 +68,7 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
     return { ok: false, malformed: false, status: resolved.status, reason: resolved.reason };
   }
   try {
-    const prepared = await prepareHeaders(deps, state, req, decision, target.value);
+    const prepared = await prepareHeaders(deps, state, req, decision, target.value, options.bodyless === true);
     return { ok: true, target: target.value, decision, upstream: resolved.target, ...prepared, record };
   } catch (error) {
     // Fail closed: a credential that cannot be had means the request is not sent at all.
@@ -114,7 +114,14 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
 }
 
 /** Builds the upstream headers, injecting the credential when the decision says so. */
-export async function prepareHeaders(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, decision: Decision, target: RequestTarget): Promise<{ headers: OutgoingHeaders; body?: Buffer }> {
+export async function prepareHeaders(
+  deps: ExchangeDeps,
+  state: ListenerState,
+  req: IncomingMessage,
+  decision: Decision,
+  target: RequestTarget,
+  bodyless = false,
+): Promise<{ headers: OutgoingHeaders; body?: Buffer }> {
   if (decision.outcome !== 'credential' || !decision.inject) return { headers: forwardableRequestHeaders(req.headers) };
   if (!deps.resolver) throw new Error('no vault is configured for this proxy');
   const credential = await deps.resolver.resolve(decision.inject.secret, {
@@ -130,8 +137,8 @@ export async function prepareHeaders(deps: ExchangeDeps, state: ListenerState, r
     headers[name.toLowerCase()] = value;
     return { headers };
   }
-  // Request signing needs the whole body to hash it.
-  const body = await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024);
+  // Request signing needs the whole body to hash it (an upgrade handshake has none).
+  const body = bodyless ? Buffer.alloc(0) : await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024);
   const base = forwardableRequestHeaders(req.headers, new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token', ...METHOD_OVERRIDES]));
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
