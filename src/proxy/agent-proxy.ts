@@ -55,6 +55,8 @@ export interface ProxyLimits {
   maxConnectionsPerSession: number;
   /** File descriptors kept free beyond two per client connection (see fd-budget.ts). */
   fdReserve: number;
+  /** Request bodies held for signing (SigV4), all requests together. */
+  maxSigningBufferBytes: number;
   maxHeaderBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -70,6 +72,7 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   maxConnections: 4096,
   maxConnectionsPerSession: 256,
   fdReserve: 256,
+  maxSigningBufferBytes: 64 * 1024 * 1024,
   maxHeaderBytes: 32 * 1024,
   headersTimeoutMs: 15_000,
   requestTimeoutMs: 300_000,
@@ -121,7 +124,7 @@ export class AgentProxy {
     this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
     const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger);
-    this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record };
+    this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record, signingBuffers: { held: 0, max: this.limits.maxSigningBufferBytes } };
 
     // Requests inside intercepted tunnels: never listens itself; tunnels hand it sockets.
     this.inner = createHttpServer(this.serverOptions());

@@ -4,8 +4,8 @@ import type { Decision } from '../policy/decide.js';
 import { decide } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
 import { renderInjection } from '../policy/inject.js';
-import { describeError, isTagboxError } from '../errors.js';
-import type { CredentialResolver } from '../vault/credentials.js';
+import { describeError, failure, isTagboxError } from '../errors.js';
+import type { CredentialResolver, ResolvedCredential } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { EgressRecorder } from './record.js';
@@ -24,8 +24,10 @@ export interface ExchangeDeps {
   upstreams: Upstreams;
   resolver: CredentialResolver | undefined;
   record: EgressRecorder;
-  /** Bodies buffered for request signing (SigV4) are capped. */
+  /** Bodies buffered for request signing (SigV4) are capped, each... */
   maxSignedBodyBytes?: number;
+  /** ...and together: one session's concurrent uploads must not fill the proxy's memory. */
+  signingBuffers?: { held: number; max: number };
 }
 
 export interface RequestTarget {
@@ -77,8 +79,9 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
     const what = `credential for ${decision.bundle}/${decision.connection} unavailable`;
     const detail = describeError(error);
     const shown = isTagboxError(error) && error.code === 'token_fetch_failed' ? 'the token endpoint could not be used' : detail;
-    record.finish({ status: 403, outcome: 'blocked', reason: `${what}: ${detail}` });
-    return { ok: false, malformed: false, status: 403, reason: `${what}: ${shown}` };
+    const status = isTagboxError(error) && error.code === 'signing_buffers_full' ? 503 : 403;
+    record.finish({ status, outcome: 'blocked', reason: `${what}: ${detail}` });
+    return { ok: false, malformed: false, status, reason: `${what}: ${shown}` };
   }
 }
 
@@ -110,6 +113,8 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
       res.end(`${reason}\n`);
     } else res.destroy();
     record.finish({ status, reason: `${decision.reason}; ${reason}` });
+  } finally {
+    if (admission.body && deps.signingBuffers) deps.signingBuffers.held -= admission.body.length;
   }
 }
 
@@ -138,15 +143,24 @@ export async function prepareHeaders(
     return { headers };
   }
   // Request signing needs the whole body to hash it (an upgrade handshake has none).
-  const body = bodyless ? Buffer.alloc(0) : await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024);
+  const body = bodyless ? Buffer.alloc(0) : await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024, deps.signingBuffers);
+  try {
+    return signed(req, decision, target, credential, body);
+  } catch (error) {
+    if (deps.signingBuffers) deps.signingBuffers.held -= body.length;
+    throw error;
+  }
+}
+
+function signed(req: IncomingMessage, decision: Decision, target: RequestTarget, credential: Extract<ResolvedCredential, { kind: 'sign' }>, body: Buffer): { headers: OutgoingHeaders; body: Buffer } {
   const base = forwardableRequestHeaders(req.headers, new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token', ...METHOD_OVERRIDES]));
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
   flat.host = authorityHeader(target.host, target.port, target.scheme);
   const url = new URL(`${target.scheme}://${hostForUrl(decision.host)}:${target.port}${target.pathAndQuery}`);
-  const signed = credential.sign({ method: req.method ?? 'GET', url, headers: flat, body });
+  const signature = credential.sign({ method: req.method ?? 'GET', url, headers: flat, body });
   const headers: OutgoingHeaders = { ...base, 'content-length': String(body.length) };
-  for (const [k, v] of Object.entries(signed)) headers[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(signature)) headers[k.toLowerCase()] = v;
   delete headers.host;
   return { headers, body };
 }
@@ -223,13 +237,21 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a body to sign, counting it against the shared budget (the caller gives it back). */
+async function readBody(req: IncomingMessage, max: number, budget?: { held: number; max: number }): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw new Error(`request body over ${max} bytes cannot be signed`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (budget) budget.held += chunk.length;
+      if (size > max) throw new Error(`request body over ${max} bytes cannot be signed`);
+      if (budget && budget.held > budget.max) throw failure(`the proxy holds too many request bodies for signing (${budget.max} bytes); try again later`, 'signing_buffers_full');
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (budget) budget.held -= size;
+    throw error;
   }
   return Buffer.concat(chunks);
 }
