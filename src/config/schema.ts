@@ -74,9 +74,34 @@ export const configSchema = z
           .default([]),
         /** Cap on concurrently open CONNECT tunnels; more are refused with 503. */
         maxTunnels: z.number().int().min(1).default(1024),
+        /** Open tunnels per session (per remote address on a TCP listener); default 128, at most a quarter of maxTunnels. */
+        maxTunnelsPerSession: z.number().int().min(1).optional(),
+        /** Cap on concurrently open client connections (further capped by the open-files limit); more are refused with 503. */
+        maxConnections: z.number().int().min(1).default(4096),
+        /** Open client connections per session (per remote address on a TCP listener); default 256, at most a quarter of maxConnections. */
+        maxConnectionsPerSession: z.number().int().min(1).optional(),
+        /** Time from a CONNECT's 200 to a usable tunnel (first byte and TLS handshake). */
+        handshakeTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+        /** File descriptors kept free beyond two per client connection, below RLIMIT_NOFILE. */
+        fdReserve: z.number().int().min(16).default(256),
       })
       .strict()
-      .default({ passthrough: [], maxTunnels: 1024 }),
+      .superRefine((p, ctx) => {
+        // One session must never be able to take a whole global cap.
+        const check = (key: 'maxTunnelsPerSession' | 'maxConnectionsPerSession', global: 'maxTunnels' | 'maxConnections') => {
+          const value = p[key];
+          if (value !== undefined && value > Math.max(1, Math.floor(p[global] / 4))) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [key],
+              message: `${value} is more than a quarter of proxy.${global} (${p[global]}): one session could starve the others; lower it or raise proxy.${global}`,
+            });
+          }
+        };
+        check('maxTunnelsPerSession', 'maxTunnels');
+        check('maxConnectionsPerSession', 'maxConnections');
+      })
+      .default({ passthrough: [], maxTunnels: 1024, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256 }),
   })
   .strict();
 

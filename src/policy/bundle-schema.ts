@@ -158,6 +158,11 @@ export const connectionSchema = z
     allowedWebsites: z.array(hostEntrySchema).min(1, 'expected at least one host'),
     inject: injectSchema,
     narrow: narrowSchema.optional(),
+    /**
+     * The credential is injected only when the upstream leg is TLS; `true` opts
+     * this connection into plain http too (e.g. a service on loopback).
+     */
+    plainHttp: z.boolean().optional(),
   })
   .superRefine(narrowCovered);
 
@@ -260,6 +265,8 @@ export interface Connection {
   allowedWebsites: HostEntry[];
   inject: Inject;
   narrow?: Narrow;
+  /** Inject over plain http too (default: TLS only; a plain-http request that would get the credential is blocked). */
+  plainHttp?: boolean;
 }
 
 export interface Bundle {

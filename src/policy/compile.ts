@@ -22,6 +22,8 @@ export interface CredentialRule {
   readonly ports: ReadonlySet<number>;
   readonly pathPrefix?: string;
   readonly readOnly: boolean;
+  /** The connection opted into plain http (`plainHttp: true`); otherwise TLS only. */
+  readonly plainHttp: boolean;
   /** Precomputed for decide(): what to inject, and `bundle/connection (pattern, narrowing)`. */
   readonly injection: Injection;
   readonly label: string;
@@ -95,6 +97,8 @@ export function compilePolicy(bundles: readonly Bundle[]): EgressPolicy {
         const narrowing = [pattern.text];
         if (pathPrefix !== undefined) narrowing.push(`path prefix ${pathPrefix}`);
         if (readOnly) narrowing.push('read-only');
+        const plainHttp = conn.plainHttp === true;
+        if (plainHttp) narrowing.push('plain http allowed');
         const rule: CredentialRule = {
           bundle: bundle.name,
           connection: conn.name,
@@ -104,6 +108,7 @@ export function compilePolicy(bundles: readonly Bundle[]): EgressPolicy {
           ports,
           ...(pathPrefix === undefined ? {} : { pathPrefix }),
           readOnly,
+          plainHttp,
           injection: Object.freeze({ ...conn.inject, secret: conn.secret }),
           label: `${bundle.name}/${conn.name} (${narrowing.join(', ')})`,
         };

@@ -6,6 +6,8 @@
  *   2. allowlist — the host (and port) is in any bundle's domains or any
  *      connection's allowedWebsites: forwarded without a credential;
  *   3. blocked — everything else, including anything that does not normalise.
+ * A credential goes out over TLS only: a plain-http request that would get one
+ * is blocked, unless its connection says `plainHttp: true`.
  */
 import type { AllowRule, CredentialRule, EgressPolicy, Injection } from './compile.js';
 import { normaliseHost, type NormalisedHost } from './hosts.js';
@@ -81,7 +83,12 @@ export function decide(policy: EgressPolicy, request: EgressRequest): Decision {
     }
     return best;
   });
-  if (chosen) return credential(chosen, host);
+  if (chosen) {
+    // Invariant 7: a request that would carry the credential in clear is not
+    // sent at all (never forwarded bare to a host that requires it).
+    if (req.scheme !== 'https' && !chosen.plainHttp) return { outcome: 'blocked', reason: plainHttpReason(chosen, host), rule: chosen.pattern.text, bundle: chosen.bundle, connection: chosen.connection, host };
+    return credential(chosen, host);
+  }
 
   const allowed = firstAllow(policy, req.host, req.port);
   if (allowed) {
@@ -123,6 +130,13 @@ function credential(rule: CredentialRule, host: string): Decision {
     inject: rule.injection,
     host,
   };
+}
+
+function plainHttpReason(rule: CredentialRule, host: string): string {
+  return (
+    `host ${host} matches connection ${rule.label}, whose credential is only sent over TLS: use https://${host}/ ` +
+    '(plain http is blocked so the credential never travels in clear; plainHttp: true on the connection allows it, e.g. for a loopback service)'
+  );
 }
 
 function outsideNarrowing(rule: CredentialRule, req: NormalisedRequest): string | undefined {

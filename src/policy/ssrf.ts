@@ -3,9 +3,12 @@
  * socket is opened: may the proxy dial this address? Pure: the caller resolves
  * once, asks here, then dials exactly the address it asked about.
  */
-import { classifyAddress } from './address-class.js';
+import { classifyAddress, type AddressClass } from './address-class.js';
 import type { CompiledCidrs } from './cidr.js';
 import { formatIp, parseIpLiteral, sameIp, type IpAddress } from './ip.js';
+
+/** Classes a covering CIDR never unlocks: only an entry naming the exact address does. */
+const EXACT_ONLY: ReadonlySet<AddressClass> = new Set(['metadata', 'loopback']);
 
 export interface ForbiddenAddressOptions {
   /** The policy's IP and CIDR entries (`EgressPolicy.addresses`). */
@@ -22,8 +25,11 @@ export interface ForbiddenAddressOptions {
  * IPv6 forms embedding such an IPv4) and the proxy's own addresses — unless
  * an admin listed the address. Fail-closed refinements:
  * - the unspecified address (0.0.0.0, ::) is never dialled: it reaches the local host;
- * - cloud metadata and the proxy's own addresses need the exact address as an
- *   entry; a block such as 169.254.0.0/16 does not unlock them;
+ * - cloud metadata, loopback (all of 127.0.0.0/8, ::1, and every IPv6 form
+ *   embedding them) and the proxy's own addresses need the exact address as
+ *   an entry; a block such as 169.254.0.0/16 or 127.0.0.0/8 does not unlock
+ *   them (a loopback address reaches every service bound to all interfaces of
+ *   the proxy's host);
  * - an entry matches the address dialled, not an IPv4 embedded in it.
  * Text that is not an IP literal is refused.
  */
@@ -43,11 +49,12 @@ export function isForbiddenAddress(address: string | IpAddress, options: Forbidd
   const c = classifyAddress(ip);
   if (c.class === 'public') return null;
   if (c.class === 'unspecified' && !c.embedded) return `address ${text} is unspecified (${c.range})`;
-  if (listed && (listed.exact || c.class !== 'metadata')) return null;
+  const exactOnly = EXACT_ONLY.has(c.class);
+  if (listed && (listed.exact || !exactOnly)) return null;
 
   const what = c.class === 'metadata' ? 'a cloud metadata address' : c.class;
   const range = c.range ? ` (${c.range})` : '';
-  const hint = c.class === 'metadata' ? '; only an exact IP entry allows it' : '; list the IP or CIDR in a bundle to allow it';
+  const hint = exactOnly ? '; only an exact IP entry allows it, never a covering CIDR' : '; list the IP or CIDR in a bundle to allow it';
   if (c.embedded) {
     return `address ${text} embeds ${c.embedded.address} via ${c.embedded.via}, which is ${what}${range}${hint}`;
   }

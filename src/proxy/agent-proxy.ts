@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
@@ -8,11 +8,14 @@ import type { EgressPolicy } from '../policy/compile.js';
 import { compileHostMatcher, type HostMatcher } from '../policy/passthrough.js';
 import type { CredentialResolver } from '../vault/credentials.js';
 import { AuditWriter } from './audit-writer.js';
+import { ClientCaps } from './client-caps.js';
 import { handleExchange, type ExchangeDeps } from './exchange.js';
+import { connectionBudget, openFilesLimit } from './fd-budget.js';
 import { LeafCache, type CaPem } from './leaf-cache.js';
 import { ListenerState, type TunnelInfo } from './listener-state.js';
 import { ProxyMetrics } from './metrics.js';
 import { EgressRecorder } from './record.js';
+import { loggable } from './redact.js';
 import { handleConnect, type TunnelDeps } from './tunnel.js';
 import { handleUpgrade } from './upgrade.js';
 import { Upstreams, type UpstreamOptions } from './upstream.js';
@@ -42,7 +45,18 @@ export interface AgentProxyOptions {
 }
 
 export interface ProxyLimits {
+  /** Open CONNECT tunnels, in total. */
   maxTunnels: number;
+  /** Open tunnels per session (per remote address on a TCP listener); never more than a quarter of maxTunnels. */
+  maxTunnelsPerSession: number;
+  /** Open client connections, in total; further capped by the open-files limit. */
+  maxConnections: number;
+  /** Open client connections per session (per remote address on a TCP listener); never more than a quarter of maxConnections. */
+  maxConnectionsPerSession: number;
+  /** File descriptors kept free beyond two per client connection (see fd-budget.ts). */
+  fdReserve: number;
+  /** Request bodies held for signing (SigV4), all requests together. */
+  maxSigningBufferBytes: number;
   maxHeaderBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -52,13 +66,18 @@ export interface ProxyLimits {
   leafCacheSize: number;
 }
 
-const DEFAULT_LIMITS: ProxyLimits = {
+export const DEFAULT_LIMITS: ProxyLimits = {
   maxTunnels: 1024,
+  maxTunnelsPerSession: 128,
+  maxConnections: 4096,
+  maxConnectionsPerSession: 256,
+  fdReserve: 256,
+  maxSigningBufferBytes: 64 * 1024 * 1024,
   maxHeaderBytes: 32 * 1024,
   headersTimeoutMs: 15_000,
   requestTimeoutMs: 300_000,
   keepAliveTimeoutMs: 30_000,
-  handshakeTimeoutMs: 10_000,
+  handshakeTimeoutMs: 5_000,
   idleTimeoutMs: 300_000,
   leafCacheSize: 1000,
 };
@@ -85,17 +104,27 @@ export class AgentProxy {
   private readonly tunnels = new WeakMap<Socket, { state: ListenerState; tunnel: TunnelInfo }>();
   private readonly inner: HttpServer;
   private readonly passthrough: HostMatcher;
-  private readonly openTunnels = { count: 0 };
+  private readonly caps: ClientCaps;
+  /** The client (for the caps) each accepted socket belongs to. */
+  private readonly clients = new WeakMap<Socket, string>();
   private readonly listeners = new Set<ProxyListener>();
+  private lastRefusalLog = 0;
 
   constructor(private readonly options: AgentProxyOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const fdLimit = openFilesLimit();
+    this.caps = new ClientCaps({
+      maxConnections: Math.min(this.limits.maxConnections, connectionBudget(fdLimit, this.limits.fdReserve)),
+      maxConnectionsPerClient: this.limits.maxConnectionsPerSession,
+      maxTunnels: this.limits.maxTunnels,
+      maxTunnelsPerClient: this.limits.maxTunnelsPerSession,
+    });
     this.leaves = new LeafCache(options.ca, { maxEntries: this.limits.leafCacheSize });
     this.upstreams = new Upstreams(options.upstream);
     this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
     const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger);
-    this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record };
+    this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record, signingBuffers: { held: 0, max: this.limits.maxSigningBufferBytes } };
 
     // Requests inside intercepted tunnels: never listens itself; tunnels hand it sockets.
     this.inner = createHttpServer(this.serverOptions());
@@ -107,14 +136,22 @@ export class AgentProxy {
     this.inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const ctx = this.tunnels.get(req.socket);
       if (!ctx) return void socket.destroy();
-      void handleUpgrade(this.exchangeDeps, ctx.state, req, socket, head, ctx.tunnel).catch(() => socket.destroy());
+      const reparse = (s: Duplex) => this.inner.emit('connection', s);
+      void handleUpgrade(this.exchangeDeps, ctx.state, req, socket, head, reparse, ctx.tunnel).catch(() => socket.destroy());
     });
     this.applyTimeouts(this.inner);
+  }
+
+  /** Open connections and tunnels, in total and per client, and the caps in force. */
+  usage() {
+    return { ...this.caps.usage(), limits: { ...this.caps.limits, perClient: this.caps.perClient } };
   }
 
   async listen(where: ListenAddress, binding: { session?: string; policy: EgressPolicy }): Promise<ProxyListener> {
     const state = new ListenerState(binding.session, binding.policy);
     if (this.options.warmLeaves) this.leaves.warm(binding.policy.allow.exactHosts());
+    // The HTTP server parses; the net server below accepts, so that every
+    // connection is counted (and refused beyond its caps) before any parsing.
     const server = createHttpServer(this.serverOptions());
     this.applyTimeouts(server);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -122,23 +159,28 @@ export class AgentProxy {
     });
     server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       void handleConnect(this.tunnelDeps(), state, req, socket, head).catch((error: unknown) => {
-        this.options.logger?.error({ err: error }, 'CONNECT handling failed');
+        this.options.logger?.error({ err: loggable(error) }, 'CONNECT handling failed');
         socket.destroy();
       });
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      void handleUpgrade(this.exchangeDeps, state, req, socket, head).catch(() => socket.destroy());
+      void handleUpgrade(this.exchangeDeps, state, req, socket, head, (s) => server.emit('connection', s)).catch(() => socket.destroy());
     });
 
+    const sockets = new Set<Socket>();
+    const perAddress = !('socketPath' in where);
+    const acceptor: NetServer = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket, state, server, sockets, perAddress));
     if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      if ('socketPath' in where) server.listen(where.socketPath, () => resolve());
-      else server.listen(where.port, where.host, () => resolve());
+      acceptor.once('error', reject);
+      if ('socketPath' in where) acceptor.listen(where.socketPath, () => resolve());
+      else acceptor.listen(where.port, where.host, () => resolve());
     });
+    // Out of descriptors, accept() fails: say so and keep serving, never crash.
+    acceptor.on('error', (error) => this.options.logger?.error({ err: loggable(error) }, 'proxy listener error'));
     // Only the sandbox it is bound into (and the host's owner) may use a session socket.
     if ('socketPath' in where) chmodSync(where.socketPath, 0o600);
-    const bound = server.address();
+    const bound = acceptor.address();
     const address = typeof bound === 'string' ? `unix:${bound}` : `${(bound as AddressInfo).address}:${(bound as AddressInfo).port}`;
     const listener: ProxyListener = {
       address,
@@ -150,8 +192,13 @@ export class AgentProxy {
       },
       close: async () => {
         this.listeners.delete(listener);
+        const closed = new Promise<void>((resolve) => acceptor.close(() => resolve()));
+        // Tunnels and upgraded connections too: nothing of a closed session stays open.
+        for (const socket of sockets) socket.destroy();
         server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        server.close();
+        await closed;
+        this.upstreams.closeOwner(`${state.id}|`);
         if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
       },
     };
@@ -163,6 +210,7 @@ export class AgentProxy {
   async close(): Promise<void> {
     await Promise.all([...this.listeners].map((l) => l.close()));
     this.inner.closeAllConnections();
+    this.inner.close();
     await this.upstreams.close();
     await this.auditWriter.close();
   }
@@ -176,8 +224,8 @@ export class AgentProxy {
       metrics: this.metrics,
       inner: this.inner,
       tunnels: this.tunnels,
-      maxTunnels: this.limits.maxTunnels,
-      openTunnels: this.openTunnels,
+      caps: this.caps,
+      clientOf: (socket) => this.clients.get(socket) ?? 'unknown',
       handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
       idleTimeoutMs: this.limits.idleTimeoutMs,
     };
@@ -200,21 +248,65 @@ export class AgentProxy {
     };
   }
 
+  /**
+   * One accepted connection: counted against its client's and the global cap
+   * (refused with 503 beyond them), then handed to the HTTP server. The count
+   * is given back when the socket closes, whatever it became (tunnel, upgrade).
+   */
+  private accept(socket: Socket, state: ListenerState, server: HttpServer, sockets: Set<Socket>, perAddress: boolean): void {
+    const client = perAddress ? `${state.id}/${socket.remoteAddress ?? '?'}` : `${state.id}`;
+    const slot = this.caps.openConnection(client);
+    if (!slot.ok) {
+      this.metrics.refusals.inc({ what: 'connection' });
+      const now = Date.now();
+      if (now - this.lastRefusalLog > 1000) {
+        this.lastRefusalLog = now;
+        this.options.logger?.warn({ session: state.session, reason: slot.reason }, 'connection refused');
+      }
+      return refuseConnection(socket, slot.reason);
+    }
+    sockets.add(socket);
+    this.clients.set(socket, client);
+    this.metrics.connections.inc();
+    socket.once('close', () => {
+      slot.release();
+      sockets.delete(socket);
+      this.metrics.connections.dec();
+    });
+    server.emit('connection', socket);
+  }
+
   private applyTimeouts(server: HttpServer): void {
     server.on('clientError', answerClientError);
     server.headersTimeout = this.limits.headersTimeoutMs;
     server.requestTimeout = this.limits.requestTimeoutMs;
     server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
     server.timeout = this.limits.idleTimeoutMs;
+    // Node enforces headersTimeout and requestTimeout with a sweep it starts
+    // when a server starts listening. These servers never listen (they are
+    // handed sockets), so start it here: without it a request stalled
+    // half-way through its headers would hold its connection until the idle
+    // timeout, minutes later.
+    server.emit('listening');
   }
 
   private crashed(error: unknown, res: ServerResponse): void {
-    this.options.logger?.error({ err: error }, 'request handling failed');
+    this.options.logger?.error({ err: loggable(error) }, 'request handling failed');
     if (!res.headersSent) {
       res.writeHead(500, { 'x-tagbox-decision': 'blocked', connection: 'close' });
       res.end('proxy error\n');
     } else res.destroy();
   }
+}
+
+/** A connection over its caps: a short 503 (no request was read), then closed. */
+function refuseConnection(socket: Socket, reason: string): void {
+  socket.on('error', () => socket.destroy());
+  const body = `${reason}\n`;
+  socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-tagbox-decision: blocked\r\nconnection: close\r\n\r\n${body}`);
+  // Read and drop what it sends, so that closing does not reset before the answer is read.
+  socket.on('data', () => undefined);
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 const CLIENT_ERROR_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

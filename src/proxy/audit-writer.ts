@@ -1,6 +1,7 @@
 import type { AuditEventInput } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
+import { loggable } from './redact.js';
 
 /**
  * Group commit for the proxy's audit events: events that arrive while a write
@@ -37,7 +38,7 @@ export class AuditWriter {
         await this.log.appendMany(batch.map((b) => b.event));
         batch.forEach((b) => b.resolve());
       } catch (error) {
-        this.logger?.error({ err: error, events: batch.length }, 'audit write failed');
+        this.logger?.error({ err: loggable(error), events: batch.length }, 'audit write failed');
         batch.forEach((b) => b.reject(error));
       }
     }

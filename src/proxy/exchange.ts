@@ -4,12 +4,13 @@ import type { Decision } from '../policy/decide.js';
 import { decide } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
 import { renderInjection } from '../policy/inject.js';
-import { describeError } from '../errors.js';
-import type { CredentialResolver } from '../vault/credentials.js';
+import { describeError, failure, isTagboxError } from '../errors.js';
+import type { CredentialResolver, ResolvedCredential } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { EgressRecorder } from './record.js';
-import { describeUpstreamError, hostForUrl, type Upstreams, type UpstreamTarget } from './upstream.js';
+import { shownTarget } from './redact.js';
+import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type UpstreamTarget } from './upstream.js';
 
 /**
  * One HTTP request through the proxy, in the order the design reads:
@@ -23,8 +24,10 @@ export interface ExchangeDeps {
   upstreams: Upstreams;
   resolver: CredentialResolver | undefined;
   record: EgressRecorder;
-  /** Bodies buffered for request signing (SigV4) are capped. */
+  /** Bodies buffered for request signing (SigV4) are capped, each... */
   maxSignedBodyBytes?: number;
+  /** ...and together: one session's concurrent uploads must not fill the proxy's memory. */
+  signingBuffers?: { held: number; max: number };
 }
 
 export interface RequestTarget {
@@ -46,7 +49,7 @@ export type Admission =
  * Authority checks -> decide(policy, request) -> SSRF guard -> credential from
  * the vault, for plain requests and upgrades alike. The policy is read once.
  */
-export async function admit(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, tunnel?: TunnelInfo): Promise<Admission> {
+export async function admit(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, tunnel?: TunnelInfo, options: { bodyless?: boolean } = {}): Promise<Admission> {
   const started = process.hrtime.bigint();
   const target = requestTarget(req, tunnel);
   if (!target.ok) {
@@ -67,13 +70,18 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
     return { ok: false, malformed: false, status: resolved.status, reason: resolved.reason };
   }
   try {
-    const prepared = await prepareHeaders(deps, state, req, decision, target.value);
+    const prepared = await prepareHeaders(deps, state, req, decision, target.value, options.bodyless === true);
     return { ok: true, target: target.value, decision, upstream: resolved.target, ...prepared, record };
   } catch (error) {
     // Fail closed: a credential that cannot be had means the request is not sent at all.
-    const reason = `credential for ${decision.bundle}/${decision.connection} unavailable: ${describeError(error)}`;
-    record.finish({ status: 403, outcome: 'blocked', reason });
-    return { ok: false, malformed: false, status: 403, reason };
+    // A token endpoint's failure is told to the caller in general terms only (its
+    // detail would turn the token fetch into a port scanner); the audit keeps it.
+    const what = `credential for ${decision.bundle}/${decision.connection} unavailable`;
+    const detail = describeError(error);
+    const shown = isTagboxError(error) && error.code === 'token_fetch_failed' ? 'the token endpoint could not be used' : detail;
+    const status = isTagboxError(error) && error.code === 'signing_buffers_full' ? 503 : 403;
+    record.finish({ status, outcome: 'blocked', reason: `${what}: ${detail}` });
+    return { ok: false, malformed: false, status, reason: `${what}: ${shown}` };
   }
 }
 
@@ -87,7 +95,7 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
   const { port, pathAndQuery, scheme } = target;
 
   try {
-    const upstream = await deps.upstreams.pool(admission.upstream).request({
+    const upstream = await deps.upstreams.pool(admission.upstream, poolOwner(state.id, decision)).request({
       method: req.method ?? 'GET',
       path: pathAndQuery,
       headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },
@@ -105,11 +113,20 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
       res.end(`${reason}\n`);
     } else res.destroy();
     record.finish({ status, reason: `${decision.reason}; ${reason}` });
+  } finally {
+    if (admission.body && deps.signingBuffers) deps.signingBuffers.held -= admission.body.length;
   }
 }
 
 /** Builds the upstream headers, injecting the credential when the decision says so. */
-export async function prepareHeaders(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, decision: Decision, target: RequestTarget): Promise<{ headers: OutgoingHeaders; body?: Buffer }> {
+export async function prepareHeaders(
+  deps: ExchangeDeps,
+  state: ListenerState,
+  req: IncomingMessage,
+  decision: Decision,
+  target: RequestTarget,
+  bodyless = false,
+): Promise<{ headers: OutgoingHeaders; body?: Buffer }> {
   if (decision.outcome !== 'credential' || !decision.inject) return { headers: forwardableRequestHeaders(req.headers) };
   if (!deps.resolver) throw new Error('no vault is configured for this proxy');
   const credential = await deps.resolver.resolve(decision.inject.secret, {
@@ -125,16 +142,25 @@ export async function prepareHeaders(deps: ExchangeDeps, state: ListenerState, r
     headers[name.toLowerCase()] = value;
     return { headers };
   }
-  // Request signing needs the whole body to hash it.
-  const body = await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024);
+  // Request signing needs the whole body to hash it (an upgrade handshake has none).
+  const body = bodyless ? Buffer.alloc(0) : await readBody(req, deps.maxSignedBodyBytes ?? 10 * 1024 * 1024, deps.signingBuffers);
+  try {
+    return signed(req, decision, target, credential, body);
+  } catch (error) {
+    if (deps.signingBuffers) deps.signingBuffers.held -= body.length;
+    throw error;
+  }
+}
+
+function signed(req: IncomingMessage, decision: Decision, target: RequestTarget, credential: Extract<ResolvedCredential, { kind: 'sign' }>, body: Buffer): { headers: OutgoingHeaders; body: Buffer } {
   const base = forwardableRequestHeaders(req.headers, new Set(['authorization', 'x-amz-date', 'x-amz-content-sha256', 'x-amz-security-token', ...METHOD_OVERRIDES]));
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
   flat.host = authorityHeader(target.host, target.port, target.scheme);
   const url = new URL(`${target.scheme}://${hostForUrl(decision.host)}:${target.port}${target.pathAndQuery}`);
-  const signed = credential.sign({ method: req.method ?? 'GET', url, headers: flat, body });
+  const signature = credential.sign({ method: req.method ?? 'GET', url, headers: flat, body });
   const headers: OutgoingHeaders = { ...base, 'content-length': String(body.length) };
-  for (const [k, v] of Object.entries(signed)) headers[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(signature)) headers[k.toLowerCase()] = v;
   delete headers.host;
   return { headers, body };
 }
@@ -152,7 +178,7 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
   const url = req.url ?? '';
   const hostHeader = req.headers.host;
   const hostAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader);
-  if (hostHeader !== undefined && !hostAuthority) return { ok: false, status: 400, reason: `Host header "${hostHeader}" is not a valid authority` };
+  if (hostHeader !== undefined && !hostAuthority) return { ok: false, status: 400, reason: `Host header "${shownTarget(hostHeader)}" is not a valid authority` };
 
   if (tunnel) {
     const scheme = tunnel.tls ? 'https' : 'http';
@@ -163,13 +189,13 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
     if (!url.startsWith('/')) {
       const absolute = parseAbsolute(url);
       if (!absolute || !sameAuthority(absolute, tunnel)) {
-        return { ok: false, status: 421, reason: `request names ${url.slice(0, 100)} inside a tunnel to ${tunnel.host}:${tunnel.port}` };
+        return { ok: false, status: 421, reason: `request names ${shownTarget(url)} inside a tunnel to ${tunnel.host}:${tunnel.port}` };
       }
       pathAndQuery = absolute.pathAndQuery;
     }
     if (!hostAuthority) return { ok: false, status: 400, reason: 'missing Host header' };
     if (!sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? tunnel.port }, tunnel)) {
-      return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the CONNECT target ${tunnel.host}:${tunnel.port}` };
+      return { ok: false, status: 421, reason: `Host ${shownTarget(hostHeader!)} does not match the CONNECT target ${tunnel.host}:${tunnel.port}` };
     }
     return { ok: true, value: { scheme, host: tunnel.host, port: tunnel.port, pathAndQuery } };
   }
@@ -178,7 +204,7 @@ export function requestTarget(req: IncomingMessage, tunnel?: TunnelInfo): Target
   if (!absolute) return { ok: false, status: 400, reason: 'a proxy request needs an absolute URI (http://host/path) or CONNECT' };
   const uriHost = normaliseHost(absolute.host);
   if (hostAuthority && (!uriHost.ok || !sameAuthority({ host: hostAuthority.host, port: hostAuthority.port ?? absolute.port }, { host: uriHost.value.host, port: absolute.port }))) {
-    return { ok: false, status: 421, reason: `Host ${hostHeader} does not match the request URI's host ${absolute.host}` };
+    return { ok: false, status: 421, reason: `Host ${shownTarget(hostHeader!)} does not match the request URI's host ${shownTarget(absolute.host)}` };
   }
   return { ok: true, value: { scheme: absolute.scheme, host: absolute.host, port: absolute.port, pathAndQuery: absolute.pathAndQuery } };
 }
@@ -211,13 +237,21 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a body to sign, counting it against the shared budget (the caller gives it back). */
+async function readBody(req: IncomingMessage, max: number, budget?: { held: number; max: number }): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw new Error(`request body over ${max} bytes cannot be signed`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (budget) budget.held += chunk.length;
+      if (size > max) throw new Error(`request body over ${max} bytes cannot be signed`);
+      if (budget && budget.held > budget.max) throw failure(`the proxy holds too many request bodies for signing (${budget.max} bytes); try again later`, 'signing_buffers_full');
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (budget) budget.held -= size;
+    throw error;
   }
   return Buffer.concat(chunks);
 }

@@ -6,7 +6,12 @@ import type { EgressPolicy } from '../policy/compile.js';
  * policy in force. The policy is swapped atomically: a request reads it once,
  * at decision time, so in-flight requests finish on the policy they started with.
  */
+let nextId = 0;
+
 export class ListenerState {
+  /** Unique in the process: upstream pools are keyed by it, so sessions never share a connection. */
+  readonly id = nextId++;
+
   constructor(
     readonly session: string | undefined,
     private current: EgressPolicy,

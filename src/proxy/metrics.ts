@@ -13,4 +13,6 @@ export class ProxyMetrics {
   });
   readonly leafCache = new Counter({ name: 'tagbox_proxy_leaf_cache_total', help: 'Leaf certificate lookups', labelNames: ['result'], registers: [this.registry] });
   readonly tunnels = new Gauge({ name: 'tagbox_proxy_open_tunnels', help: 'Open CONNECT tunnels', registers: [this.registry] });
+  readonly connections = new Gauge({ name: 'tagbox_proxy_open_connections', help: 'Open client connections', registers: [this.registry] });
+  readonly refusals = new Counter({ name: 'tagbox_proxy_cap_refusals_total', help: 'Connections and tunnels refused over their caps', labelNames: ['what'], registers: [this.registry] });
 }

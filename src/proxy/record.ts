@@ -4,12 +4,14 @@ import type { Logger } from '../log.js';
 import type { AuditWriter } from './audit-writer.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { ProxyMetrics } from './metrics.js';
+import { loggable, shownTarget, withoutQueries } from './redact.js';
 
 /**
  * Every decision is recorded once, from here: one audit event (and one
  * metrics observation) per request or tunnel, written when it ends so that it
  * carries the upstream status, bytes and duration. Query strings are left out
- * of the recorded path: they often carry tokens. Bodies are never recorded.
+ * of the recorded path, host and reason (see redact.ts): they often carry
+ * tokens. Bodies are never recorded.
  */
 export interface EgressFacts {
   method: string;
@@ -47,7 +49,7 @@ export class EgressRecorder {
         const event = {
           type: 'egress' as const,
           outcome,
-          reason: end.reason ?? decision.reason,
+          reason: withoutQueries(end.reason ?? decision.reason),
           ...(decision.rule ? { rule: decision.rule } : {}),
           ...(decision.connection ? { connection: decision.connection } : {}),
           ...(decision.bundle ? { bundle: decision.bundle } : {}),
@@ -62,7 +64,7 @@ export class EgressRecorder {
           ...(end.bytesIn !== undefined ? { bytesSent: end.bytesIn } : {}),
           durationMs: Math.round(seconds * 1e6) / 1e3,
         };
-        this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: error }, 'egress audit event lost'));
+        this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: loggable(error) }, 'egress audit event lost'));
       },
     };
   }
@@ -72,7 +74,8 @@ export class EgressRecorder {
     const facts: EgressFacts = {
       method: req.method ?? '',
       scheme: tunnel?.tls ? 'https' : 'http',
-      host: tunnel?.host ?? req.headers.host ?? '',
+      // The raw Host header, which was not valid: quoted without anything that looks like a query.
+      host: tunnel?.host ?? shownTarget(req.headers.host ?? '', 255),
       port: tunnel?.port ?? 0,
       path: (req.url ?? '').slice(0, 2048),
     };

@@ -4,7 +4,7 @@ import { describeError, invalidInput } from '../errors.js';
 import type { CliContext } from '../cli/context.js';
 import type { ControlStore } from '../store/database.js';
 import { openProxyVault, type ProxyVault } from '../vault/private/proxy-vault.js';
-import { AgentProxy } from './agent-proxy.js';
+import { AgentProxy, type ProxyLimits } from './agent-proxy.js';
 import { AuditWriter } from './audit-writer.js';
 import { loadOrCreateDeploymentCa } from './ca.js';
 import { parseConnectTo } from './connect-to.js';
@@ -56,6 +56,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
       config: { ...ctx.config, upstream: { ...ctx.config.upstream, connectTo: [...ctx.config.upstream.connectTo, ...(options.connectTo ?? [])], ...(caFile ? { caFile } : {}) } },
       audit,
       warn: (message) => ctx.logger.warn(message),
+      ...(options.listenAddresses ? { selfAddresses: options.listenAddresses } : {}),
     });
   } catch (error) {
     // Fail closed: without the vault the proxy still serves, and blocks every
@@ -68,7 +69,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
     ...(vault ? { resolver: vault.resolver } : {}),
     upstream: { connectTo, ...(extraCaPem ? { extraCaPem } : {}), ...(options.listenAddresses ? { listenAddresses: options.listenAddresses } : {}) },
     passthrough: ctx.config.proxy.passthrough,
-    limits: { maxTunnels: ctx.config.proxy.maxTunnels },
+    limits: proxyLimits(ctx.config.proxy),
     warmLeaves: options.warmLeaves ?? false,
     logger: ctx.logger,
   });
@@ -82,5 +83,17 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
       await audit.close();
       await store.close();
     },
+  };
+}
+
+/** tagbox.yaml `proxy.*` -> the proxy's limits (unset per-session caps keep their defaults, clamped to a quarter of the global cap). */
+export function proxyLimits(proxy: CliContext['config']['proxy']): Partial<ProxyLimits> {
+  return {
+    maxTunnels: proxy.maxTunnels,
+    maxConnections: proxy.maxConnections,
+    handshakeTimeoutMs: proxy.handshakeTimeoutMs,
+    fdReserve: proxy.fdReserve,
+    ...(proxy.maxTunnelsPerSession !== undefined ? { maxTunnelsPerSession: proxy.maxTunnelsPerSession } : {}),
+    ...(proxy.maxConnectionsPerSession !== undefined ? { maxConnectionsPerSession: proxy.maxConnectionsPerSession } : {}),
   };
 }

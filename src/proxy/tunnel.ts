@@ -4,11 +4,13 @@ import { TLSSocket } from 'node:tls';
 import { decideTunnel } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
 import type { HostMatcher } from '../policy/passthrough.js';
+import type { ClientCaps } from './client-caps.js';
 import { countRawHeader, parseAuthority } from './headers.js';
 import type { LeafCache } from './leaf-cache.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { EgressRecorder } from './record.js';
+import { shownTarget } from './redact.js';
 import type { Upstreams } from './upstream.js';
 
 /**
@@ -28,8 +30,11 @@ export interface TunnelDeps {
   inner: HttpServer;
   /** Which tunnel (and listener) a decrypted socket belongs to. */
   tunnels: WeakMap<Socket, { state: ListenerState; tunnel: TunnelInfo }>;
-  maxTunnels: number;
-  openTunnels: { count: number };
+  /** Tunnel slots per client and in total. */
+  caps: ClientCaps;
+  /** Which client (for the caps) a listener's socket belongs to. */
+  clientOf(socket: Socket): string;
+  /** From the 200 to a usable tunnel: the first byte, and the TLS handshake. */
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
 }
@@ -39,7 +44,7 @@ const TLS_HANDSHAKE = 0x16;
 export async function handleConnect(deps: TunnelDeps, state: ListenerState, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
   client.on('error', () => client.destroy());
   const target = parseAuthority(req.url ?? '');
-  if (!target || target.port === undefined) return refuse(client, 400, `CONNECT needs host:port, got "${(req.url ?? '').slice(0, 100)}"`);
+  if (!target || target.port === undefined) return refuse(client, 400, `CONNECT needs host:port, got "${shownTarget(req.url ?? '')}"`);
   const host = normaliseHost(target.host);
   const facts = { method: 'CONNECT', scheme: 'https' as const, host: host.ok ? host.value.host : target.host, port: target.port, path: '' };
 
@@ -49,13 +54,9 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
     const h = parseAuthority(hostHeader);
     const hn = h && normaliseHost(h.host);
     if (!h || !hn?.ok || !host.ok || hn.value.host !== host.value.host || (h.port !== undefined && h.port !== target.port)) {
-      return refuseRecorded(deps, state, facts, client, 421, `Host ${hostHeader} does not match the CONNECT target ${req.url}`);
+      return refuseRecorded(deps, state, facts, client, 421, `Host ${shownTarget(hostHeader)} does not match the CONNECT target ${shownTarget(req.url ?? '')}`);
     }
   }
-  if (deps.openTunnels.count >= deps.maxTunnels) {
-    return refuseRecorded(deps, state, facts, client, 503, `too many open tunnels (${deps.maxTunnels})`);
-  }
-
   const policy = state.policy;
   const decision = decideTunnel(policy, { host: target.host, port: target.port });
   if (decision.outcome === 'blocked') {
@@ -63,10 +64,15 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
     return refuse(client, 403, `blocked by Tagbox: ${decision.reason}`);
   }
 
-  deps.openTunnels.count += 1;
+  // A client holds at most its share of the tunnels (see client-caps.ts).
+  const slot = deps.caps.openTunnel(deps.clientOf(client));
+  if (!slot.ok) {
+    deps.metrics?.refusals.inc({ what: 'tunnel' });
+    return refuseRecorded(deps, state, facts, client, 503, slot.reason);
+  }
   deps.metrics?.tunnels.inc();
   client.once('close', () => {
-    deps.openTunnels.count -= 1;
+    slot.release();
     deps.metrics?.tunnels.dec();
   });
   client.setTimeout(deps.idleTimeoutMs, () => client.destroy());
@@ -74,13 +80,21 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
   if (deps.passthrough.match(decision.host, target.port)) return passthrough(deps, state, facts, decision, client, head);
 
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-  const first = head.length > 0 ? head : await firstChunk(client, deps.handshakeTimeoutMs);
-  if (!first) return void client.destroy();
+  // One deadline from here to a usable tunnel: a client that sends a byte and
+  // stalls (or never finishes TLS) gives its slot back within seconds.
+  const deadline = setTimeout(() => client.destroy(), deps.handshakeTimeoutMs);
+  client.once('close', () => clearTimeout(deadline));
+  const first = head.length > 0 ? head : await firstChunk(client);
+  if (!first || client.destroyed) return void client.destroy();
   client.unshift(first);
   const tunnel: TunnelInfo = { host: decision.host, port: target.port, tls: first[0] === TLS_HANDSHAKE };
   if (!tunnel.tls) {
+    // Plain HTTP in the tunnel: the inner server's header timeout takes over.
+    clearTimeout(deadline);
     deps.tunnels.set(client, { state, tunnel });
     deps.inner.emit('connection', client);
+    // firstChunk paused the socket: a paused socket never reads, so it would never notice a close.
+    client.resume();
     return;
   }
 
@@ -90,6 +104,7 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
   } catch {
     return void client.destroy();
   }
+  if (client.destroyed) return;
   deps.metrics?.leafCache.inc({ result: 'lookup' });
   const tls = new TLSSocket(client, {
     isServer: true,
@@ -103,12 +118,8 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
       cb(null, context);
     },
   });
-  const timer = setTimeout(() => tls.destroy(), deps.handshakeTimeoutMs);
-  tls.once('secure', () => clearTimeout(timer));
-  tls.on('error', () => {
-    clearTimeout(timer);
-    tls.destroy();
-  });
+  tls.once('secure', () => clearTimeout(deadline));
+  tls.on('error', () => tls.destroy());
   tls.once('close', () => client.destroy());
   deps.tunnels.set(tls, { state, tunnel });
   deps.inner.emit('connection', tls);
@@ -154,15 +165,14 @@ async function passthrough(
   upstream.setTimeout(deps.idleTimeoutMs, end);
 }
 
-function firstChunk(socket: Socket, timeoutMs: number): Promise<Buffer | undefined> {
+/** The client's first bytes in the tunnel (the socket is left paused), or undefined if it went away. */
+function firstChunk(socket: Socket): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => done(undefined), timeoutMs);
     const onData = (chunk: Buffer) => {
       socket.pause();
       done(chunk);
     };
     const done = (value: Buffer | undefined) => {
-      clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.off('end', onClose);
@@ -173,7 +183,7 @@ function firstChunk(socket: Socket, timeoutMs: number): Promise<Buffer | undefin
     socket.once('close', onClose);
     // The CONNECT socket allows half-open: a client that hangs up before its
     // first byte only sends FIN ('end'), and would otherwise hold a tunnel slot
-    // until the handshake timeout.
+    // until the deadline.
     socket.once('end', onClose);
   });
 }

@@ -13,6 +13,7 @@ const loadUndici = (): typeof Undici => createRequire(import.meta.url)('undici')
 import type { CompiledCidrs } from '../policy/cidr.js';
 import { isForbiddenAddress } from '../policy/ssrf.js';
 import { findConnectTo, type ConnectToRule } from './connect-to.js';
+import { withoutQueries } from './redact.js';
 
 /**
  * Everything about reaching an upstream: resolve the name once, refuse what
@@ -114,11 +115,22 @@ export class Upstreams {
     return why;
   }
 
-  /** A keep-alive pool for one upstream (host as named, address as checked). */
-  pool(target: UpstreamTarget): Pool {
-    const key = `${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
+  /**
+   * A keep-alive pool for one upstream (host as named, address as checked) and
+   * one owner: `owner` names the session and the credential the requests carry
+   * (see poolOwner), so an upstream connection is never shared between
+   * sessions, nor between a credential and requests without it (connection-bound
+   * auth such as NTLM, or a server that keys state by connection, must not
+   * carry over). Least recently used pools are closed beyond maxPools.
+   */
+  pool(target: UpstreamTarget, owner: string): Pool {
+    const key = `${owner}\u0000${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
     let pool = this.pools.get(key);
-    if (pool) return pool;
+    if (pool) {
+      this.pools.delete(key);
+      this.pools.set(key, pool);
+      return pool;
+    }
     pool = new (loadUndici().Pool)(`${target.scheme}://${hostForUrl(target.host)}:${target.port}`, {
       connections: 128,
       pipelining: 1,
@@ -133,7 +145,7 @@ export class Upstreams {
       },
     });
     this.pools.set(key, pool);
-    const max = this.options.maxPools ?? 512;
+    const max = this.options.maxPools ?? 2048;
     if (this.pools.size > max) {
       const [oldestKey, oldest] = this.pools.entries().next().value!;
       this.pools.delete(oldestKey);
@@ -181,6 +193,15 @@ export class Upstreams {
     });
   }
 
+  /** Closes the pools of one owner prefix (a listener that closed), letting requests in flight finish. */
+  closeOwner(prefix: string): void {
+    for (const [key, pool] of this.pools) {
+      if (!key.startsWith(prefix)) continue;
+      this.pools.delete(key);
+      void pool.close().catch(() => undefined);
+    }
+  }
+
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
@@ -199,6 +220,15 @@ export class Upstreams {
   }
 }
 
+/**
+ * Who owns an upstream pool: the listener (session) and, for a credential
+ * decision, the connection whose credential is injected. Ends with a
+ * separator so that closeOwner(`${id}|`) never matches another id's prefix.
+ */
+export function poolOwner(listenerId: number, decision: { outcome: string; bundle?: string; connection?: string }): string {
+  return decision.outcome === 'credential' ? `${listenerId}|${decision.bundle}/${decision.connection}` : `${listenerId}|`;
+}
+
 function ownInterfaceAddresses(): string[] {
   return Object.values(networkInterfaces())
     .flatMap((list) => list ?? [])
@@ -212,7 +242,7 @@ export function hostForUrl(host: string): string {
 /** A short, client-safe description of why an upstream could not be reached. */
 export function describeUpstreamError(error: unknown, host: string): { status: number; reason: string } {
   const code = (error as { code?: string }).code ?? '';
-  const message = (error as Error).message ?? String(error);
+  const message = withoutQueries((error as Error).message ?? String(error));
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/i.test(code + message)) {
     return { status: 502, reason: `upstream TLS for ${host} could not be verified (${code || message})` };
   }

@@ -52,6 +52,23 @@ describe('config', () => {
     expect(error.message).toMatch(/:4: proxy\.passthrough\.0\.ports\.0: /);
   });
 
+  it('reads the proxy caps (proxy.*), keeps maxTunnels working alone, and refuses a per-session cap over a quarter of the global one', async () => {
+    const { proxyLimits } = await import('../../src/proxy/runtime.js');
+    const old = loadConfig({ file: writeConfig('proxy:\n  maxTunnels: 100\n'), explicit: true, env: {} }).config.proxy;
+    expect(old).toMatchObject({ maxTunnels: 100, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256 });
+    expect(old.maxTunnelsPerSession).toBeUndefined();
+    expect(proxyLimits(old)).toEqual({ maxTunnels: 100, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256 });
+    const file = writeConfig('proxy:\n  maxTunnels: 400\n  maxTunnelsPerSession: 100\n  maxConnections: 1000\n  maxConnectionsPerSession: 250\n  handshakeTimeoutMs: 3000\n  fdReserve: 64\n');
+    expect(proxyLimits(loadConfig({ file, explicit: true, env: {} }).config.proxy)).toEqual({
+      maxTunnels: 400, maxTunnelsPerSession: 100, maxConnections: 1000, maxConnectionsPerSession: 250, handshakeTimeoutMs: 3000, fdReserve: 64,
+    });
+    const fromEnv = loadConfig({ file: '/nonexistent/tagbox.yaml', explicit: false, env: { TAGBOX_PROXY_MAX_CONNECTIONS_PER_SESSION: '12', TAGBOX_PROXY_FD_RESERVE: '32' } }).config.proxy;
+    expect([fromEnv.maxConnectionsPerSession, fromEnv.fdReserve]).toEqual([12, 32]);
+    const tooBig = loadError(writeConfig('proxy:\n  maxTunnels: 400\n  maxTunnelsPerSession: 101\n'));
+    expect(tooBig.message).toMatch(/:3: proxy\.maxTunnelsPerSession: 101 is more than a quarter of proxy\.maxTunnels \(400\): one session could starve the others/);
+    expect(loadError(writeConfig('proxy:\n  handshakeTimeoutMs: 10\n')).message).toMatch(/proxy\.handshakeTimeoutMs/);
+  });
+
   it('names the file, the line, the key path and what was expected', () => {
     const file = writeConfig('server:\n  port: 8787\nupstream:\n  connectTo:\n    - not-a-mapping\n');
     const error = loadError(file);

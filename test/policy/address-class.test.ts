@@ -1,7 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { classifyAddress } from '../../src/policy/address-class.js';
 import { compileCidrTexts } from '../../src/policy/cidr.js';
-import { parseIpLiteral } from '../../src/policy/ip.js';
+import { formatIp, formatIPv4, parseIpLiteral } from '../../src/policy/ip.js';
 import { isForbiddenAddress } from '../../src/policy/ssrf.js';
 
 const cls = (s: string) => classifyAddress(parseIpLiteral(s)!);
@@ -139,5 +140,100 @@ describe('isForbiddenAddress', () => {
     const allowed = compileCidrTexts(['10.0.0.0/8']);
     expect(isForbiddenAddress('64:ff9b::a00:1', { allowed, selfAddresses: [] })).toMatch(/embeds 10\.0\.0\.1 via NAT64/);
     expect(isForbiddenAddress('64:ff9b::a00:1', { allowed: compileCidrTexts(['64:ff9b::a00:0/120']), selfAddresses: [] })).toBeNull();
+  });
+});
+
+/**
+ * Loopback reaches every service bound to all interfaces of the proxy's host,
+ * so like metadata it is unlocked only by an entry naming the exact address:
+ * an admin's 127.0.0.0/8 (or ::/0, or a NAT64 block) must not open 127.0.0.2.
+ */
+describe('isForbiddenAddress: loopback needs an exact entry', () => {
+  const covering = ['127.0.0.0/8', '127.0.0.0/16', '127.0.0.0/31', '0.0.0.0/0', '::/0', '::ffff:0:0/96', '64:ff9b::/96', '2002::/16', '2001::/32', '::/96', '::/127'];
+  const loopbackForms = [
+    '127.0.0.1',
+    '127.0.0.2',
+    '127.255.255.254',
+    '127.1',
+    '2130706434',
+    '::1',
+    '0:0:0:0:0:0:0:1',
+    '::ffff:127.0.0.2',
+    '::ffff:7f00:2',
+    '::127.0.0.2',
+    '::ffff:0:7f00:2',
+    '64:ff9b::7f00:2',
+    '64:ff9b:1::7f00:2',
+    '2002:7f00:2::1',
+    '2001:0:4136:e378:8000:63bf:80ff:fffd',
+  ];
+
+  it.each(loopbackForms)('%s is refused under every covering block, with a reason that says so', (address) => {
+    const ip = parseIpLiteral(address)!;
+    expect(classifyAddress(ip).class).toBe('loopback');
+    for (const block of covering) {
+      const why = isForbiddenAddress(address, { allowed: compileCidrTexts([block]), selfAddresses: [] });
+      expect(why, `${address} under ${block}`).toMatch(/loopback.*only an exact IP entry allows it/);
+    }
+    // All the blocks together do not either.
+    expect(isForbiddenAddress(address, { allowed: compileCidrTexts(covering), selfAddresses: [] })).not.toBeNull();
+  });
+
+  it.each(loopbackForms)('%s is allowed by an entry naming exactly the dialled address', (address) => {
+    const exact = formatIp(parseIpLiteral(address)!);
+    expect(isForbiddenAddress(address, { allowed: compileCidrTexts([exact]), selfAddresses: [] })).toBeNull();
+    // The same address as a /32 or /128 block is exact too.
+    const bits = parseIpLiteral(exact)!.family === 4 ? 32 : 128;
+    expect(isForbiddenAddress(address, { allowed: compileCidrTexts([`${exact}/${bits}`]), selfAddresses: [] })).toBeNull();
+  });
+
+  it('an exact entry opens that address only, not its neighbours', () => {
+    const allowed = compileCidrTexts(['127.0.0.0/8', '127.0.0.1']);
+    expect(isForbiddenAddress('127.0.0.1', { allowed, selfAddresses: [] })).toBeNull();
+    expect(isForbiddenAddress('127.0.0.2', { allowed, selfAddresses: [] })).toMatch(/loopback/);
+    // An embedded form is judged by the address dialled: listing 127.0.0.1 does not open its NAT64 form.
+    expect(isForbiddenAddress('64:ff9b::7f00:1', { allowed, selfAddresses: [] })).toMatch(/embeds 127\.0\.0\.1 via NAT64.*loopback/);
+  });
+
+  it('property: no CIDR shorter than a single address unlocks any IPv4 loopback address', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffff }), fc.integer({ min: 0, max: 31 }), (low, prefix) => {
+        const value = (0x7f000000 | low) >>> 0;
+        const address = formatIPv4(BigInt(value));
+        const base = prefix === 0 ? 0 : ((value >>> (32 - prefix)) << (32 - prefix)) >>> 0;
+        const block = `${formatIPv4(BigInt(base))}/${prefix}`;
+        expect(isForbiddenAddress(address, { allowed: compileCidrTexts([block]), selfAddresses: [] })).toMatch(/loopback/);
+        expect(isForbiddenAddress(`::ffff:${address}`, { allowed: compileCidrTexts([block]), selfAddresses: [] })).toMatch(/loopback/);
+        expect(isForbiddenAddress(address, { allowed: compileCidrTexts([address]), selfAddresses: [] })).toBeNull();
+      }),
+    );
+  });
+
+  it('property: NAT64, 6to4 and IPv4-compatible forms of loopback are refused under any covering IPv6 block', () => {
+    const forms: Array<[string, (v4: bigint) => bigint]> = [
+      ['64:ff9b::/96', (v4) => (0x64ff9bn << 96n) | v4],
+      ['2002::/16', (v4) => (0x2002n << 112n) | (v4 << 80n) | 1n],
+      ['::/96', (v4) => v4],
+    ];
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffff }), fc.constantFrom(...forms), fc.integer({ min: 0, max: 127 }), (low, [, make], prefix) => {
+        const v4 = BigInt((0x7f000000 | low) >>> 0);
+        const value = make(v4);
+        const address = formatIp({ family: 6, value });
+        const mask = prefix === 0 ? 0n : (((1n << 128n) - 1n) >> BigInt(128 - prefix)) << BigInt(128 - prefix);
+        const block = `${formatIp({ family: 6, value: value & mask })}/${prefix}`;
+        const why = isForbiddenAddress(address, { allowed: compileCidrTexts([block]), selfAddresses: [] });
+        expect(why, `${address} under ${block}`).toMatch(/loopback/);
+      }),
+    );
+  });
+
+  it('property: other private classes are still unlocked by a covering block', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffff }), (low) => {
+        const address = formatIPv4(BigInt((0x0a000000 | low) >>> 0));
+        expect(isForbiddenAddress(address, { allowed: compileCidrTexts(['10.0.0.0/8']), selfAddresses: [] })).toBeNull();
+      }),
+    );
   });
 });

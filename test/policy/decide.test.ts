@@ -4,6 +4,7 @@ import { parseBundleFile } from '../../src/policy/bundle-file.js';
 import { compilePolicy } from '../../src/policy/compile.js';
 import { decide, decideTunnel, normaliseRequest } from '../../src/policy/decide.js';
 import { hostMatches, normaliseHost, parseHostPattern } from '../../src/policy/hosts.js';
+import type { EgressRequest } from '../../src/policy/decide.js';
 import { bundle, connection, req } from './fixtures.js';
 
 const CONTRACT_EXAMPLE = `bundles:
@@ -47,7 +48,7 @@ describe('decide: the CONTRACT.md example', () => {
     ['api.github.com', '/repos/acme/x', 'HEAD', 443, 'credential'],
     ['api.github.com', '/repos/acme/x', 'OPTIONS', 443, 'credential'],
     ['API.GITHUB.COM.', '/repos/acme/x', 'GET', 443, 'credential'],
-    ['api.github.com', '/repos/acme/x', 'GET', 80, 'credential'],
+    ['api.github.com', '/repos/acme/x', 'GET', 80, 'blocked'], // plain http would carry the credential in clear
     // method narrowing: write methods and non-upper-case methods are not read-only
     ['api.github.com', '/repos/acme/x', 'POST', 443, 'allowlist'],
     ['api.github.com', '/repos/acme/x', 'PUT', 443, 'allowlist'],
@@ -245,6 +246,134 @@ describe('decide: properties', () => {
         const b = decide(policy, req(`${h.toUpperCase().replace(/\.$/, '')}.`, pth, m));
         expect(b.outcome).toBe(a.outcome);
       }),
+    );
+  });
+});
+
+/**
+ * A credential is injected only when the upstream leg is TLS. A plain-http
+ * request that would get one is blocked (invariant 7: never sent bare to a
+ * host that requires the credential), whatever its port, unless the
+ * connection opted in with `plainHttp: true`.
+ */
+describe('decide: credentials travel over TLS only', () => {
+  const p = compilePolicy(
+    parseBundleFile(
+      `bundles:
+  - name: b
+    domains: [open.example.com]
+    connections:
+      - name: tls-only
+        secret: s1
+        allowedWebsites: [{host: api.example.com, ports: [80, 443, 8080]}]
+        inject: {header: Authorization, value: "Bearer {{secret}}"}
+        narrow: {pathPrefix: /v1/, readOnly: true}
+      - name: said-false
+        secret: s2
+        allowedWebsites: [false.example.com]
+        inject: {header: X-Key, value: "{{secret}}"}
+        plainHttp: false
+      - name: loopback-svc
+        secret: s3
+        allowedWebsites: [{host: local.example.com, ports: [80, 443, 8080]}]
+        inject: {basic: {username: u}}
+        plainHttp: true
+`,
+      'tls.yaml',
+    ).bundles,
+  );
+  const schemes = ['http', 'https'] as const;
+  const ports = [80, 443, 8080];
+  const cases: Array<[EgressRequest, string]> = [];
+  for (const scheme of schemes) {
+    for (const port of ports) {
+      for (const method of ['GET', 'POST']) {
+        for (const path of ['/v1/x?q=1', '/other']) {
+          for (const host of ['api.example.com', 'false.example.com', 'local.example.com', 'open.example.com', 'evil.example.com']) {
+            const r: EgressRequest = { method, scheme, host, port, path };
+            const defaultPort = port === 80 || port === 443;
+            let expected: string;
+            if (host === 'evil.example.com') expected = 'blocked';
+            else if (host === 'open.example.com') expected = defaultPort ? 'allowlist' : 'blocked';
+            else if (host === 'false.example.com') expected = !defaultPort ? 'blocked' : scheme === 'https' ? 'credential' : 'blocked';
+            else if (host === 'local.example.com') expected = 'credential';
+            else {
+              const inside = method === 'GET' && path.startsWith('/v1/');
+              expected = !inside ? 'allowlist' : scheme === 'https' ? 'credential' : 'blocked';
+            }
+            cases.push([r, expected]);
+          }
+        }
+      }
+    }
+  }
+  it.each(cases)('%o -> %s', (r, expected) => {
+    const d = decide(p, r);
+    expect(d.outcome).toBe(expected);
+    if (d.outcome === 'credential') expect(r.scheme === 'https' || d.connection === 'loopback-svc').toBe(true);
+    if (d.outcome === 'blocked' && d.connection !== undefined) {
+      // Refused because of the scheme: the reason names the host and says to use https.
+      expect(r.scheme).toBe('http');
+      expect(d.reason).toContain(`host ${r.host} matches connection b/${d.connection}`);
+      expect(d.reason).toContain(`use https://${r.host}/`);
+      expect(d.reason).toContain('plainHttp: true');
+      expect(d.inject).toBeUndefined();
+    }
+  });
+
+  it('the attack: a connection limited to port 443, asked for http://host:443/', () => {
+    const only443 = compilePolicy([bundle('b', [], [connection('c', [{ host: 'api.github.com', ports: [443] }])])]);
+    const d = decide(only443, { method: 'GET', scheme: 'http', host: 'api.github.com', port: 443, path: '/user' });
+    expect(d).toMatchObject({ outcome: 'blocked', connection: 'c', bundle: 'b', host: 'api.github.com' });
+    expect(d.inject).toBeUndefined();
+    expect(d.reason).toBe(
+      'host api.github.com matches connection b/c (api.github.com), whose credential is only sent over TLS: use https://api.github.com/ ' +
+        '(plain http is blocked so the credential never travels in clear; plainHttp: true on the connection allows it, e.g. for a loopback service)',
+    );
+    expect(decide(only443, { method: 'GET', scheme: 'https', host: 'api.github.com', port: 443, path: '/user' }).outcome).toBe('credential');
+  });
+
+  it('plainHttp is validated by the bundle schema', () => {
+    const bad = `bundles:\n  - name: b\n    connections:\n      - name: c\n        secret: s\n        allowedWebsites: [x.com]\n        inject: {header: X, value: "{{secret}}"}\n        plainHttp: "yes"\n`;
+    expect(() => parseBundleFile(bad, 'bad.yaml')).toThrow(/bad\.yaml:8: .*connections\[0\]\.plainHttp: expected boolean/);
+    const typo = bad.replace('plainHttp: "yes"', 'plainHTTP: true');
+    expect(() => parseBundleFile(typo, 'typo.yaml')).toThrow(/plainHTTP/);
+  });
+
+  it('property: over plain http a decision is the https one, except that a credential without the opt-in becomes blocked', () => {
+    const conn = fc.record({
+      website: fc.constantFrom('a.test', '*.a.test', 'b.a.test', '10.0.0.0/8', '10.1.2.3'),
+      ports: fc.option(fc.subarray([80, 443, 8080], { minLength: 1 }), { nil: undefined }),
+      prefix: fc.option(fc.constantFrom('/x/', '/'), { nil: undefined }),
+      plainHttp: fc.option(fc.boolean(), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(conn, { minLength: 1, maxLength: 5 }),
+        fc.constantFrom('a.test', 'b.a.test', 'c.b.a.test', '10.1.2.3', '10.9.9.9', 'zz.test'),
+        fc.constantFrom(80, 443, 8080),
+        fc.constantFrom('/x/1', '/y', '/x/%2e%2e/y'),
+        (conns, host, port, path) => {
+          const bundles = conns.map((c, i) =>
+            bundle(`b${i}`, [], [{ ...connection('c', [{ host: c.website, ...(c.ports ? { ports: c.ports } : {}) }], c.prefix ? { pathPrefix: c.prefix } : undefined), ...(c.plainHttp === undefined ? {} : { plainHttp: c.plainHttp }) }]),
+          );
+          let policy;
+          try {
+            policy = compilePolicy(bundles);
+          } catch {
+            return;
+          }
+          const tls = decide(policy, { method: 'GET', scheme: 'https', host, port, path });
+          const plain = decide(policy, { method: 'GET', scheme: 'http', host, port, path });
+          if (tls.outcome === 'credential' && conns[Number(tls.bundle!.slice(1))]!.plainHttp !== true) {
+            expect(plain).toMatchObject({ outcome: 'blocked', bundle: tls.bundle, connection: tls.connection, host: tls.host });
+            expect(plain.inject).toBeUndefined();
+          } else {
+            expect(plain).toEqual(tls);
+          }
+        },
+      ),
+      { numRuns: 1500 },
     );
   });
 });

@@ -64,10 +64,43 @@ describe('credential injection', () => {
     expect(authValues(r.received[0]!)).toEqual([`Bearer ${h.secret}`]);
   });
 
-  it('over plain HTTP, an absolute-form request gets it too, replacing the client value', async () => {
-    h.listener.setPolicy(
-      policyOf(`bundles:\n  - name: plain\n    domains: [echo.test]\n    connections:\n      - name: c\n        secret: echo-token\n        allowedWebsites: [api.echo.test]\n        inject:\n          header: X-Api-Key\n          value: "{{secret}}"\n`),
-    );
+  const PLAIN = (optIn: string) =>
+    policyOf(`bundles:\n  - name: plain\n    domains: [echo.test]\n    connections:\n      - name: c\n        secret: echo-token\n        allowedWebsites: [{host: api.echo.test, ports: [80, 443]}]\n        inject:\n          header: X-Api-Key\n          value: "{{secret}}"\n${optIn}`);
+
+  it('never over plain HTTP: absolute-form http:// (port 80 or 443) and plain HTTP inside a CONNECT tunnel are blocked, nothing is sent', async () => {
+    h.listener.setPolicy(PLAIN(''));
+    try {
+      const before = h.echo.received.length;
+      const mark = await h.mark();
+      for (const port of [80, 443]) {
+        const r = await h.raw(`GET http://api.echo.test:${port}/k HTTP/1.1\r\nHost: api.echo.test:${port}\r\nx-api-key: mine\r\nConnection: close\r\n\r\n`);
+        expect(statusOf(r), `port ${port}`).toBe(403);
+        expect(r.toLowerCase()).toContain('x-tagbox-decision: blocked');
+        expect(r).toContain('host api.echo.test matches connection plain/c');
+        expect(r).toContain('use https://api.echo.test/');
+      }
+      // CONNECT, then plain HTTP instead of TLS: the upstream leg would be plain too.
+      const tunnelled = await h.raw('CONNECT api.echo.test:443 HTTP/1.1\r\nHost: api.echo.test:443\r\n\r\nGET /k HTTP/1.1\r\nHost: api.echo.test\r\nConnection: close\r\n\r\n');
+      expect(tunnelled).toMatch(/^HTTP\/1\.1 200 [^]*HTTP\/1\.1 403 /);
+      expect(h.receivedSince(before)).toEqual([]);
+      const events = await h.egressSince(mark, 3);
+      expect(events.map((e) => [e.scheme, e.outcome, e.connection, e.status])).toEqual([
+        ['http', 'blocked', 'c', 403],
+        ['http', 'blocked', 'c', 403],
+        ['http', 'blocked', 'c', 403],
+      ]);
+      for (const e of events) expect(JSON.stringify(e)).not.toContain(h.secret);
+      // The same connection over TLS still gets it.
+      const ok = await viaTunnel('api.echo.test', 'GET /k HTTP/1.1');
+      expect(ok.received[0]!.headers['x-api-key']).toBe(h.secret);
+    } finally {
+      h.listener.setPolicy(policyOf(DEFAULT_BUNDLES));
+    }
+    await h.expectServing();
+  });
+
+  it('over plain HTTP with plainHttp: true on the connection: injected, replacing the client value', async () => {
+    h.listener.setPolicy(PLAIN('        plainHttp: true\n'));
     try {
       const before = h.echo.received.length;
       const r = await h.raw('GET http://api.echo.test/k HTTP/1.1\r\nHost: api.echo.test\r\nx-api-key: mine\r\nX-API-KEY: mine2\r\nConnection: close\r\n\r\n');

@@ -7,6 +7,7 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import pino from 'pino';
 import { expect } from 'vitest';
 import type { AuditEvent } from '../../src/audit/events.js';
 import { AuditLog } from '../../src/audit/log.js';
@@ -71,6 +72,8 @@ export interface HarnessOptions {
   session?: string;
   /** false: the proxy has no resolver at all. */
   vault?: boolean;
+  /** When given, the proxy logs (level trace, JSON lines) into this array. */
+  logLines?: string[];
 }
 
 export interface Harness {
@@ -149,6 +152,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     upstream: { connectTo, extraCaPem: upstreamCa.certPem },
     ...(options.passthrough ? { passthrough: options.passthrough } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.logLines ? { logger: pino({ level: 'trace' }, { write: (line: string) => void options.logLines!.push(line) }) } : {}),
   });
   const listener = await proxy.listen({ host: '127.0.0.1', port: 0 }, { ...(options.session ? { session: options.session } : {}), policy: policyOf(options.bundles ?? DEFAULT_BUNDLES) });
   const port = listener.port!;

@@ -12,7 +12,8 @@ import { sleep, startHarness, statusOf, tlsThroughConnect, type Harness } from '
  */
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ limits: { headersTimeoutMs: 1000, maxTunnels: 50 } });
+  // Connection caps high enough for one client's 300 stalled requests: this file is about timeouts (caps: limits.test.ts).
+  h = await startHarness({ limits: { headersTimeoutMs: 1000, maxTunnels: 50, maxConnections: 2000, maxConnectionsPerSession: 400 } });
 });
 afterAll(async () => h?.close());
 
@@ -164,22 +165,24 @@ describe('a flood of half-open connections', () => {
 });
 
 describe('the tunnel cap', () => {
-  it('over maxTunnels: 503, then closed; the cap frees up when tunnels close', async () => {
-    const capped = await startHarness({ limits: { maxTunnels: 2 } });
+  it('over the per-session tunnel cap: 503, then closed; the cap frees up when tunnels close', async () => {
+    const capped = await startHarness({ limits: { maxTunnels: 8, maxTunnelsPerSession: 2 } });
     try {
       const open: Socket[] = [];
       for (let i = 0; i < 2; i++) {
         const s = netConnect({ host: '127.0.0.1', port: capped.port });
-        await new Promise<void>((resolve) => {
-          s.once('data', () => resolve());
+        const answer = await new Promise<string>((resolve) => {
+          s.once('data', (d: Buffer) => resolve(d.toString('latin1')));
           s.write('CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n');
         });
+        expect(statusOf(answer)).toBe(200);
         open.push(s);
       }
       const mark = await capped.mark();
       const r = await capped.raw('CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n');
       expect(statusOf(r)).toBe(503);
       expect(r.toLowerCase()).toContain('x-tagbox-decision: blocked');
+      expect(r).toContain('too many open tunnels for this session (2)');
       const [event] = await capped.egressSince(mark, 1);
       expect(event).toMatchObject({ outcome: 'blocked', status: 503, method: 'CONNECT' });
       for (const s of open) s.destroy();

@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { policyOf, startHarness, statusOf, DEFAULT_BUNDLES, type Harness } from './harness.js';
 
@@ -114,6 +116,57 @@ describe('names that resolve to loopback (the SSRF guard itself)', () => {
       h.listener.setPolicy(policyOf(`bundles:\n  - name: loop\n    domains:\n      - echo.test\n      - 127.0.0.1\n      - ::1\n      - host: localhost\n        ports: [${h.echo.httpPort}]\n`));
       const ok = await h.curl(`http://localhost:${h.echo.httpPort}/exact`);
       expect(ok.status).toBe(200);
+    } finally {
+      h.listener.setPolicy(policyOf(DEFAULT_BUNDLES));
+    }
+  });
+});
+
+describe('loopback is unlocked only by an exact entry', () => {
+  // 127.0.0.2 reaches every service bound to all interfaces of the proxy's
+  // host; an admin's 127.0.0.0/8 must not open it. A local service on
+  // 127.0.0.2 stands in for such a service.
+  let local: Server;
+  let hits: string[];
+  let port: number;
+  beforeAll(async () => {
+    hits = [];
+    local = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.end('local service\n');
+    });
+    await new Promise<void>((r) => local.listen(0, '127.0.0.2', () => r()));
+    port = (local.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    local.closeAllConnections();
+    await new Promise<void>((r) => local.close(() => r()));
+  });
+
+  it('a bundle with 127.0.0.0/8 cannot reach 127.0.0.2 (nor its IPv4-mapped or NAT64 forms); the proxy keeps serving', async () => {
+    h.listener.setPolicy(policyOf(`bundles:\n  - name: loop\n    domains:\n      - echo.test\n      - host: 127.0.0.0/8\n        ports: [${port}]\n      - host: "::/0"\n        ports: [${port}]\n`));
+    try {
+      const mark = await h.mark();
+      for (const host of ['127.0.0.2', '[::ffff:127.0.0.2]', '0x7f000002', '[64:ff9b::7f00:2]']) {
+        const r = await h.raw(get(`http://${host}:${port}/cidr`, `${host}:${port}`));
+        expect(statusOf(r), host).toBe(403);
+        expect(r).toMatch(/127\.0\.0\.2 (is|via NAT64 .*which is) loopback .*only an exact IP entry allows it/);
+      }
+      expect(hits).toEqual([]);
+      const events = await h.egressSince(mark, 4);
+      expect(events.map((e) => [e.outcome, e.status])).toEqual(Array(4).fill(['blocked', 403]));
+      await h.expectServing();
+    } finally {
+      h.listener.setPolicy(policyOf(DEFAULT_BUNDLES));
+    }
+  });
+
+  it('the exact entry 127.0.0.2 reaches it (the admin named that address)', async () => {
+    h.listener.setPolicy(policyOf(`bundles:\n  - name: loop\n    domains:\n      - echo.test\n      - host: 127.0.0.2\n        ports: [${port}]\n`));
+    try {
+      const r = await h.raw(get(`http://127.0.0.2:${port}/exact`, `127.0.0.2:${port}`));
+      expect(statusOf(r)).toBe(200);
+      expect(hits).toEqual(['/exact']);
     } finally {
       h.listener.setPolicy(policyOf(DEFAULT_BUNDLES));
     }

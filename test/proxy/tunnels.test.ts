@@ -20,6 +20,14 @@ bundles:
         inject:
           header: Authorization
           value: "Bearer {{secret}}"
+        # The WebSocket upstream below speaks plain ws:// on loopback.
+        plainHttp: true
+      - name: ws-tls-only
+        secret: echo-token
+        allowedWebsites: [wstls.echo.test]
+        inject:
+          header: Authorization
+          value: "Bearer {{secret}}"
 `;
 
 beforeAll(async () => {
@@ -28,7 +36,7 @@ beforeAll(async () => {
   h = await startHarness({
     bundles: BUNDLES,
     passthrough: ['pass.echo.test', 'nopass.echo.test'],
-    connectTo: [`ws.echo.test:80:127.0.0.1:${ws.port}`, `wsapi.echo.test:80:127.0.0.1:${ws.port}`, `ws.evil.test:80:127.0.0.1:${ws.port}`, `bad.echo.test:443:127.0.0.1:${rogue.port}`],
+    connectTo: [`ws.echo.test:80:127.0.0.1:${ws.port}`, `wsapi.echo.test:80:127.0.0.1:${ws.port}`, `wstls.echo.test:80:127.0.0.1:${ws.port}`, `ws.evil.test:80:127.0.0.1:${ws.port}`, `bad.echo.test:443:127.0.0.1:${rogue.port}`],
   });
 });
 afterAll(async () => {
@@ -104,6 +112,14 @@ describe('WebSocket upgrades are decided like any request', () => {
     const r = await upgrade('http://wsapi.echo.test/chat', 'wsapi.echo.test', 'Authorization: Bearer mine\r\n');
     expect(statusOf(r)).toBe(101);
     expect(ws.upgrades.slice(n)).toEqual([`GET /chat auth=Bearer ${h.secret}`]);
+  });
+
+  it('to a credential host over plain ws:// without plainHttp: 403, the upstream never sees the handshake', async () => {
+    const n = ws.upgrades.length;
+    const r = await upgrade('http://wstls.echo.test/chat', 'wstls.echo.test');
+    expect(statusOf(r)).toBe(403);
+    expect(r).toContain('use https://wstls.echo.test/');
+    expect(ws.upgrades.length).toBe(n);
   });
 
   it('to a blocked host: 403, the upstream never sees it', async () => {

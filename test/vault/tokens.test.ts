@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCredentialResolver } from '../../src/vault/private/resolver.js';
 import { createTokenHttpClient, type TokenHttpClient } from '../../src/vault/private/token-http.js';
@@ -156,5 +157,82 @@ describe.each(BACKENDS)('credential kinds on %s', (backendName) => {
     const broken = await attempt(`clientSecret: ${clientSecret}\n  bad: [indent`, 'oauth2-client-credentials');
     expect(broken?.message).toMatch(/not valid JSON or YAML/);
     expect(broken?.message).not.toContain(clientSecret);
+  });
+});
+
+/**
+ * Token fetches go through the same resolve-once SSRF guard as requests: a
+ * token URL (or a GitHub App apiUrl) naming loopback, a private or metadata
+ * address, or a name that resolves to one, is refused before any connection
+ * is made. An explicit connect-to mapping stays allowed (the tests above use one).
+ */
+describe('token fetches: SSRF guard', () => {
+  let listener: NetServer;
+  let openPort: number;
+  let closedPort: number;
+  let connections = 0;
+  beforeAll(async () => {
+    listener = createNetServer((s) => {
+      connections += 1;
+      s.destroy();
+    });
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+    openPort = (listener.address() as AddressInfo).port;
+    const probe = createNetServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+  });
+  afterAll(async () => {
+    await new Promise<void>((r) => listener.close(() => r()));
+  });
+
+  const client = () => createTokenHttpClient({ caPem: ca.certPem });
+  const post = (url: string) => client().request({ method: 'POST', url: new URL(url), headers: {}, body: Buffer.alloc(0) }).then(() => undefined, (e: Error & { code?: string }) => e);
+
+  it.each([
+    ['loopback, open port', () => `https://127.0.0.1:${openPort}/token`],
+    ['loopback, closed port', () => `https://127.0.0.1:${closedPort}/token`],
+    ['loopback in decimal', () => `https://2130706433:${openPort}/token`],
+    ['127.0.0.2', () => `https://127.0.0.2:${openPort}/token`],
+    ['IPv6 loopback', () => `https://[::1]:${openPort}/token`],
+    ['IPv4-mapped loopback', () => `https://[::ffff:127.0.0.1]:${openPort}/token`],
+    ['a name resolving to loopback', () => `https://localhost:${openPort}/token`],
+    ['cloud metadata', () => 'https://169.254.169.254/latest/api/token'],
+    ['a private address', () => 'https://10.0.0.1/token'],
+  ])('%s: refused before connecting, with the code token_fetch_failed', async (_label, url) => {
+    const before = connections;
+    const error = await post(url());
+    expect(error?.code).toBe('token_fetch_failed');
+    expect(error?.message).toMatch(/refused before connecting: .* resolves to a forbidden address/);
+    expect(connections).toBe(before);
+  });
+
+  it('open and closed loopback ports give the same answer (no port scanning through the token endpoint)', async () => {
+    const open = await post(`https://127.0.0.1:${openPort}/t`);
+    const closed = await post(`https://127.0.0.1:${closedPort}/t`);
+    expect(open?.message.replace(String(openPort), 'PORT')).toBe(closed?.message.replace(String(closedPort), 'PORT'));
+    expect(connections).toBe(0);
+  });
+
+  it('only https', async () => {
+    const error = await post(`http://auth.example.test/oauth/token`);
+    expect(error?.message).toMatch(/only https:\/\/ is allowed/);
+  });
+
+  it('the resolver fails closed with token_fetch_failed for a GitHub App apiUrl on loopback', async () => {
+    const backend = await createTestBackend('sqlite');
+    const vault = await createVaultHarness(backend.sibling('vault'));
+    try {
+      const resolver = createCredentialResolver({ opener: await vault.opener(), http: client() });
+      await vault.sealer.put('gh-loop', Buffer.from(JSON.stringify({ appId: 1, installationId: 2, privateKey: appPem, apiUrl: `https://127.0.0.1:${openPort}` })), 'github-app');
+      const error = await resolver.resolve('gh-loop', ctx).then(() => undefined, (e: Error & { code?: string }) => e);
+      expect(error?.code).toBe('token_fetch_failed');
+      expect(error?.message).toMatch(/forbidden address/);
+      expect(connections).toBe(0);
+    } finally {
+      await vault.close();
+      await backend.cleanup();
+    }
   });
 });

@@ -24,6 +24,8 @@ export interface OpenProxyVaultOptions {
   /** Called with a warning about the key file's permissions, if any. */
   warn?: (message: string) => void;
   cacheValues?: boolean;
+  /** The proxy's listen addresses: token fetches refuse them like its interface addresses. */
+  selfAddresses?: string[];
 }
 
 /**
@@ -45,7 +47,8 @@ export async function openProxyVault(options: OpenProxyVaultOptions): Promise<Pr
     const key = masterKey(false);
     if (loaded?.warning) options.warn?.(loaded.warning);
     const opener = await Opener.unlock(store, key, { audit: options.audit, cacheValues: options.cacheValues });
-    const http = options.http ?? createTokenHttpClient({ caFile: config.upstream.caFile, connectTo: config.upstream.connectTo });
+    const http =
+      options.http ?? createTokenHttpClient({ caFile: config.upstream.caFile, connectTo: config.upstream.connectTo, ...(options.selfAddresses ? { selfAddresses: options.selfAddresses } : {}) });
     const resolver = createCredentialResolver({ opener, http });
     return {
       opener,

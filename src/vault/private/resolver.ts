@@ -1,4 +1,4 @@
-import { failure } from '../../errors.js';
+import { describeError, failure, isTagboxError } from '../../errors.js';
 import type { CredentialContext, CredentialResolver, ResolvedCredential, SignableRequest } from '../credentials.js';
 import { parseCredentialDocument } from '../kinds.js';
 import { fetchInstallationToken } from './github-app.js';
@@ -40,12 +40,12 @@ export function createCredentialResolver(options: ResolverOptions): CredentialRe
           return { kind: 'value', value: secret.value, version };
         case 'github-app': {
           const cred = document(secret, (t) => parseCredentialDocument('github-app', t));
-          const value = await tokens.get(secretName, version, () => fetchInstallationToken(cred, options.http, now()));
+          const value = await tokens.get(secretName, version, () => asTokenFailure(secretName, fetchInstallationToken(cred, options.http, now())));
           return { kind: 'value', value, version };
         }
         case 'oauth2-client-credentials': {
           const cred = document(secret, (t) => parseCredentialDocument('oauth2-client-credentials', t));
-          const value = await tokens.get(secretName, version, () => fetchClientCredentialsToken(cred, options.http, now()));
+          const value = await tokens.get(secretName, version, () => asTokenFailure(secretName, fetchClientCredentialsToken(cred, options.http, now())));
           return { kind: 'value', value, version };
         }
         case 'aws-sigv4': {
@@ -57,4 +57,18 @@ export function createCredentialResolver(options: ResolverOptions): CredentialRe
       }
     },
   };
+}
+
+/**
+ * Every failure of a token fetch carries the code `token_fetch_failed`, so the
+ * proxy can show the caller one generic reason (the detail would let it probe
+ * the network through the token endpoint) and keep the detail for the audit.
+ */
+async function asTokenFailure<T>(secretName: string, fetch: Promise<T>): Promise<T> {
+  try {
+    return await fetch;
+  } catch (error) {
+    if (isTagboxError(error) && error.code === 'token_fetch_failed') throw error;
+    throw failure(`token for secret "${secretName}" could not be fetched: ${describeError(error)}`, 'token_fetch_failed', error);
+  }
 }
