@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runTagbox } from '../helpers/cli.js';
 import { POSTGRES_URL } from '../helpers/backends.js';
@@ -59,6 +59,9 @@ describe('tagbox command', () => {
   describe('doctor', () => {
     it('reports every check and exits 0 when all required parts are present', async () => {
       const home = freshHome();
+      // Started as root, `tagbox up` runs its server and proxy as system users: they must reach the home.
+      mkdirSync(home, { recursive: true, mode: 0o700 });
+      chmodSync(dirname(home), 0o755);
       expect((await runTagbox(['migrate'], { env: { TAGBOX_HOME: home } })).code).toBe(0);
       const r = await runTagbox(['doctor'], { env: { TAGBOX_HOME: home } });
       expect(r.stdout).toMatch(/^ok +node: v/m);
@@ -71,6 +74,7 @@ describe('tagbox command', () => {
       expect(r.stdout).toMatch(/ resource limits: (cgroup v2|cgroup v1|rlimits only)/m);
       expect(r.stdout).toMatch(/^ok +TAGBOX_HOME: .*mode 0700/m);
       expect(r.stdout).toMatch(/^ok +database: .*migrated/m);
+      expect(r.stdout).toMatch(process.getuid!() === 0 ? /^ok +privilege separation: on: / : /^warn +privilege separation: off, single-user mode \(weaker\)/m);
       expect(r.code).toBe(0);
     });
 

@@ -75,9 +75,13 @@ describe.each(BACKENDS)('canary on %s', (backendName) => {
 
     if (backend.name === 'sqlite') {
       // Read the files while the stores are still open, so the WAL and shm files exist.
-      const files = readdirSync(backend.home).filter((f) => /\.db(-wal|-shm)?$/.test(f));
-      expect(files).toEqual(expect.arrayContaining(['tagbox.db', 'vault.db', 'vault.db-wal', 'vault.db-shm']));
-      for (const f of files) expect({ f, found: readFileSync(join(backend.home, f)).includes(canary) }).toEqual({ f, found: false });
+      const files = [backend.home, join(backend.home, 'vault')].flatMap((dir) =>
+        readdirSync(dir).filter((f) => /\.db(-wal|-shm)?$/.test(f)).map((f) => join(dir, f)),
+      );
+      expect(files.map((f) => f.slice(backend.home.length + 1))).toEqual(
+        expect.arrayContaining(['tagbox.db', 'vault/vault.db', 'vault/vault.db-wal', 'vault/vault.db-shm']),
+      );
+      for (const f of files) expect({ f, found: readFileSync(f).includes(canary) }).toEqual({ f, found: false });
     } else {
       const client = new pg.Client({ connectionString: POSTGRES_URL });
       await client.connect();

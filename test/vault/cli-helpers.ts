@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { homePaths } from '../../src/home.js';
 import type { StoreLocation } from '../../src/store/connect.js';
 import { loadMasterKey, type MasterKey } from '../../src/vault/master-key.js';
 import { Opener } from '../../src/vault/private/opener.js';
@@ -9,11 +9,11 @@ import { memorySink } from './harness.js';
 /** Where a `tagbox` child process with backend.env keeps its vault. */
 export function cliVaultLocation(backend: TestBackend): StoreLocation {
   return backend.location.dialect === 'sqlite'
-    ? { dialect: 'sqlite', file: join(backend.home, 'vault.db') }
+    ? { dialect: 'sqlite', file: homePaths(backend.home).vaultDatabase }
     : { ...backend.location, schema: `${backend.location.schema}_vault` };
 }
 
-export function cliMasterKey(backend: TestBackend, keyFile = join(backend.home, 'master.key')): MasterKey {
+export function cliMasterKey(backend: TestBackend, keyFile = homePaths(backend.home).masterKey): MasterKey {
   return loadMasterKey({ keyFile, create: false, env: {} }).key;
 }
 

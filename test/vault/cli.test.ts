@@ -75,6 +75,7 @@ describe.each(BACKENDS)('tagbox secret / vault on %s', (backendName) => {
 
     const key = randomBytes(32).toString('base64');
     expect((await tagbox(['secret', 'set', 'a'], 'v', { TAGBOX_MASTER_KEY: key })).code).toBe(0);
+    expect(existsSync(join(backend.home, 'vault', 'master.key'))).toBe(false);
     expect(existsSync(join(backend.home, 'master.key'))).toBe(false);
 
     const wrong = await tagbox(['vault', 'rotate-master', '--new-key-file', join(backend.home, 'x')], '', { TAGBOX_MASTER_KEY: randomBytes(32).toString('base64') });
