@@ -89,7 +89,8 @@ export class AuditCheckpoints {
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly said = new Set<string>();
+  /** When each kind of trouble was last logged: once, then a reminder every 10 minutes at most. */
+  private readonly said = new Map<string, number>();
 
   constructor(
     private readonly store: ControlStore,
@@ -101,7 +102,7 @@ export class AuditCheckpoints {
   }
 
   /**
-   * Called after every append (a few hundred ns): schedules a checkpoint,
+   * Called after every append (some ns; see bench/audit.ts): schedules a checkpoint,
    * never runs one inline — an append inside a caller's transaction must not
    * wait for a lock its own transaction holds.
    */
@@ -169,7 +170,7 @@ export class AuditCheckpoints {
     if (strict !== undefined && outcome.state === 'unavailable') {
       throw new TagboxError(`${strict}: no audit signing key: ${outcome.problem}`, { exitCode: this.keyExitCode, code: 'audit_key_unavailable' });
     }
-    if (outcome.state === 'refused') this.sayOnce('error', `audit checkpoint refused: ${outcome.problem}`);
+    if (outcome.state === 'refused') this.sayOnce('error', 'refused', `audit checkpoint refused: ${outcome.problem}`);
     return outcome;
   }
 
@@ -196,7 +197,7 @@ export class AuditCheckpoints {
     try {
       await writeCheckpointFile(this.checkpointFile, checkpoint);
     } catch (error) {
-      this.sayOnce('warn', `cannot write the external audit checkpoint ${this.checkpointFile}: ${describeError(error)}`);
+      this.sayOnce('warn', 'file', `cannot write the external audit checkpoint ${this.checkpointFile}: ${describeError(error)}`);
     }
   }
 
@@ -261,7 +262,7 @@ export class AuditCheckpoints {
     if (this.key !== undefined) return this.key;
     try {
       const loaded = loadSigningKey({ file: this.keyFile, create: true, env: this.options.env });
-      if (loaded.warning) this.sayOnce('warn', loaded.warning);
+      if (loaded.warning) this.sayOnce('warn', 'key-mode', loaded.warning);
       if (loaded.created) this.options.logger?.debug({ file: this.keyFile }, 'created the audit signing key');
       this.key = loaded.key;
     } catch (error) {
@@ -270,15 +271,17 @@ export class AuditCheckpoints {
       if (isTagboxError(error)) this.keyExitCode = error.exitCode;
       this.sayOnce(
         'warn',
+        'key',
         `audit checkpoints are off in this process: ${this.keyProblem}. Events are still appended and hash-chained; \`tagbox audit verify\` counts those no signed checkpoint covers`,
       );
     }
     return this.key;
   }
 
-  private sayOnce(level: 'warn' | 'error', message: string): void {
-    if (this.said.has(message)) return;
-    this.said.add(message);
+  private sayOnce(level: 'warn' | 'error', kind: string, message: string): void {
+    const last = this.said.get(kind);
+    if (last !== undefined && Date.now() - last < 600_000) return;
+    this.said.set(kind, Date.now());
     this.options.logger?.[level](message);
   }
 }
