@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { enableAuditCheckpoints, type AuditCheckpoints } from '../src/audit/checkpoints.js';
 import { AuditLog } from '../src/audit/log.js';
@@ -27,12 +27,15 @@ const PG = process.env.TAGBOX_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.
 
 const event = (i: number) => ({ type: 'egress' as const, outcome: 'allowlist', method: 'GET', scheme: 'https', host: `h${i % 50}.bench.test`, port: 443, path: '/x', session: 's1', status: 200, bytes: 512, durationMs: 3 });
 
-async function round(location: StoreLocation, withCheckpoints: boolean): Promise<{ perSec: number; checkpoints: number }> {
+async function round(location: StoreLocation, withCheckpoints: boolean): Promise<{ perSec: number; checkpoints: number; loopP99us: number; loopMaxUs: number }> {
   const store = await openControlStore(location);
   let checkpoints: AuditCheckpoints | undefined;
   if (withCheckpoints) checkpoints = enableAuditCheckpoints(store, { keyFile: join(dir, 'audit-signing.key'), checkpointFile: join(dir, `cp-${randomBytes(4).toString('hex')}.json`) });
   const writer = new AuditWriter(new AuditLog(store));
   let count = 0;
+  // How long the event loop was held up: what a checkpoint could add to a request's latency.
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const end = performance.now() + SECONDS * 1000;
   await Promise.all(
     Array.from({ length: PRODUCERS }, async () => {
@@ -40,30 +43,38 @@ async function round(location: StoreLocation, withCheckpoints: boolean): Promise
     }),
   );
   const elapsed = (performance.now() - end + SECONDS * 1000) / 1000;
+  loop.disable();
   await writer.close();
   await store.close();
   const reopened = await openControlStore(location);
   const cps = Number((await reopened.db.selectFrom('audit_checkpoints').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
   await reopened.close();
   void checkpoints;
-  return { perSec: count / elapsed, checkpoints: cps };
+  return { perSec: count / elapsed, checkpoints: cps, loopP99us: loop.percentile(99) / 1000, loopMaxUs: loop.max / 1000 };
 }
 
 async function backend(name: string, fresh: () => Promise<StoreLocation>, cleanup: () => Promise<void>) {
   const base: number[] = [];
   const signed: number[] = [];
+  const loops = { base: [] as number[], signed: [] as number[], baseMax: [] as number[], signedMax: [] as number[] };
   let cps = 0;
   for (let r = 0; r < ROUNDS; r++) {
-    base.push((await round(await fresh(), false)).perSec);
+    const b = await round(await fresh(), false);
+    base.push(b.perSec);
+    loops.base.push(b.loopP99us);
+    loops.baseMax.push(b.loopMaxUs);
     const s = await round(await fresh(), true);
     signed.push(s.perSec);
+    loops.signed.push(s.loopP99us);
+    loops.signedMax.push(s.loopMaxUs);
     cps += s.checkpoints;
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const b = median(base);
   const s = median(signed);
   process.stdout.write(
-    `${name.padEnd(9)} appends/s without checkpoints ${b.toFixed(0).padStart(7)}   with ${s.toFixed(0).padStart(7)}   ratio ${(s / b).toFixed(3)}   (${(cps / ROUNDS).toFixed(1)} checkpoints per ${SECONDS} s round; rounds ${base.map((x) => x.toFixed(0)).join('/')} vs ${signed.map((x) => x.toFixed(0)).join('/')})\n`,
+    `${name.padEnd(9)} appends/s without checkpoints ${b.toFixed(0).padStart(7)}   with ${s.toFixed(0).padStart(7)}   ratio ${(s / b).toFixed(3)}   (${(cps / ROUNDS).toFixed(1)} checkpoints per ${SECONDS} s round; rounds ${base.map((x) => x.toFixed(0)).join('/')} vs ${signed.map((x) => x.toFixed(0)).join('/')})\n` +
+      `${''.padEnd(9)} event-loop delay p99 without ${median(loops.base).toFixed(0)} µs, with ${median(loops.signed).toFixed(0)} µs; max without ${median(loops.baseMax).toFixed(0)} µs, with ${median(loops.signedMax).toFixed(0)} µs\n`,
   );
 
   // One checkpoint on its own: the transaction a writer runs at most once a second.

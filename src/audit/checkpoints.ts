@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
 import { checkpointSignatureProblem, fromRow, toRow, type Checkpoint, type CheckpointRow, type TrustedKeys } from './checkpoint.js';
-import { decideCheckpoint, seqsToRead, type CheckpointDecision, type CheckpointState, type Point } from './checkpoint-decision.js';
+import { decideCheckpoint, sameCheckpoint, seqsToRead, type CheckpointDecision, type CheckpointState, type Point } from './checkpoint-decision.js';
 import { readCheckpointFile, writeCheckpointFile } from './checkpoint-file.js';
 import { withAuditWriteLock } from './write-lock.js';
 import { loadSigningKey, type SigningKey } from './signing-key.js';
@@ -206,6 +206,8 @@ export class AuditCheckpoints {
     const file = readCheckpointFile(this.checkpointFile);
     if (file.state === 'missing') return undefined;
     if (file.state === 'invalid') return `the external checkpoint ${this.checkpointFile} is unusable (${file.problem}); remove it only if you know why it is wrong`;
+    // Usually the one this process wrote: no need to check its signature again.
+    if (this.known && sameCheckpoint(file.checkpoint, this.known)) return file.checkpoint;
     const bad = checkpointSignatureProblem(file.checkpoint, key.trusted());
     if (bad) return `the external checkpoint ${this.checkpointFile} ${bad}`;
     return file.checkpoint;
