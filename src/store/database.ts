@@ -37,8 +37,8 @@ export interface MigrationReport {
 export async function migrateToLatest(store: ControlStore): Promise<MigrationReport> {
   let { error, results } = await withMigrationLock(store, (db) => migratorFor(store, db).migrateToLatest());
   // Kysely's migrator looks its tables up across every schema of the database;
-  // another store's schema dropped at that moment (3F000) fails the lookup, not
-  // our migration: the transaction rolled back, so try again.
+  // another store's schema or table dropped at that moment (3F000, 42P01) fails
+  // the lookup, not our migration: the transaction rolled back, so try again.
   for (let retry = 0; error && retry < 3 && otherSchemaVanished(error, store); retry++) {
     ({ error, results } = await withMigrationLock(store, (db) => migratorFor(store, db).migrateToLatest()));
   }
@@ -56,7 +56,7 @@ export async function migrateToLatest(store: ControlStore): Promise<MigrationRep
 function otherSchemaVanished(error: unknown, store: ControlStore): boolean {
   return (
     store.location.dialect === 'postgres' &&
-    (error as { code?: string }).code === '3F000' &&
+    ['3F000', '42P01'].includes((error as { code?: string }).code ?? '') &&
     !(error as Error).message.includes(`"${store.location.schema}"`)
   );
 }
