@@ -19,6 +19,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { enableAuditCheckpoints } from '../src/audit/checkpoints.js';
 import { AuditLog } from '../src/audit/log.js';
 import { parseBundleFile } from '../src/policy/bundle-file.js';
 import { compilePolicy } from '../src/policy/compile.js';
@@ -197,6 +198,8 @@ async function main(): Promise<void> {
 
   // Tagbox: the audit log on SQLite (group commit), as `tagbox proxy` runs it.
   const store = await openControlStore({ dialect: 'sqlite', file: join(dir, 'tagbox.db') });
+  // Signed audit checkpoints, as every CLI-opened store has them (BENCH_NO_CHECKPOINTS=1 to compare without).
+  if (!process.env.BENCH_NO_CHECKPOINTS) enableAuditCheckpoints(store, { keyFile: join(dir, 'audit-signing.key'), checkpointFile: join(dir, 'audit', 'checkpoint.json') });
   // BENCH_NO_AUDIT=1 (diagnosis only): audit events are dropped, to see what the audit write costs.
   const audit = process.env.BENCH_NO_AUDIT ? ({ appendMany: async () => [], append: async () => ({}) } as unknown as AuditLog) : new AuditLog(store);
   // As `tagbox proxy` runs it: one group-committing writer for egress and credential-use events.

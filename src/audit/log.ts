@@ -2,9 +2,14 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
-import { takeLock, withWriteTransaction } from '../store/write-transaction.js';
-import { canonicalJson, chainHash, GENESIS_HASH, verifyLinks, type ChainBreak } from './chain.js';
+import { canonicalJson, chainHash, eventColumns, GENESIS_HASH } from './chain.js';
+import { auditCheckpointsOf } from './checkpoints.js';
 import type { AuditEvent, AuditEventInput, AuditEventType } from './events.js';
+import { verifyAuditLog, type VerifyOptions, type VerifyResult } from './verify.js';
+import { takeAuditLock, withAuditWriteLock } from './write-lock.js';
+
+export { withAuditWriteLock } from './write-lock.js';
+export type { VerifyOptions, VerifyResult } from './verify.js';
 
 export interface AuditQuery {
   type?: AuditEventType;
@@ -17,13 +22,13 @@ export interface AuditQuery {
   limit?: number;
 }
 
-export type VerifyResult = { ok: true; events: number } | { ok: false; events: number; broken: ChainBreak & { ts?: string; type?: string } };
-
 /**
  * The append-only audit log. One writer discipline keeps the chain linear even
  * with several processes: on SQLite an IMMEDIATE transaction (the database's
  * single write lock), on Postgres a transaction-scoped advisory lock. The
  * sequence number is the primary key, so a fork cannot be committed anyway.
+ * Where the store has checkpoints enabled (checkpoints.ts), every append
+ * schedules a signed checkpoint (at most one a second, off the request path).
  */
 export class AuditLog {
   private sqliteStatements: { head: BetterSqlite3.Statement; anchor: BetterSqlite3.Statement; insert: BetterSqlite3.Statement } | undefined;
@@ -40,8 +45,12 @@ export class AuditLog {
     if (events.length === 0) return [];
     // The fast path shares the connection with Kysely: never run it inside a
     // transaction Kysely has open (it would nest, and share that transaction's fate).
-    if (this.store.sqlite && !this.store.sqlite.inTransaction) return this.appendSqlite(events, this.store.sqlite);
-    return withAuditWriteLock(this.store, (trx) => appendWithin(trx, events));
+    const stored =
+      this.store.sqlite && !this.store.sqlite.inTransaction
+        ? this.appendSqlite(events, this.store.sqlite)
+        : await withAuditWriteLock(this.store, (trx) => appendWithin(trx, events));
+    auditCheckpointsOf(this.store)?.noteAppended();
+    return stored;
   }
 
   /**
@@ -51,8 +60,11 @@ export class AuditLog {
    */
   async appendIn(trx: Kysely<Database>, events: AuditEventInput[]): Promise<AuditEvent[]> {
     if (events.length === 0) return [];
-    await takeLock(trx, this.store, AUDIT_LOCK);
-    return appendWithin(trx, events);
+    await takeAuditLock(trx, this.store);
+    const stored = await appendWithin(trx, events);
+    // Scheduled, not run: the checkpoint waits for the lock this transaction holds.
+    auditCheckpointsOf(this.store)?.noteAppended();
+    return stored;
   }
 
   /**
@@ -104,50 +116,19 @@ export class AuditLog {
     }
   }
 
-  /** Walks the whole chain; reports the first event that does not verify. */
-  async verify(): Promise<VerifyResult> {
-    const anchor = await this.store.db.selectFrom('audit_anchor').select(['seq', 'hash']).executeTakeFirst();
-    let expectedPrev = anchor?.hash ?? GENESIS_HASH;
-    let expectedSeq = (anchor?.seq ?? 0) + 1;
-    let count = 0;
-    let after = expectedSeq - 1;
-    for (;;) {
-      const rows = await this.store.db
-        .selectFrom('audit_events')
-        .select(['seq', 'ts', 'type', 'data', 'prev_hash', 'hash'])
-        .where('seq', '>', after)
-        .orderBy('seq', 'asc')
-        .limit(2000)
-        .execute();
-      if (rows.length === 0) break;
-      const broken = verifyLinks(rows, expectedPrev, expectedSeq);
-      if (broken) {
-        const row = rows.find((r) => r.seq === broken.seq);
-        return { ok: false, events: count, broken: { ...broken, ts: row?.ts, type: row?.type } };
-      }
-      const last = rows[rows.length - 1]!;
-      count += rows.length;
-      expectedPrev = last.hash;
-      expectedSeq = last.seq + 1;
-      after = last.seq;
-    }
-    // Events before the anchor (or before seq 1) that were not pruned by us are a break too.
-    const stray = await this.store.db.selectFrom('audit_events').select('seq').where('seq', '<', (anchor?.seq ?? 0) + 1).limit(1).executeTakeFirst();
-    if (stray) return { ok: false, events: count, broken: { seq: stray.seq, problem: 'event lies before the start of the chain' } };
-    return { ok: true, events: count };
+  /**
+   * Walks the whole chain and its checkpoints; reports the first problem.
+   * Without options it trusts the key (and reads the checkpoint file) of the
+   * store's checkpointer, if it has one.
+   */
+  verify(options?: VerifyOptions): Promise<VerifyResult> {
+    const checkpoints = auditCheckpointsOf(this.store);
+    const trusted = checkpoints?.trustedKeys();
+    return verifyAuditLog(
+      this.store,
+      options ?? { ...(trusted ? { trusted } : {}), ...(checkpoints ? { checkpointFile: checkpoints.checkpointFile } : {}) },
+    );
   }
-}
-
-const AUDIT_LOCK = 'audit_events';
-
-/**
- * Runs fn under the audit log's single write lock: on Postgres a
- * transaction-scoped advisory lock, on SQLite BEGIN IMMEDIATE (the database's
- * write lock). Appends and retention pruning both take it, so that they never
- * interleave and the chain stays linear.
- */
-export function withAuditWriteLock<T>(store: ControlStore, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-  return withWriteTransaction(store, AUDIT_LOCK, fn);
 }
 
 /** Reads the chain head and appends after it; the caller holds the write lock. */
@@ -171,18 +152,8 @@ function chainRows(events: AuditEventInput[], start: { seq: number; hash: string
     const data = canonicalJson(event);
     const hash = chainHash(prev, data);
     stored.push({ ...event, hash } as AuditEvent);
-    const row = {
-      seq,
-      ts: event.ts,
-      type: event.type,
-      outcome: (event.outcome as string | undefined) ?? null,
-      actor: (event.actor as string | undefined) ?? null,
-      session_id: (event.session as string | undefined) ?? null,
-      channel_id: (event.channel as string | undefined) ?? null,
-      data,
-      prev_hash: prev,
-      hash,
-    };
+    // The filter columns come from the hashed event, by the function verify checks them with.
+    const row = { seq, ...eventColumns(event), data, prev_hash: prev, hash };
     prev = hash;
     return row;
   });

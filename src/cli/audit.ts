@@ -1,11 +1,15 @@
 import { Option, type Command } from 'commander';
 import { join, resolve } from 'node:path';
+import { auditCheckpointOptions, auditCheckpointsOf } from '../audit/checkpoints.js';
 import { AuditLog, type AuditQuery } from '../audit/log.js';
 import { pruneAudit } from '../audit/retention.js';
+import { loadSigningKey } from '../audit/signing-key.js';
 import { exportNetworkEvents } from '../audit/siem-export.js';
 import { AUDIT_EVENT_TYPES } from '../audit/events.js';
 import { failure, invalidInput } from '../errors.js';
 import { contextFrom, withStore } from './context.js';
+import { collect } from './options.js';
+import { verifyOptionsFrom, verifyReport, type VerifyFlags } from './audit-verify.js';
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('read and check the audit log');
@@ -38,22 +42,47 @@ export function registerAudit(program: Command): void {
 
   audit
     .command('verify')
-    .description('check the hash chain; exit 1 naming the first broken event')
-    .action(async (_opts, command: Command) => {
+    .description('check the hash chain, every column and the signed checkpoints; exit 1 naming the first problem')
+    .option('--public-key <file>', 'trust this Ed25519 public key (PEM, from `tagbox audit public-key`; repeatable) instead of this home\'s signing key', collect, [])
+    .option('--checkpoint-file <file>', 'compare with this external checkpoint (default: audit.checkpointFile, TAGBOX_HOME/audit/checkpoint.json)')
+    .option('--no-checkpoint-file', 'do not compare with an external checkpoint: a deleted tail whose checkpoints were deleted too then goes unnoticed')
+    .option('--json', 'print the result as one JSON object')
+    .action(async (opts: VerifyFlags, command: Command) => {
       const ctx = contextFrom(command);
+      const options = verifyOptionsFrom(opts, auditCheckpointOptions(ctx.home, ctx.config));
       await withStore(ctx, async (store) => {
-        const result = await new AuditLog(store).verify();
-        if (!result.ok) {
-          const { seq, ts, type, problem } = result.broken;
-          throw failure(`audit chain broken at event ${seq}${type ? ` (${type}` : ''}${ts ? `, ${ts})` : type ? ')' : ''}: ${problem}`, 'audit_broken');
-        }
-        process.stdout.write(`audit chain intact: ${result.events} events\n`);
+        const result = await new AuditLog(store).verify(options);
+        const report = verifyReport(result);
+        process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : report.lines.map((l) => `${l}\n`).join(''));
+        if (!result.ok) throw failure(report.failure!, 'audit_broken');
       });
     });
 
   audit
+    .command('checkpoint')
+    .description('sign a checkpoint of the chain\'s head now (writers do this on their own) and print the newest checkpoint as JSON')
+    .action(async (_opts, command: Command) => {
+      const ctx = contextFrom(command);
+      await withStore(ctx, async (store) => {
+        const outcome = await auditCheckpointsOf(store)!.checkpoint({ strict: 'audit checkpoint refused' });
+        if (outcome.state === 'made') process.stdout.write(`${JSON.stringify(outcome.checkpoint)}\n`);
+        else if (outcome.state === 'covered' && outcome.latest) process.stdout.write(`${JSON.stringify(outcome.latest)}\n`);
+        else process.stderr.write('tagbox: the audit log is empty: nothing to checkpoint\n');
+      });
+    });
+
+  audit
+    .command('public-key')
+    .description('print the public key of the audit signing key (PEM), for `tagbox audit verify --public-key`; creates the key if there is none yet')
+    .action((_opts, command: Command) => {
+      const ctx = contextFrom(command);
+      const { keyFile } = auditCheckpointOptions(ctx.home, ctx.config);
+      process.stdout.write(loadSigningKey({ file: keyFile, create: true }).key.publicKeyPem());
+    });
+
+  audit
     .command('prune')
-    .description('delete events older than a cut; what remains still verifies (the chain is anchored at the last deleted event)')
+    .description('delete events older than a cut, after verifying them; what remains still verifies (the chain is anchored, and signed, at the last deleted event)')
     .option('--older-than <days>', 'delete events older than this many days')
     .option('--before <iso-time>', 'delete events before this time (ISO 8601)')
     .option('--dry-run', 'print how many events would go; delete nothing')

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { auditCheckpointOptions, enableAuditCheckpoints } from '../audit/checkpoints.js';
 import { loadConfig } from '../config/load.js';
 import type { TagboxConfig } from '../config/schema.js';
 import { ensureHome, homePaths, resolveHome } from '../home.js';
@@ -17,7 +18,10 @@ export interface CliContext {
   config: TagboxConfig;
   configFile: string | undefined;
   logger: Logger;
-  /** Opens the control-plane store (migrating it); the caller closes it. */
+  /**
+   * Opens the control-plane store (migrating it); the caller closes it. Audit
+   * appends through it get signed checkpoints, and closing it signs the rest.
+   */
   openStore(options?: { migrate?: boolean }): Promise<ControlStore>;
 }
 
@@ -34,7 +38,11 @@ export function contextFrom(command: Command, options: { createHome?: boolean } 
     config,
     configFile: file,
     logger,
-    openStore: (opts) => openControlStore(controlStoreLocation(home, config), opts),
+    openStore: async (opts) => {
+      const store = await openControlStore(controlStoreLocation(home, config), opts);
+      enableAuditCheckpoints(store, auditCheckpointOptions(home, config, logger));
+      return store;
+    },
   };
 }
 

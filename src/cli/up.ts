@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { auditCheckpointOptions } from '../audit/checkpoints.js';
 import { delegateCgroups } from '../privsep/cgroups.js';
 import { prepareHome } from '../privsep/home.js';
 import { describePlan, privsepPlan, type PrivsepPlan } from '../privsep/plan.js';
@@ -42,7 +43,10 @@ export function registerUp(program: Command): void {
       ];
       const plan = privsepPlan({ home: ctx.home, readable });
       if (plan.mode === 'separated') {
-        prepareHome(plan, ctx.config.vault.masterKeyFile);
+        prepareHome(plan, {
+          ...(ctx.config.vault.masterKeyFile ? { masterKeyFile: ctx.config.vault.masterKeyFile } : {}),
+          auditKeyFile: auditCheckpointOptions(plan.home, ctx.config).keyFile,
+        });
         delegateCgroups(detectLimitMechanism(), plan.server.uid, plan.server.gid);
         ctx.logger.info(`privilege separation ${describePlan(plan)}`);
       } else {

@@ -102,6 +102,19 @@ export const configSchema = z
         check('maxConnectionsPerSession', 'maxConnections');
       })
       .default({ passthrough: [], maxTunnels: 1024, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256 }),
+    audit: z
+      .object({
+        /**
+         * The Ed25519 key (PEM) that signs audit checkpoints, when TAGBOX_AUDIT_SIGNING_KEY
+         * is not set; created 0600 on first need. Default TAGBOX_HOME/audit-signing.key.
+         * Replicas on one database must share it. See docs/AUDIT.md.
+         */
+        signingKeyFile: z.string().min(1).optional(),
+        /** The newest checkpoint, kept outside the database. Default TAGBOX_HOME/audit/checkpoint.json. */
+        checkpointFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

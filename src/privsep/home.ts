@@ -1,5 +1,6 @@
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadSigningKey } from '../audit/signing-key.js';
 import { homePaths } from '../home.js';
 import type { PrivsepPlan } from './plan.js';
 
@@ -16,9 +17,11 @@ import type { PrivsepPlan } from './plan.js';
  *   ca/            tagbox-proxy 0700  the deployment CA's key (the server asks the proxy for the certificate)
  *   run/           root:tagbox 3770   both children's sockets; the control socket is 0660 and checks its peer
  *   sandboxes/     tagbox 0700        the server's sandboxes
- *   audit/         tagbox:tagbox 0750 the SIEM export, written by the server
+ *   audit-signing.key root:tagbox 0640 signs audit checkpoints: both children append to the log
+ *   audit/         tagbox:tagbox 2770 the SIEM export (the server) and the external checkpoint (both)
  */
-export function prepareHome(plan: Extract<PrivsepPlan, { mode: 'separated' }>, masterKeyFile?: string): void {
+export function prepareHome(plan: Extract<PrivsepPlan, { mode: 'separated' }>, files: { masterKeyFile?: string; auditKeyFile: string }): void {
+  const { masterKeyFile } = files;
   const { server, proxy, gid, home } = plan;
   const own = (path: string, uid: number, g: number, mode: number) => {
     if (!existsSync(path)) return;
@@ -45,9 +48,13 @@ export function prepareHome(plan: Extract<PrivsepPlan, { mode: 'separated' }>, m
   mkdirSync(paths.sandboxes, { recursive: true });
   ownTree(paths.sandboxes, server.uid, server.gid, undefined, undefined);
   own(paths.sandboxes, server.uid, server.gid, 0o700);
+  // Both children append to the audit log and sign its checkpoints: the key is root's, read by their group
+  // (unless TAGBOX_AUDIT_SIGNING_KEY gives it); both write the external checkpoint in audit/.
+  if (!process.env.TAGBOX_AUDIT_SIGNING_KEY) loadSigningKey({ file: files.auditKeyFile, create: true });
+  own(files.auditKeyFile, 0, gid, 0o640);
   const audit = join(home, 'audit');
   mkdirSync(audit, { recursive: true });
-  ownTree(audit, server.uid, gid, 0o750, 0o640);
+  ownTree(audit, server.uid, gid, 0o2770, 0o660);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { AccessAdmin } from '../access/admin-service.js';
+import { auditCheckpointOptions, auditCheckpointsOf, enableAuditCheckpoints } from '../audit/checkpoints.js';
 import { pruneAudit } from '../audit/retention.js';
 import { startSiemExport } from '../audit/siem-export.js';
 import type { Logger } from '../log.js';
@@ -7,9 +8,11 @@ import type { ControlStore } from '../store/database.js';
 
 /**
  * What `tagbox up` does in the background: hourly JSON Lines files of network
- * events for SIEM pickup in TAGBOX_HOME/audit, and retention pruning of the
- * audit log by the org's retention days (the chain stays verifiable: pruning
- * moves its anchor). Several replicas may prune at once: it takes the audit lock.
+ * events for SIEM pickup in TAGBOX_HOME/audit, retention pruning of the audit
+ * log by the org's retention days (the chain stays verifiable: pruning moves
+ * its anchor and signs it), and a periodic signed checkpoint of the audit
+ * chain, which also covers events of processes that could not read the
+ * signing key. Several replicas may prune at once: it takes the audit lock.
  */
 export interface HousekeepingOptions {
   store: ControlStore;
@@ -17,14 +20,19 @@ export interface HousekeepingOptions {
   orgId: string;
   home: string;
   logger: Logger;
-  /** Defaults: an export pass every minute; a prune a minute after start, then every 6 hours. */
+  /** Defaults: an export pass every minute; a prune a minute after start, then every 6 hours; a checkpoint every 10 s. */
   siemIntervalMs?: number;
+  checkpointEveryMs?: number;
   firstPruneMs?: number;
   pruneEveryMs?: number;
 }
 
 export function startHousekeeping(options: HousekeepingOptions): { stop(): Promise<void> } {
   const { store, access, orgId, logger } = options;
+  // `tagbox up` opens its store with checkpoints enabled (cli/context.ts); a store opened otherwise gets this home's.
+  const checkpoints = auditCheckpointsOf(store) ?? enableAuditCheckpoints(store, auditCheckpointOptions(options.home, undefined, logger));
+  const checkpointTimer = setInterval(() => void checkpoints.checkpoint(), options.checkpointEveryMs ?? 10_000);
+  checkpointTimer.unref();
   const siem = startSiemExport(store, join(options.home, 'audit'), {
     intervalMs: options.siemIntervalMs ?? 60_000,
     onError: (error) => logger.warn({ err: error }, 'SIEM export pass failed'),
@@ -45,8 +53,10 @@ export function startHousekeeping(options: HousekeepingOptions): { stop(): Promi
   return {
     stop: async () => {
       clearInterval(timer);
+      clearInterval(checkpointTimer);
       clearTimeout(first);
       await siem.stop();
+      await checkpoints.checkpoint();
     },
   };
 }

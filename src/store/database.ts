@@ -35,7 +35,13 @@ export interface MigrationReport {
 }
 
 export async function migrateToLatest(store: ControlStore): Promise<MigrationReport> {
-  const { error, results } = await withMigrationLock(store, (db) => migratorFor(store, db).migrateToLatest());
+  let { error, results } = await withMigrationLock(store, (db) => migratorFor(store, db).migrateToLatest());
+  // Kysely's migrator looks its tables up across every schema of the database;
+  // another store's schema or table dropped at that moment (3F000, 42P01) fails
+  // the lookup, not our migration: the transaction rolled back, so try again.
+  for (let retry = 0; error && retry < 3 && otherSchemaVanished(error, store); retry++) {
+    ({ error, results } = await withMigrationLock(store, (db) => migratorFor(store, db).migrateToLatest()));
+  }
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw failure(
@@ -45,6 +51,14 @@ export async function migrateToLatest(store: ControlStore): Promise<MigrationRep
     );
   }
   return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName), pending: [] };
+}
+
+function otherSchemaVanished(error: unknown, store: ControlStore): boolean {
+  return (
+    store.location.dialect === 'postgres' &&
+    ['3F000', '42P01'].includes((error as { code?: string }).code ?? '') &&
+    !(error as Error).message.includes(`"${store.location.schema}"`)
+  );
 }
 
 export async function migrationStatus(store: ControlStore): Promise<MigrationReport> {

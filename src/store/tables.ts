@@ -120,6 +120,17 @@ export interface AuditAnchorTable {
   hash: string;
 }
 
+/** Signed checkpoints of the audit chain (src/audit/checkpoint.ts); the signature covers every other column. */
+export interface AuditCheckpointsTable {
+  seq: number;
+  /** 'head' | 'anchor' */
+  kind: string;
+  hash: string;
+  ts: string;
+  key_id: string;
+  signature: string;
+}
+
 /** One row per org: bumped with every access change (see src/access/admin-service.ts). */
 export interface PolicyRevisionsTable {
   org_id: string;
@@ -154,6 +165,7 @@ export interface Database {
   bundle_scopes: BundleScopesTable;
   audit_events: AuditEventsTable;
   audit_anchor: AuditAnchorTable;
+  audit_checkpoints: AuditCheckpointsTable;
   api_tokens: ApiTokensTable;
   policy_revisions: PolicyRevisionsTable;
 }

@@ -32,7 +32,7 @@ describe.each(BACKENDS)('audit log on %s', (backendName) => {
     for await (const e of log.query()) events.push(e);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(new Set(events.map((e) => e.hash)).size).toBe(5);
-    expect(await log.verify()).toEqual({ ok: true, events: 5 });
+    expect(await log.verify()).toMatchObject({ ok: true, events: 5 });
   });
 
   it('names the first event whose row was edited directly in the database', async () => {
@@ -95,7 +95,7 @@ describe.each(BACKENDS)('audit log on %s', (backendName) => {
         child.on('close', resolve);
       });
     expect(await Promise.all([run('a'), run('b')])).toEqual([0, 0]);
-    expect(await log.verify()).toEqual({ ok: true, events: 80 });
+    expect(await log.verify()).toMatchObject({ ok: true, events: 80 });
   });
 
   it('exports JSON Lines and verifies through the CLI', async () => {

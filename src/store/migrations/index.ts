@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_policy_revisions.js';
 import * as m0003 from './0003_api_tokens.js';
+import * as m0004 from './0004_audit_checkpoints.js';
 
 /**
  * One ordered list of migrations for both dialects. Later issues append
@@ -11,6 +12,7 @@ export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_policy_revisions': m0002,
   '0003_api_tokens': m0003,
+  '0004_audit_checkpoints': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {
