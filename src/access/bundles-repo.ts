@@ -133,6 +133,7 @@ async function insertConnections(trx: Db, owner: ConnectionOwner, specs: Connect
         allowed_websites: JSON.stringify(c.allowedWebsites),
         inject: JSON.stringify(c.inject),
         narrow: c.narrow ? JSON.stringify(c.narrow) : null,
+        plain_http: c.plainHttp ? 1 : 0,
         created_at: now,
         updated_at: now,
       })),
@@ -182,6 +183,7 @@ function toConnection(row: Selectable<ConnectionsTable>): Connection {
     allowedWebsites: JSON.parse(row.allowed_websites) as ConnectionSpec['allowedWebsites'],
     inject: JSON.parse(row.inject) as Connection['inject'],
     ...(row.narrow ? { narrow: JSON.parse(row.narrow) as Connection['narrow'] } : {}),
+    ...(row.plain_http ? { plainHttp: true } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

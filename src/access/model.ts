@@ -70,6 +70,8 @@ export interface ConnectionSpec {
   allowedWebsites: Array<string | DomainEntry>;
   inject: InjectSpec;
   narrow?: Narrowing;
+  /** The credential may also be injected over plain HTTP (an explicit opt-in; never for personal connectors). */
+  plainHttp?: boolean;
 }
 
 /** A personal connector as its owner writes it: the secret name is derived, so it may be left out. */

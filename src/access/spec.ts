@@ -17,6 +17,7 @@ export function toPolicyConnection(c: ConnectionSpec): PolicyConnection {
     allowedWebsites: c.allowedWebsites.map((w) => (typeof w === 'string' ? { host: w } : hostEntry(w))),
     inject: c.inject,
     ...(c.narrow ? { narrow: c.narrow } : {}),
+    ...(c.plainHttp ? { plainHttp: true } : {}),
   };
 }
 
@@ -34,6 +35,7 @@ export function connectionInput(c: ConnectionSpec): unknown {
     allowedWebsites: mapIfArray(c.allowedWebsites, (w) => (typeof w === 'string' ? w : entryInput(w))),
     inject: c.inject,
     ...(c.narrow ? { narrow: c.narrow } : {}),
+    ...(c.plainHttp !== undefined ? { plainHttp: c.plainHttp } : {}),
   };
 }
 
@@ -58,6 +60,7 @@ export function fromPolicyConnection(c: PolicyConnection): ConnectionSpec {
     allowedWebsites: c.allowedWebsites.map((w) => (w.ports ? { host: w.host, ports: w.ports } : w.host)),
     inject: c.inject,
     ...(c.narrow && Object.keys(c.narrow).length ? { narrow: stripUndefined(c.narrow) } : {}),
+    ...(c.plainHttp ? { plainHttp: true } : {}),
   };
 }
 
@@ -72,7 +75,14 @@ export function specOf(b: Bundle): BundleSpec {
 }
 
 export function connectionSpecOf(c: Connection | ConnectionSpec): ConnectionSpec {
-  return { name: c.name, secret: c.secret, allowedWebsites: c.allowedWebsites, inject: c.inject, ...(c.narrow ? { narrow: c.narrow } : {}) };
+  return {
+    name: c.name,
+    secret: c.secret,
+    allowedWebsites: c.allowedWebsites,
+    inject: c.inject,
+    ...(c.narrow ? { narrow: c.narrow } : {}),
+    ...(c.plainHttp ? { plainHttp: true } : {}),
+  };
 }
 
 function hostEntry(d: DomainEntry): HostEntry {

@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import type { ColumnType, Selectable } from 'kysely';
 
 /**
  * The control-plane tables, typed first (Kysely). Portable across SQLite and
@@ -88,6 +88,8 @@ export interface ConnectionsTable {
   inject: string;
   /** JSON narrowing {host?, pathPrefix?, readOnly?} or null. */
   narrow: string | null;
+  /** 1: the credential may go over plain HTTP too (an explicit opt-in). */
+  plain_http: ColumnType<number, number | undefined, number>;
   created_at: string;
   updated_at: string;
 }

@@ -74,7 +74,7 @@ describe('tagbox command', () => {
       expect(r.stdout).toMatch(/ resource limits: (cgroup v2|cgroup v1|rlimits only)/m);
       expect(r.stdout).toMatch(/^ok +TAGBOX_HOME: .*mode 0700/m);
       expect(r.stdout).toMatch(/^ok +database: .*migrated/m);
-      expect(r.stdout).toMatch(process.getuid!() === 0 ? /^ok +privilege separation: on: / : /^warn +privilege separation: off, single-user mode \(weaker\)/m);
+      expect(r.stdout).toMatch(process.getuid!() === 0 ? /^ok +privilege separation: on: /m : /^warn +privilege separation: off, single-user mode \(weaker\)/m);
       expect(r.code).toBe(0);
     });
 

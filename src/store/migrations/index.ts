@@ -3,6 +3,7 @@ import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_policy_revisions.js';
 import * as m0003 from './0003_api_tokens.js';
 import * as m0004 from './0004_audit_checkpoints.js';
+import * as m0005 from './0005_connection_plain_http.js';
 
 /**
  * One ordered list of migrations for both dialects. Later issues append
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   '0002_policy_revisions': m0002,
   '0003_api_tokens': m0003,
   '0004_audit_checkpoints': m0004,
+  '0005_connection_plain_http': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {
