@@ -67,7 +67,8 @@ describe.each(BACKENDS)('audit checkpoints on %s', (backendName) => {
     expect(rows.at(-1)).toMatchObject({ kind: 'head', seq: 50 });
     const file = readCheckpointFile(checkpoints.checkpointFile);
     expect(file).toMatchObject({ state: 'present', checkpoint: { seq: 50, signature: rows.at(-1)!.signature } });
-    expect(statSync(checkpoints.checkpointFile).mode & 0o777).toBe(0o600);
+    // A signed statement, not a secret: readable by every writer (the server's and the proxy's group).
+    expect(statSync(checkpoints.checkpointFile).mode & 0o777).toBe(0o640);
     expect(statSync(checkpoints.keyFile).mode & 0o777).toBe(0o600);
     expect(await new AuditLog(store).verify({ trusted: checkpoints.trustedKeys()!, checkpointFile: checkpoints.checkpointFile })).toMatchObject({ ok: true, events: 50, uncovered: 0 });
   });
