@@ -35,3 +35,6 @@ else
 fi
 
 [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund
+
+# As root, the sandboxes and `tagbox up` run as Tagbox's system users (privilege separation).
+if [ "$(id -u)" -eq 0 ]; then bash scripts/create-users.sh; fi
