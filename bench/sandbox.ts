@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +16,12 @@ import { createBubblewrapProvider, findExecutable, runInSandbox } from '../src/s
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const root = mkdtempSync(join(tmpdir(), 'tagbox-bench-sandbox-'));
-const proxySocket = join(root, 'proxy.sock');
+const provider = await createBubblewrapProvider({ home: join(root, 'home') });
+// Where the provider can bind it from (as root, bubblewrap runs as the unprivileged launcher user).
+const proxySocket = provider.proxySocketPath('bench');
 const server = createServer((_req, res) => res.end('ok'));
 await new Promise<void>((resolve) => server.listen(proxySocket, resolve));
+chmodSync(proxySocket, 0o666);
 const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
 async function measure(name: string, rounds: number, once: () => Promise<unknown>): Promise<number> {
@@ -50,8 +53,7 @@ const bareArgs = [
   '--symlink', 'usr/lib64', '/lib64', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--', '/bin/true',
 ];
 
-const provider = await createBubblewrapProvider({ home: join(root, 'home') });
-console.log(`limits by: ${provider.mechanism.kind}`);
+console.log(`limits by: ${provider.mechanism.kind}; sandbox user: ${provider.identity.mode === 'separate' ? provider.identity.sandbox.uid : 'single-user'}; seccomp on`);
 const spec = { proxySocket, caCertPem: CA };
 
 const bare = await measure('bare bwrap -- true', ROUNDS, () => run(bwrap, bareArgs));
