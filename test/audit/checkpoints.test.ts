@@ -105,7 +105,8 @@ describe.each(BACKENDS)('audit checkpoints on %s', (backendName) => {
     expect(verify.stdout).toContain('audit chain intact: 120 events');
     expect(verify.stdout).toContain('every event is covered by a signed checkpoint');
     expect(verify.stdout).toMatch(/event 120, matches/);
-    expect((await checkpointRows(store.db)).length).toBeGreaterThanOrEqual(3);
+    // At least one from the pair (a writer whose tail the other already signed adds none) and one after the restart.
+    expect((await checkpointRows(store.db)).length).toBeGreaterThanOrEqual(2);
   });
 
   it('a writer that cannot read the key still appends and says so once; verify counts what is unsigned; a key holder covers it', async () => {
