@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { accessSync, constants, statSync } from 'node:fs';
 import { loadConfig } from '../config/load.js';
 import { describeError, isTagboxError } from '../errors.js';
 import { ensureHome, homePaths, resolveHome } from '../home.js';
@@ -12,7 +11,7 @@ import {
 } from '../sandbox/host-support.js';
 import { describeEnforcement } from '../sandbox/limits.js';
 import { checkNativeParts } from '../sandbox/native.js';
-import { describePlan, privsepPlan } from '../privsep/plan.js';
+import { childReadables, describePlan, privsepPlan } from '../privsep/plan.js';
 import { describeLocation } from '../store/connect.js';
 import { controlStoreLocation, migrationStatus, openControlStore } from '../store/database.js';
 import { lookupGroup, SHARED_GROUP } from '../system/accounts.js';
@@ -172,17 +171,9 @@ async function checkConfinement(home: string): Promise<CheckResult[]> {
 /** Whether `tagbox up` would run as three users here, or in the weaker single-user mode. */
 function checkPrivsep(home: string, globals: GlobalOptions): CheckResult {
   const name = 'privilege separation';
-  const install = fileURLToPath(new URL('../../', import.meta.url));
   try {
     ensureHome(home);
-    const plan = privsepPlan({
-      home,
-      readable: [
-        { path: install, need: 'rx' },
-        { path: realpathSync(process.execPath), need: 'rx' },
-        ...(globals.config ? [{ path: globals.config, need: 'r' as const }] : []),
-      ],
-    });
+    const plan = privsepPlan({ home, readable: childReadables(globals.config) });
     return {
       name,
       ok: plan.mode === 'separated',

@@ -1,19 +1,16 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { auditCheckpointOptions } from '../audit/checkpoints.js';
 import { delegateCgroups } from '../privsep/cgroups.js';
 import { prepareHome } from '../privsep/home.js';
-import { describePlan, privsepPlan, type PrivsepPlan } from '../privsep/plan.js';
+import { childReadables, describePlan, INSTALL_DIR, privsepPlan, type PrivsepPlan } from '../privsep/plan.js';
 import { detectLimitMechanism } from '../sandbox/host-support.js';
 import { ProxySupervisor } from '../server/proxy-supervisor.js';
 import { contextFrom } from './context.js';
 import { parsePort } from './server-daemon.js';
 
-/** The installation: bin/tagbox.js and dist/ below it. */
-const INSTALL_DIR = fileURLToPath(new URL('../../', import.meta.url));
 const TAGBOX_BIN = join(INSTALL_DIR, 'bin', 'tagbox.js');
 
 /**
@@ -36,18 +33,13 @@ export function registerUp(program: Command): void {
       if (opts.port !== undefined) parsePort(opts.port);
       const ctx = contextFrom(command);
       const globals = command.optsWithGlobals<{ config?: string }>();
-      const readable: Array<{ path: string; need: 'r' | 'rx' }> = [
-        { path: INSTALL_DIR, need: 'rx' },
-        { path: realpathSync(process.execPath), need: 'rx' },
-        ...(ctx.configFile && existsSync(ctx.configFile) && globals.config ? [{ path: ctx.configFile, need: 'r' as const }] : []),
-      ];
-      const plan = privsepPlan({ home: ctx.home, readable });
+      const plan = privsepPlan({ home: ctx.home, readable: childReadables(globals.config) });
       if (plan.mode === 'separated') {
         prepareHome(plan, {
           ...(ctx.config.vault.masterKeyFile ? { masterKeyFile: ctx.config.vault.masterKeyFile } : {}),
           auditKeyFile: auditCheckpointOptions(plan.home, ctx.config).keyFile,
         });
-        delegateCgroups(detectLimitMechanism(), plan.server.uid, plan.server.gid);
+        await delegateCgroups(detectLimitMechanism(), plan.server.uid, plan.server.gid);
         ctx.logger.info(`privilege separation ${describePlan(plan)}`);
       } else {
         mkdirSync(ctx.paths.sockets, { recursive: true, mode: 0o700 });

@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { failure } from '../errors.js';
 import { SHARED_GROUP, SYSTEM_USERS, inRanges, lookupGroup, lookupUser, subordinateRanges, userById, type Account } from '../system/accounts.js';
 import { blockedAt, type Who } from './reach.js';
@@ -29,6 +30,18 @@ export interface PlanInput {
   home: string;
   /** Paths the children must read (directories and programs: and enter or run): the installation, node, the config file. */
   readable: Array<{ path: string; need: 'r' | 'rx' }>;
+}
+
+/** The installation (bin/, dist/, native/build) the children run from. */
+export const INSTALL_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+/** What the children must read: the installation, node, and an explicit config file. */
+export function childReadables(configFile?: string): PlanInput['readable'] {
+  return [
+    { path: INSTALL_DIR, need: 'rx' },
+    { path: realpathSync(process.execPath), need: 'rx' },
+    ...(configFile ? [{ path: configFile, need: 'r' as const }] : []),
+  ];
 }
 
 export function privsepPlan(input: PlanInput): PrivsepPlan {

@@ -63,7 +63,15 @@ async function createV2(root: string, id: string, limits: SandboxLimits): Promis
   };
 }
 
-async function enableControllers(dir: string): Promise<void> {
+/** The `tagbox` parent cgroup in each hierarchy the mechanism uses; a sandbox's cgroups are its children. */
+export function parentCgroups(mechanism: LimitMechanism): string[] {
+  if (mechanism.kind === 'cgroup2') return [join(mechanism.root, PARENT)];
+  if (mechanism.kind === 'cgroup1') return [join(mechanism.memory, PARENT), join(mechanism.pids, PARENT)];
+  return [];
+}
+
+/** Turns on the controllers the sandboxes need for the children of `dir` (cgroup v2). */
+export async function enableControllers(dir: string): Promise<void> {
   const current = await readOr(join(dir, 'cgroup.subtree_control'));
   const wanted = ['memory', 'pids'].filter((c) => !new RegExp(`\\b${c}\\b`).test(current));
   if (wanted.length > 0) await writeFile(join(dir, 'cgroup.subtree_control'), wanted.map((c) => `+${c}`).join(' '));
@@ -141,11 +149,7 @@ function keyed(text: string, key: string): number {
  * what a crashed Tagbox left behind. Nothing there is not an error.
  */
 export async function destroyCgroupById(mechanism: LimitMechanism, id: string): Promise<void> {
-  const dirs =
-    mechanism.kind === 'cgroup2' ? [join(mechanism.root, PARENT, id)]
-    : mechanism.kind === 'cgroup1' ? [join(mechanism.memory, PARENT, id), join(mechanism.pids, PARENT, id)]
-    : [];
-  const present = dirs.filter((dir) => existsSync(dir));
+  const present = parentCgroups(mechanism).map((parent) => join(parent, id)).filter((dir) => existsSync(dir));
   if (present.length === 0) return;
   if (mechanism.kind === 'cgroup2' && existsSync(join(present[0]!, 'cgroup.kill'))) {
     await writeFile(join(present[0]!, 'cgroup.kill'), '1').catch(() => undefined);

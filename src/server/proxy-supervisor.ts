@@ -26,38 +26,14 @@ const STABLE_AFTER_MS = 60_000;
  */
 export class ProxySupervisor {
   #child: ChildProcess | undefined;
-  #ready = false;
-  #everReady = false;
   #stopping = false;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
-  #waiters: Array<() => void> = [];
 
   constructor(private readonly options: ProxySupervisorOptions) {}
 
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
-  /** True once the first child said ready: the vault has been initialised by then. */
-  get everReady(): boolean {
-    return this.#everReady;
-  }
-
   start(): void {
     this.#spawn();
-  }
-
-  /** Resolves when a child is ready (or the timeout passes: false). */
-  waitReady(timeoutMs: number): Promise<boolean> {
-    if (this.#ready) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.#waiters.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
   }
 
   async stop(): Promise<void> {
@@ -87,15 +63,11 @@ export class ProxySupervisor {
     this.options.logger.info({ pid: child.pid }, 'agent proxy starting');
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (line.trim() !== 'ready' || this.#child !== child) return;
-      this.#ready = true;
-      this.#everReady = true;
       this.options.logger.info({ pid: child.pid }, 'agent proxy ready');
-      for (const wake of this.#waiters.splice(0)) wake();
     });
     child.stdin!.on('error', () => undefined);
     child.on('error', (error) => this.options.logger.error({ err: error }, 'agent proxy failed to start'));
     child.on('exit', (code, signal) => {
-      if (this.#child === child) this.#ready = false;
       if (this.#stopping) return;
       if (Date.now() - started > STABLE_AFTER_MS) this.#failures = 0;
       const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#failures);
