@@ -45,5 +45,7 @@ export function homePaths(home: string) {
     caDir: join(home, 'ca'),
     sandboxes: join(home, 'sandboxes'),
     sockets: join(home, 'run'),
+    /** The local Owner's API token, written 0600 by `tagbox up`'s first run for `tagbox chat` and friends. */
+    ownerToken: join(home, 'owner.token'),
   } as const;
 }

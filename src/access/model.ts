@@ -35,6 +35,10 @@ export interface Channel {
   name: string;
   isPrivate: boolean;
   createdAt: string;
+  /** The channel's engine, overriding `agent.engine`. */
+  engine?: string;
+  /** Custom instructions for the agent in this channel (appended to the org's). */
+  instructions?: string;
 }
 
 export interface Member {

@@ -26,6 +26,7 @@ export async function createOrg(db: Kysely<Database>, name: string, settings: Pa
     zero_data_retention: s.zeroDataRetention ? 1 : 0,
     created_at: now,
     updated_at: now,
+    instructions: null,
   };
   await db.insertInto('orgs').values(row).execute();
   return toOrg(row);

@@ -33,6 +33,8 @@ export async function createChannel(
     name: input.name,
     is_private: input.isPrivate ? 1 : 0,
     created_at: nowIso(),
+    engine: null,
+    instructions: null,
   };
   await db.insertInto('channels').values(row).execute();
   return toChannel(row);
@@ -59,5 +61,7 @@ function toChannel(row: Selectable<ChannelsTable>): Channel {
     name: row.name,
     isPrivate: row.is_private === 1,
     createdAt: row.created_at,
+    ...(row.engine ? { engine: row.engine } : {}),
+    ...(row.instructions ? { instructions: row.instructions } : {}),
   };
 }

@@ -102,6 +102,35 @@ export const configSchema = z
         check('maxConnectionsPerSession', 'maxConnections');
       })
       .default({ passthrough: [], maxTunnels: 1024, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256 }),
+    agent: z
+      .object({
+        /** The default engine; a channel's own `engine` overrides it. Default: claude when installed, else shell. */
+        engine: z.enum(['shell', 'claude']).optional(),
+        model: z.string().min(1).optional(),
+        /** Vault name of the model key (the proxy injects it; the sandbox holds a placeholder). */
+        modelSecret: z.string().min(1).optional(),
+        /** A session's sandbox is released after this long without a turn; the next message rebuilds it. */
+        idleSeconds: z.number().int().min(1).default(900),
+        /** Wall-time limit of one turn, enforced by the server. */
+        turnTimeoutSeconds: z.number().int().min(1).default(1800),
+        /** Live sandboxes per org; turns beyond it wait, and their threads say so. */
+        maxSandboxesPerOrg: z.number().int().min(1).default(8),
+        /** Longest message accepted from a person (bytes of UTF-8). */
+        maxMessageBytes: z.number().int().min(1).max(1024 * 1024).default(32 * 1024),
+        /** Longest text the agent may post in one message; the rest is cut with a note. */
+        maxReplyBytes: z.number().int().min(256).max(1024 * 1024).default(16 * 1024),
+        /** Progress posted per session per second at most (bytes of output); the rest is summarised. */
+        progressBytesPerSecond: z.number().int().min(256).default(16 * 1024),
+      })
+      .strict()
+      .default({ idleSeconds: 900, turnTimeoutSeconds: 1800, maxSandboxesPerOrg: 8, maxMessageBytes: 32 * 1024, maxReplyBytes: 16 * 1024, progressBytesPerSecond: 16 * 1024 }),
+    schedules: z
+      .object({
+        /** A firing missed while Tagbox was down runs at start if it is at most this old, else it is recorded as skipped. */
+        graceSeconds: z.number().int().min(0).default(600),
+      })
+      .strict()
+      .default({ graceSeconds: 600 }),
     audit: z
       .object({
         /**

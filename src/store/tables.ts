@@ -18,6 +18,7 @@ export interface OrgsTable {
   zero_data_retention: number;
   created_at: string;
   updated_at: string;
+  instructions: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface WorkspacesTable {
@@ -38,6 +39,9 @@ export interface ChannelsTable {
   name: string;
   is_private: number;
   created_at: string;
+  /** The channel's engine ('shell' | 'claude'), overriding agent.engine; null: the default. */
+  engine: ColumnType<string | null, string | null | undefined, string | null>;
+  instructions: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MembersTable {
@@ -155,6 +159,96 @@ export interface ApiTokensTable {
   last_used_at: string | null;
 }
 
+/** A running server process (src/sessions/instances.ts): turns and sandboxes are held by one. */
+export interface ServerInstancesTable {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: string;
+  heartbeat_at: string;
+  stopped_at: string | null;
+}
+
+/** One per thread (src/sessions/sessions-repo.ts). */
+export interface SessionsTable {
+  id: string;
+  org_id: string;
+  workspace_id: string;
+  /** 'channel:<id>' | 'dm:<member id>' */
+  place: string;
+  channel_id: string | null;
+  dm_member_id: string | null;
+  thread_key: string;
+  /** 'agent' | 'member' */
+  identity: string;
+  engine: string;
+  created_by: string | null;
+  event_seq: ColumnType<number, number | undefined, number>;
+  turn_seq: ColumnType<number, number | undefined, number>;
+  sandbox_holder: string | null;
+  sandbox_since: string | null;
+  last_activity_at: string;
+  created_at: string;
+}
+
+export interface TurnsTable {
+  id: string;
+  session_id: string;
+  org_id: string;
+  seq: number;
+  /** queued | running | done | cancelled | interrupted | failed */
+  status: string;
+  /** message | schedule */
+  trigger: string;
+  triggered_by: string | null;
+  holder: string | null;
+  cancel_requested_by: string | null;
+  detail: string | null;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+}
+
+export interface MessagesTable {
+  id: string;
+  session_id: string;
+  /** member | agent | system */
+  author_kind: string;
+  author_id: string | null;
+  author_name: string | null;
+  text: string;
+  dedupe_key: string | null;
+  turn_id: string | null;
+  created_at: string;
+}
+
+export interface SessionEventsTable {
+  session_id: string;
+  seq: number;
+  /** message | progress | notice | status | usage | error | done */
+  type: string;
+  turn_id: string | null;
+  /** JSON */
+  data: string;
+  created_at: string;
+}
+
+export interface EngineStatesTable {
+  session_id: string;
+  version: number;
+  engine: string;
+  /** base64 of a tar.gz of the engine's state directory. */
+  data: string;
+  bytes: number;
+  created_at: string;
+}
+
+export interface ChannelMembersTable {
+  channel_id: string;
+  member_id: string;
+  created_at: string;
+}
+
 export interface Database {
   orgs: OrgsTable;
   workspaces: WorkspacesTable;
@@ -170,6 +264,13 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   api_tokens: ApiTokensTable;
   policy_revisions: PolicyRevisionsTable;
+  server_instances: ServerInstancesTable;
+  sessions: SessionsTable;
+  turns: TurnsTable;
+  messages: MessagesTable;
+  session_events: SessionEventsTable;
+  engine_states: EngineStatesTable;
+  channel_members: ChannelMembersTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

@@ -4,6 +4,7 @@ import * as m0002 from './0002_policy_revisions.js';
 import * as m0003 from './0003_api_tokens.js';
 import * as m0004 from './0004_audit_checkpoints.js';
 import * as m0005 from './0005_connection_plain_http.js';
+import * as m0006 from './0006_sessions.js';
 
 /**
  * One ordered list of migrations for both dialects. Later issues append
@@ -15,6 +16,7 @@ export const migrations: Record<string, Migration> = {
   '0003_api_tokens': m0003,
   '0004_audit_checkpoints': m0004,
   '0005_connection_plain_http': m0005,
+  '0006_sessions': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {
