@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { AddressInfo } from 'node:net';
+import type { SandboxProvider } from '../sandbox/types.js';
 import { AccessAdmin } from '../access/admin-service.js';
 import { AuditLog } from '../audit/log.js';
 import { invalidInput } from '../errors.js';
@@ -8,7 +9,10 @@ import { firstRun } from '../server/first-run.js';
 import { startHousekeeping } from '../server/housekeeping.js';
 import { unavailable } from '../server/http-errors.js';
 import { ProxyControl } from '../server/proxy-control.js';
+import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
+import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
 import { contextFrom } from './context.js';
+import { writeOwnerToken } from './owner-token.js';
 
 /**
  * `tagbox server-daemon --control SOCKET` (hidden): the server child of
@@ -26,6 +30,10 @@ export function registerServerDaemon(program: Command): void {
     .requiredOption('--control <socket>', "the Agent Proxy's control socket")
     .option('--port <n>', 'port to listen on (default: server.port)')
     .action(async (opts: { control: string; port?: string }, command: Command) => {
+      // Sandboxes' host files must be readable by the sandbox's own uid (their
+      // directories keep everyone else out); everything private here is created
+      // with an explicit mode (the database is pre-created by the launcher).
+      process.umask(0o022);
       const ctx = contextFrom(command, { createHome: false });
       const port = opts.port === undefined ? ctx.config.server.port : parsePort(opts.port);
       const store = await ctx.openStore();
@@ -35,6 +43,14 @@ export function registerServerDaemon(program: Command): void {
       const proxy = new ProxyControl(opts.control);
       let proxyEverReady = false;
       const housekeeping = startHousekeeping({ store, access, orgId: first.org.id, home: ctx.home, logger: ctx.logger });
+      if (first.ownerToken) writeOwnerToken(ctx.paths.ownerToken, first.ownerToken, ctx.logger);
+      // The spine: chat -> session -> sandbox -> Agent Proxy. Without a usable
+      // sandbox (no bubblewrap) the API still serves; turns fail saying why.
+      const provider = await createBubblewrapProvider({ home: ctx.home }).catch((error: unknown) => {
+        ctx.logger.error({ err: error }, 'sandboxes are unavailable: turns will fail until this is fixed (see `tagbox doctor`)');
+        return unavailableProvider(error);
+      });
+      const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy, provider, agent: ctx.config.agent, logger: ctx.logger });
       const app = await buildServer({
         store,
         audit,
@@ -47,6 +63,7 @@ export function registerServerDaemon(program: Command): void {
           proxyEverReady = true;
           return proxy.secrets;
         },
+        chat: { service: sessions.service, hub: sessions.hub, engines: sessions.engines.names() },
         readiness: async () => {
           const pid = await proxy.ping();
           return { ready: pid !== undefined, detail: { proxy: pid !== undefined ? 'ready' : 'starting' } };
@@ -83,11 +100,19 @@ export function registerServerDaemon(program: Command): void {
         // Also on a failure (a port in use): nothing may keep this process alive afterwards.
         process.stdin.destroy();
         await app.close();
+        await sessions.stop();
         await housekeeping.stop();
         await store.close();
       }
       process.exit(0);
     });
+}
+
+function unavailableProvider(error: unknown): SandboxProvider {
+  const fail = (): never => {
+    throw error;
+  };
+  return { name: 'unavailable', create: async () => fail(), exec: fail, release: async () => undefined, proxySocketPath: fail };
 }
 
 export function parsePort(value: string): number {

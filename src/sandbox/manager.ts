@@ -46,6 +46,21 @@ export class SandboxManager {
     return handle;
   }
 
+  /**
+   * The session's live sandbox, built now if it had none (or it died);
+   * `created` says it was, so that the caller can restore what it keeps.
+   */
+  async acquire(key: string): Promise<{ sandbox: Sandbox; created: boolean }> {
+    const existing = this.entries.get(key);
+    const entry = await this.ensure(key);
+    return { sandbox: await entry.sandbox, created: entry !== existing };
+  }
+
+  /** Whether the session has a sandbox (built or being built). */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   /** The live sandbox of a session, if any. */
   async get(key: string): Promise<Sandbox | undefined> {
     const entry = this.entries.get(key);

@@ -18,6 +18,7 @@ import { orgRoutes } from './routes/org.js';
 import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { workspaceRoutes } from './routes/workspaces.js';
+import { chatRoutes, type ChatDeps } from '../surfaces/web/chat-routes.js';
 
 export interface ServerOptions {
   store: ControlStore;
@@ -29,6 +30,10 @@ export interface ServerOptions {
   readiness?: ReadinessCheck;
   /** Further principal resolvers after API tokens (browser sessions, later). */
   resolvers?: PrincipalResolver[];
+  /** The session layer, for the chat API (absent: admin API only). */
+  chat?: ChatDeps;
+  /** Further route plugins under /api/v1 (schedules, ...). */
+  plugins?: Array<(deps: ServerDeps) => (api: FastifyInstance) => Promise<void>>;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -74,6 +79,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await api.register(connectorRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(tokenRoutes(deps));
+      if (options.chat) await api.register(chatRoutes(deps, options.chat));
+      for (const plugin of options.plugins ?? []) await api.register(plugin(deps));
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: API_PREFIX },

@@ -2,7 +2,7 @@ import type { AccessAdmin } from '../access/admin-service.js';
 import { createMemberIn } from '../access/members-repo.js';
 import type { Org } from '../access/model.js';
 import { accessTransaction, lockNamed } from '../access/transaction.js';
-import { createWorkspace } from '../access/workspaces-repo.js';
+import { createChannel, createWorkspace } from '../access/workspaces-repo.js';
 import type { AuditLog } from '../audit/log.js';
 import type { ControlStore } from '../store/database.js';
 import { createToken } from './tokens-repo.js';
@@ -41,6 +41,9 @@ export async function firstRun(store: ControlStore, access: AccessAdmin, audit: 
       (await db.selectFrom('workspaces').select('id').where('org_id', '=', org.id).where('kind', '=', 'web').where('external_id', '=', WEB_WORKSPACE_EXTERNAL_ID).executeTakeFirst()) ??
       (await createWorkspace(db, { orgId: org.id, kind: 'web', externalId: WEB_WORKSPACE_EXTERNAL_ID, name: 'Web' }));
     const member = await createMemberIn(db, { workspaceId: web.id, externalId: 'owner', displayName: 'Owner', hasAccount: true, roles: ['owner'] });
+    // Somewhere to talk to the agent from the first minute (`tagbox chat`).
+    const general = await db.selectFrom('channels').select('id').where('workspace_id', '=', web.id).where('external_id', '=', 'general').executeTakeFirst();
+    if (!general) await createChannel(db, { workspaceId: web.id, externalId: 'general', name: 'general' });
     const { token, record } = await createToken(db, { orgId: org.id, memberId: member.id, role: 'owner', name: 'first-run', createdBy: 'system' });
     return { token, memberId: member.id, tokenId: record.id, workspaceId: web.id };
   });

@@ -1,3 +1,4 @@
+import type { Place } from '../access/effective-policy.js';
 import { failure, TagboxError } from '../errors.js';
 import type { CredentialKind } from '../vault/kinds.js';
 import type { PutResult, SecretMetadata } from '../vault/sealer.js';
@@ -33,6 +34,25 @@ export class ProxyControl {
 
   async caCert(): Promise<string> {
     return (await this.call({ op: 'ca-cert' })).pem ?? '';
+  }
+
+  /**
+   * A listener for one session at `socketPath`, whose policy the proxy computes
+   * from the database for `place` and keeps current as access changes.
+   */
+  async openListener(session: string, socketPath: string, place: Place): Promise<void> {
+    await this.call({ op: 'open-listener', session, socketPath, place });
+  }
+
+  /** Closes the session's listener; false when it had none. */
+  async closeListener(session: string): Promise<boolean> {
+    try {
+      await this.call({ op: 'close-listener', session });
+      return true;
+    } catch (error) {
+      if (/no listener/.test((error as Error).message)) return false;
+      throw error;
+    }
   }
 
   readonly secrets: SecretStore = {

@@ -48,6 +48,8 @@ export function route<B = undefined, Q = undefined, P = undefined>(app: FastifyI
         reply,
       };
       const result = await spec.handler(input);
+      // The handler answered itself (a stream, or a status chosen at run time).
+      if (reply.sent) return reply;
       if (spec.status === 204) return reply.status(204).send();
       return reply.status(spec.status ?? 200).send(result);
     },

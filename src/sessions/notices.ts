@@ -1,0 +1,34 @@
+import { neutralise } from './output-limits.js';
+
+/** What the thread is told when the proxy blocked one of its requests. Pure. */
+export interface BlockedFacts {
+  host: string;
+  port: number;
+  reason: string;
+}
+
+export type NoticePlace = { kind: 'channel'; channelName: string | undefined } | { kind: 'dm' };
+
+/** One notice per host per turn: the key it is counted by. */
+export function noticeKey(facts: BlockedFacts): string {
+  return `${facts.host.toLowerCase()}:${facts.port}`;
+}
+
+export function blockedNotice(facts: BlockedFacts, place: NoticePlace): string {
+  // Host and reason come from the sandbox's request: shown as data, and short.
+  const host = neutralise(facts.host).slice(0, 255);
+  const reason = neutralise(facts.reason).slice(0, 300);
+  const target = facts.port === 443 || facts.port === 80 ? host : `${host}:${facts.port}`;
+  const allow = /private|loopback|link-local|metadata|reserved|address/i.test(reason)
+    ? place.kind === 'dm'
+      ? 'Private and internal addresses are never reachable from a DM.'
+      : `To allow it, an admin must list that exact address in a bundle attached to ${channelRef(place)}.`
+    : place.kind === 'dm'
+      ? `To allow it, add a personal connector for ${host} (a DM uses only your own connectors).`
+      : `To allow it, ask an admin to add ${host} to a bundle attached to ${channelRef(place)} (or to its workspace or the org).`;
+  return `Blocked a request to ${target}: ${reason}. ${allow}`;
+}
+
+function channelRef(place: { channelName: string | undefined }): string {
+  return place.channelName ? `#${neutralise(place.channelName)}` : 'this channel';
+}

@@ -1,0 +1,88 @@
+import type { AuditLog } from '../audit/log.js';
+import type { TagboxConfig } from '../config/schema.js';
+import { EngineRegistry, type Engine } from '../engines/engine.js';
+import { shellEngine } from '../engines/shell.js';
+import type { Logger } from '../log.js';
+import type { SandboxLimits } from '../sandbox/limits.js';
+import type { SandboxProvider } from '../sandbox/types.js';
+import type { ControlStore } from '../store/database.js';
+import { EventHub } from './event-hub.js';
+import { registerInstance, type Instance } from './instances.js';
+import { SessionSandboxes, type ProxyListeners } from './session-sandboxes.js';
+import { SessionService } from './session-service.js';
+import { TurnRunner } from './turn-runner.js';
+
+export interface SessionLayerOptions {
+  store: ControlStore;
+  audit: AuditLog;
+  proxy: ProxyListeners;
+  provider: SandboxProvider;
+  agent: TagboxConfig['agent'];
+  logger: Logger;
+  /** Engines besides the built-in `shell` (tests add their own). */
+  engines?: Engine[];
+  limits?: Partial<SandboxLimits>;
+  pollMs?: number;
+}
+
+export interface SessionLayer {
+  service: SessionService;
+  hub: EventHub;
+  runner: TurnRunner;
+  sandboxes: SessionSandboxes;
+  engines: EngineRegistry;
+  instance: Instance;
+  stop(): Promise<void>;
+}
+
+/**
+ * The spine, assembled: Invocation -> SessionService (session, message,
+ * queued turn) -> TurnRunner (claim, slot, sandbox) -> SessionSandboxes
+ * (proxy listener, sandbox, engine state) -> Engine -> back into the thread.
+ */
+export async function startSessionLayer(options: SessionLayerOptions): Promise<SessionLayer> {
+  const { store, audit, agent, logger } = options;
+  const engines = new EngineRegistry([shellEngine({ maxReplyBytes: agent.maxReplyBytes }), ...(options.engines ?? [])]);
+  const defaultEngine = agent.engine && engines.get(agent.engine) ? agent.engine : 'shell';
+  if (agent.engine && !engines.get(agent.engine)) logger.warn(`agent.engine is "${agent.engine}", which is not installed here; new threads use the shell engine`);
+  const instance = await registerInstance(store.db);
+  const hub = new EventHub();
+  const sandboxes = new SessionSandboxes({
+    provider: options.provider,
+    proxy: options.proxy,
+    store,
+    audit,
+    instanceId: instance.id,
+    idleMs: agent.idleSeconds * 1000,
+    logger,
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
+  // The service wakes the runner, which posts through the service: one is made first.
+  const wake: { runner?: TurnRunner } = {};
+  const service = new SessionService({
+    store,
+    audit,
+    hub,
+    defaultEngine,
+    maxMessageBytes: agent.maxMessageBytes,
+    onQueued: () => wake.runner?.kick(),
+    onCancel: (turnId, by) => wake.runner?.cancelLocal(turnId, by),
+  });
+  const runner = new TurnRunner({
+    store,
+    audit,
+    service,
+    sandboxes,
+    engines,
+    instance,
+    logger,
+    turnTimeoutMs: agent.turnTimeoutSeconds * 1000,
+    maxSandboxesPerOrg: agent.maxSandboxesPerOrg,
+    maxReplyBytes: agent.maxReplyBytes,
+    progressBytesPerSecond: agent.progressBytesPerSecond,
+    ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+  });
+  wake.runner = runner;
+  runner.start();
+  return { service, hub, runner, sandboxes, engines, instance, stop: () => runner.stop() };
+}

@@ -1,0 +1,247 @@
+import { PassThrough } from 'node:stream';
+import type { Place } from '../access/effective-policy.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Logger } from '../log.js';
+import { SandboxManager } from '../sandbox/manager.js';
+import type { SandboxLimits } from '../sandbox/limits.js';
+import type { ExecHandle, ExecRequest, SandboxProvider } from '../sandbox/types.js';
+import type { ControlStore } from '../store/database.js';
+import type { Engine } from '../engines/engine.js';
+import { loadEngineState, saveEngineState } from './engine-state.js';
+import type { Session } from './model.js';
+import { releaseSandboxSlot } from './sandbox-slots.js';
+
+/**
+ * The Agent Proxy as the session layer needs it: one listener per session
+ * whose policy follows the place live (channel: its bundles; DM: the member's
+ * connectors). Under `tagbox up` this is the proxy child's control socket.
+ */
+export interface ProxyListeners {
+  openListener(session: string, socketPath: string, place: Place): Promise<void>;
+  closeListener(session: string): Promise<boolean>;
+  caCert(): Promise<string>;
+  /** The proxy process's id: when it changes, the proxy restarted and its listeners are gone. */
+  ping(): Promise<number | undefined>;
+}
+
+export interface SessionSandboxesOptions {
+  provider: SandboxProvider;
+  proxy: ProxyListeners;
+  store: ControlStore;
+  audit: AuditLog;
+  instanceId: string;
+  idleMs: number;
+  limits?: Partial<SandboxLimits>;
+  logger: Logger;
+}
+
+/** A session's sandbox, ready for a turn. */
+export interface TurnSandbox {
+  exec(request: ExecRequest): ExecHandle;
+  /** Built for this turn (a first turn, or a rebuild after release or a crash). */
+  created: boolean;
+  /** The engine's state was restored into it. */
+  restored: boolean;
+}
+
+/**
+ * Sessions' sandboxes: built when a turn needs one, with the session's proxy
+ * listener opened first (the socket is bound into the sandbox: its only way
+ * out) and the engine's state restored; released after `agent.idleSeconds`
+ * without a turn — listener closed, slot freed, audited — and rebuilt by the
+ * next turn. The slot (the org's sandbox cap) is taken by the turn runner.
+ */
+export class SessionSandboxes {
+  private readonly manager: SandboxManager;
+  private readonly sessions = new Map<string, Session>();
+  private readonly busy = new Set<string>();
+  private readonly listenerEpoch = new Map<string, number | undefined>();
+  private caCert: Promise<string> | undefined;
+
+  constructor(private readonly options: SessionSandboxesOptions) {
+    this.manager = new SandboxManager({
+      provider: options.provider,
+      idleMs: options.idleMs,
+      spec: (key) => this.spec(key),
+      onEvent: (event) => {
+        if (event.kind === 'released') void this.afterRelease(event.key, event.sandbox.id);
+      },
+    });
+  }
+
+  /** The session's sandbox for a turn (marked busy until `done`). */
+  async forTurn(session: Session, engine: Engine): Promise<TurnSandbox> {
+    this.sessions.set(session.id, session);
+    this.busy.add(session.id);
+    let acquired;
+    try {
+      await this.ensureListener(session);
+      acquired = await this.manager.acquire(session.id);
+    } catch (error) {
+      // No sandbox came of it: nothing may stay held for this session.
+      await this.afterRelease(session.id, undefined);
+      throw error;
+    }
+    const { sandbox, created } = acquired;
+    let restored = false;
+    if (created) {
+      const state = engine.stateDir ? await loadEngineState(this.options.store.db, session.id) : undefined;
+      if (state && engine.stateDir) restored = await this.restore(session.id, engine.stateDir, state.data);
+      await this.options.audit.append({
+        type: 'sandbox',
+        action: (await this.hadSandboxBefore(session)) ? 'rebuild' : 'create',
+        session: session.id,
+        actor: 'system',
+        sandbox: sandbox.id,
+        provider: sandbox.provider,
+        ...(restored ? { restoredState: true } : {}),
+        ...(session.place.kind === 'channel' ? { channel: session.place.channelId } : {}),
+      });
+    }
+    return { exec: (request) => this.exec(session.id, request), created, restored };
+  }
+
+  /** The turn is over: the engine's state is copied out, and the idle clock runs. */
+  async done(session: Session, engine: Engine): Promise<void> {
+    try {
+      if (engine.stateDir && this.manager.has(session.id)) {
+        const data = await this.collect(session.id, ['sh', '-c', `cd ${shellQuote(engine.stateDir)} 2>/dev/null && tar -czf - . 2>/dev/null || true`]);
+        if (data.length) await saveEngineState(this.options.store.db, session.id, engine.name, data);
+      }
+    } catch (error) {
+      this.options.logger.warn({ err: error, session: session.id }, 'could not copy the engine state out of the sandbox');
+    } finally {
+      this.busy.delete(session.id);
+    }
+  }
+
+  /** Releases the least recently used idle sandbox of the org held here; false when there is none. */
+  async evictIdle(orgId: string): Promise<boolean> {
+    const idle = [...this.sessions.values()]
+      .filter((s) => s.orgId === orgId && !this.busy.has(s.id) && this.manager.has(s.id))
+      .sort((a, b) => a.lastActivityAt.localeCompare(b.lastActivityAt));
+    if (!idle[0]) return false;
+    await this.release(idle[0].id);
+    return true;
+  }
+
+  async release(sessionId: string): Promise<void> {
+    if (!this.manager.has(sessionId)) {
+      await this.afterRelease(sessionId, undefined);
+      return;
+    }
+    await this.manager.release(sessionId);
+  }
+
+  async releaseAll(): Promise<void> {
+    await this.manager.releaseAll();
+  }
+
+  get liveCount(): number {
+    return [...this.sessions.keys()].filter((id) => this.manager.has(id)).length;
+  }
+
+  private exec(sessionId: string, request: ExecRequest): ExecHandle {
+    // The manager resolves the sandbox first; the handle is ours at once.
+    return deferredHandle(this.manager.exec(sessionId, request));
+  }
+
+  private async spec(sessionId: string) {
+    this.caCert ??= this.options.proxy.caCert();
+    return {
+      proxySocket: this.socketPath(sessionId),
+      caCertPem: await this.caCert,
+      label: `session ${sessionId}`,
+      ...(this.options.limits ? { limits: this.options.limits } : {}),
+    };
+  }
+
+  private socketPath(sessionId: string): string {
+    return this.options.provider.proxySocketPath(`s-${sessionId}`);
+  }
+
+  /** Opens the session's listener, or re-opens it after the proxy restarted. */
+  private async ensureListener(session: Session): Promise<void> {
+    const pid = await this.options.proxy.ping();
+    if (pid === undefined) throw new Error('the Agent Proxy is not reachable, so the sandbox would have no way out');
+    if (this.listenerEpoch.has(session.id) && this.listenerEpoch.get(session.id) === pid) return;
+    const place: Place = session.place.kind === 'channel' ? { kind: 'channel', channelId: session.place.channelId } : { kind: 'dm', memberId: session.place.memberId };
+    await this.options.proxy.closeListener(session.id).catch(() => false);
+    await this.options.proxy.openListener(session.id, this.socketPath(session.id), place);
+    this.listenerEpoch.set(session.id, pid);
+  }
+
+  private async closeListener(sessionId: string): Promise<void> {
+    this.listenerEpoch.delete(sessionId);
+    await this.options.proxy.closeListener(sessionId).catch((error: unknown) => this.options.logger.warn({ err: error, session: sessionId }, 'could not close a session listener'));
+  }
+
+  private async afterRelease(sessionId: string, sandboxId: string | undefined): Promise<void> {
+    this.sessions.delete(sessionId);
+    this.busy.delete(sessionId);
+    await this.closeListener(sessionId);
+    try {
+      await releaseSandboxSlot(this.options.store.db, sessionId, this.options.instanceId);
+      if (sandboxId) await this.options.audit.append({ type: 'sandbox', action: 'release', session: sessionId, actor: 'system', sandbox: sandboxId });
+    } catch (error) {
+      this.options.logger.warn({ err: error, session: sessionId }, 'could not record a sandbox release');
+    }
+  }
+
+  private async hadSandboxBefore(session: Session): Promise<boolean> {
+    const row = await this.options.store.db
+      .selectFrom('audit_events')
+      .select('seq')
+      .where('session_id', '=', session.id)
+      .where('type', '=', 'sandbox')
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  private async restore(sessionId: string, dir: string, data: Buffer): Promise<boolean> {
+    const handle = this.manager.exec(sessionId, { argv: ['sh', '-c', `mkdir -p ${shellQuote(dir)} && tar -xzf - -C ${shellQuote(dir)}`], stdin: data });
+    const h = await handle;
+    h.stdout.resume();
+    h.stderr.resume();
+    const result = await h.result;
+    if (result.exitCode !== 0) this.options.logger.warn({ session: sessionId, exitCode: result.exitCode }, 'the engine state could not be restored');
+    return result.exitCode === 0;
+  }
+
+  private async collect(sessionId: string, argv: string[]): Promise<Buffer> {
+    const h = await this.manager.exec(sessionId, { argv });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    h.stdout.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_ENGINE_STATE_BYTES) chunks.push(c);
+    });
+    h.stderr.resume();
+    await h.result;
+    if (size > MAX_ENGINE_STATE_BYTES) throw new Error(`the engine state is ${size} bytes, over the ${MAX_ENGINE_STATE_BYTES} limit; not saved`);
+    return Buffer.concat(chunks);
+  }
+}
+
+export const MAX_ENGINE_STATE_BYTES = 32 * 1024 * 1024;
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** An ExecHandle now for one that resolves later (the sandbox may still be building). */
+function deferredHandle(pending: Promise<ExecHandle>): ExecHandle {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const result = pending.then((handle) => {
+    handle.stdout.pipe(stdout);
+    handle.stderr.pipe(stderr);
+    return handle.result;
+  });
+  result.catch((error: unknown) => {
+    stdout.destroy(error as Error);
+    stderr.destroy(error as Error);
+  });
+  return { stdout, stderr, result };
+}
