@@ -22,14 +22,18 @@ export function registerAudit(program: Command): void {
     .option('--until <iso-time>', 'only events before this time (ISO 8601)')
     .option('--actor <id>', 'only events by this actor')
     .option('--session <id>', 'only events of this session')
+    .option('--thread <id>', 'only events of this thread: who asked, its session, sandboxes, turns and every request the agent made for it')
     .option('--channel <id>', 'only events in this channel')
     .action(async (opts: ExportOptions, command: Command) => {
+      if (opts.thread !== undefined && opts.session !== undefined && opts.thread !== opts.session) {
+        throw invalidInput('--thread and --session name the same thing (a thread is its session); give one');
+      }
       const since = opts.since === undefined ? undefined : parseIsoTime(opts.since, '--since');
       const until = opts.until === undefined ? undefined : parseIsoTime(opts.until, '--until');
       if (since !== undefined && until !== undefined && until < since) {
         throw invalidInput(`--until (${until}) is before --since (${since})`);
       }
-      const filter: AuditQuery = { type: opts.type, since, until, actor: opts.actor, session: opts.session, channel: opts.channel };
+      const filter: AuditQuery = { type: opts.type, since, until, actor: opts.actor, session: opts.thread ?? opts.session, channel: opts.channel };
       const ctx = contextFrom(command);
       await withStore(ctx, async (store) => {
         for await (const event of new AuditLog(store).query(filter)) {
@@ -119,7 +123,7 @@ export function registerAudit(program: Command): void {
 }
 
 /** The export flags are the query's filters, as given on the command line. */
-type ExportOptions = Omit<AuditQuery, 'limit'>;
+type ExportOptions = Omit<AuditQuery, 'limit'> & { thread?: string };
 
 function parseDays(value: string): number {
   const days = Number(value);
