@@ -27,7 +27,8 @@ export function shellEngine(options: ShellEngineOptions): Engine {
           continue;
         }
         const handle = turn.exec({ argv: ['sh', '-c', command], cwd: '/workspace', signal: turn.signal });
-        const output = new OutputTail(options.maxReplyBytes);
+        // Room for the cut note and the status line: the whole reply fits maxReplyBytes.
+        const output = new OutputTail(Math.max(128, options.maxReplyBytes - 200));
         for await (const chunk of merge(handle.stdout, handle.stderr)) {
           output.push(chunk);
           yield { type: 'progress', text: chunk.toString('utf8') };

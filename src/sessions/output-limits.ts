@@ -10,7 +10,7 @@ const ANSI = /\u001b(\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(\u0007|\u001b\\)?|[@
 // C0 controls except \t and \n, DEL, C1 controls; bidi overrides that reorder what a reader sees.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
-const MASS_MENTION = /(^|[^\w])@(channel|here|everyone)\b/gi;
+const MASS_MENTION = /@(channel|here|everyone)\b/gi;
 const SLACK_SPECIAL = /<!(channel|here|everyone|subteam)[^>]*>/gi;
 
 /** Text safe to show on any surface as plain text. */
@@ -20,7 +20,7 @@ export function neutralise(text: string): string {
     .replace(/\r\n?/g, '\n')
     .replace(CONTROL, '')
     .replace(SLACK_SPECIAL, (m) => m.replace('<!', '<\u200b!'))
-    .replace(MASS_MENTION, (_m, pre: string, word: string) => `${pre}@\u200b${word}`);
+    .replace(MASS_MENTION, (_m, word: string) => `@\u200b${word}`);
 }
 
 /**
