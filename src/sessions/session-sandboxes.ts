@@ -57,6 +57,8 @@ export class SessionSandboxes {
   private readonly busy = new Set<string>();
   private readonly listenerEpoch = new Map<string, number | undefined>();
   private caCert: Promise<string> | undefined;
+  /** Releases still closing their listener and freeing their slot. */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly options: SessionSandboxesOptions) {
     this.manager = new SandboxManager({
@@ -64,7 +66,9 @@ export class SessionSandboxes {
       idleMs: options.idleMs,
       spec: (key) => this.spec(key),
       onEvent: (event) => {
-        if (event.kind === 'released') void this.afterRelease(event.key, event.sandbox.id);
+        if (event.kind !== 'released') return;
+        const done = this.afterRelease(event.key, event.sandbox.id).finally(() => this.releasing.delete(done));
+        this.releasing.add(done);
       },
     });
   }
@@ -131,10 +135,12 @@ export class SessionSandboxes {
       return;
     }
     await this.manager.release(sessionId);
+    await Promise.all([...this.releasing]);
   }
 
   async releaseAll(): Promise<void> {
     await this.manager.releaseAll();
+    await Promise.all([...this.releasing]);
   }
 
   get liveCount(): number {

@@ -32,6 +32,7 @@ export interface SessionHarness {
   access: AccessAdmin;
   proxy: ProxyControl;
   layer: SessionLayer;
+  layers: SessionLayer[];
   orgId: string;
   workspaceId: string;
   channelId: string;
@@ -102,6 +103,7 @@ export async function startSessions(name: BackendName, agent: Partial<TagboxConf
     access,
     proxy,
     layer,
+    layers,
     orgId: first.org.id,
     workspaceId: general.workspace_id,
     channelId: general.id,
