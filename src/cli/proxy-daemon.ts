@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { compilePolicy } from '../policy/compile.js';
 import { validateBundles } from '../policy/bundle-file.js';
 import type { ProxyListener } from '../proxy/agent-proxy.js';
+import { BlockedSubscribers } from '../proxy/blocked-subscribers.js';
 import { startProxyRuntime, type ProxyRuntime } from '../proxy/runtime.js';
 import { MAX_CONTROL_LINE, type ControlRequest, type ControlResponse } from '../server/control-protocol.js';
 import { peerCredentials } from '../system/peercred.js';
@@ -26,6 +27,8 @@ interface Daemon {
   runtime: ProxyRuntime;
   listeners: Map<string, OpenListener>;
   vault: Promise<{ store: VaultStore; sealer: Sealer }>;
+  /** The server's `subscribe-blocked` connections. */
+  blocked: BlockedSubscribers;
   logger: Logger;
 }
 
@@ -57,13 +60,14 @@ export function registerProxyDaemon(program: Command): void {
       process.umask(0o077);
       const ctx = contextFrom(command);
       const peer = parsePeer(opts.peerPid, opts.peerUid);
-      const runtime = await startProxyRuntime(ctx);
+      const blocked = new BlockedSubscribers();
+      const runtime = await startProxyRuntime(ctx, { onBlocked: (event) => blocked.publish(event) });
       const vault = (async () => {
         const store = await openVaultStore(vaultStoreLocation(ctx.home, ctx.config));
         return { store, sealer: await Sealer.connect(store) };
       })();
       vault.catch(() => undefined);
-      const daemon: Daemon = { runtime, listeners: new Map(), vault, logger: ctx.logger };
+      const daemon: Daemon = { runtime, listeners: new Map(), vault, blocked, logger: ctx.logger };
       mkdirSync(dirname(opts.control), { recursive: true, mode: 0o700 });
       rmSync(opts.control, { force: true });
       const server = createServer((socket) => serve(socket, daemon, peer));
@@ -80,6 +84,7 @@ export function registerProxyDaemon(program: Command): void {
         process.stdin.on('end', resolve).on('close', resolve).resume();
       });
       server.close();
+      blocked.close();
       rmSync(opts.control, { force: true });
       await Promise.allSettled([...daemon.listeners.values()].map(async (l) => {
         await l.watch?.close();
@@ -128,12 +133,30 @@ function serve(socket: Socket, daemon: Daemon, peer: Peer): void {
     for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 1);
+      if (isSubscribe(line)) return subscribe(socket, daemon);
       handle(line, daemon).then(
         (answer) => socket.write(`${JSON.stringify(answer)}\n`),
         (error: unknown) => socket.write(`${JSON.stringify(errorAnswer(error))}\n`),
       );
     }
   });
+}
+
+/** The connection becomes a feed: acknowledged, then written to only by BlockedSubscribers. */
+function subscribe(socket: Socket, daemon: Daemon): void {
+  socket.removeAllListeners('data');
+  // Keep reading (and dropping): the server's end or close must still be seen.
+  socket.on('data', () => undefined);
+  socket.write(`${JSON.stringify({ ok: true } satisfies ControlResponse)}\n`);
+  daemon.blocked.add(socket);
+}
+
+function isSubscribe(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { op?: unknown } | null)?.op === 'subscribe-blocked';
+  } catch {
+    return false;
+  }
 }
 
 function errorAnswer(error: unknown): ControlResponse {

@@ -8,6 +8,7 @@ import type { EgressPolicy } from '../policy/compile.js';
 import { compileHostMatcher, type HostMatcher } from '../policy/passthrough.js';
 import type { CredentialResolver } from '../vault/credentials.js';
 import { AuditWriter } from './audit-writer.js';
+import type { BlockedEvent } from './blocked-event.js';
 import { ClientCaps } from './client-caps.js';
 import { handleExchange, type ExchangeDeps } from './exchange.js';
 import { connectionBudget, openFilesLimit } from './fd-budget.js';
@@ -42,6 +43,12 @@ export interface AgentProxyOptions {
    * for long-running proxies; a one-shot `tagbox exec` leaves it off.
    */
   warmLeaves?: boolean;
+  /**
+   * Called (synchronously, from record.ts) for every blocked decision on a
+   * listener that has a session: requests, CONNECTs and rejected malformed
+   * requests alike. What it throws is logged, never seen by the request.
+   */
+  onBlocked?: (event: BlockedEvent) => void;
 }
 
 export interface ProxyLimits {
@@ -123,7 +130,7 @@ export class AgentProxy {
     this.upstreams = new Upstreams(options.upstream);
     this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
-    const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger);
+    const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger, options.onBlocked);
     this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record, signingBuffers: { held: 0, max: this.limits.maxSigningBufferBytes } };
 
     // Requests inside intercepted tunnels: never listens itself; tunnels hand it sockets.

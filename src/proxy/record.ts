@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Decision, Outcome } from '../policy/decide.js';
 import type { Logger } from '../log.js';
 import type { AuditWriter } from './audit-writer.js';
+import { blockedEvent, type BlockedEvent } from './blocked-event.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { ProxyMetrics } from './metrics.js';
 import { loggable, shownTarget, withoutQueries } from './redact.js';
@@ -11,7 +12,9 @@ import { loggable, shownTarget, withoutQueries } from './redact.js';
  * metrics observation) per request or tunnel, written when it ends so that it
  * carries the upstream status, bytes and duration. Query strings are left out
  * of the recorded path, host and reason (see redact.ts): they often carry
- * tokens. Bodies are never recorded.
+ * tokens. Bodies are never recorded. A blocked decision of a session's
+ * listener is also handed to `onBlocked` (the feed to the server, so that the
+ * thread can say what was blocked), redacted alike.
  */
 export interface EgressFacts {
   method: string;
@@ -34,6 +37,7 @@ export class EgressRecorder {
     private readonly audit: AuditWriter,
     private readonly metrics: ProxyMetrics | undefined,
     private readonly logger: Logger | undefined,
+    private readonly onBlocked?: (event: BlockedEvent) => void,
   ) {}
 
   begin(state: ListenerState, facts: EgressFacts, decision: Decision, started = process.hrtime.bigint()) {
@@ -65,6 +69,7 @@ export class EgressRecorder {
           durationMs: Math.round(seconds * 1e6) / 1e3,
         };
         this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: loggable(error) }, 'egress audit event lost'));
+        if (outcome === 'blocked' && state.session !== undefined) this.tellBlocked(state.session, facts, event.reason, decision.rule);
       },
     };
   }
@@ -80,6 +85,16 @@ export class EgressRecorder {
       path: (req.url ?? '').slice(0, 2048),
     };
     this.begin(state, facts, { outcome: 'blocked', reason, host: facts.host }).finish({ status });
+  }
+
+  /** Never throws into the request path: the feed is a courtesy, the audit event is the record. */
+  private tellBlocked(session: string, facts: EgressFacts, reason: string, rule: string | undefined): void {
+    if (!this.onBlocked) return;
+    try {
+      this.onBlocked(blockedEvent(session, { ...facts, reason, ...(rule ? { rule } : {}) }));
+    } catch (error) {
+      this.logger?.error({ err: loggable(error) }, 'blocked-request feed failed');
+    }
   }
 }
 

@@ -4,7 +4,7 @@ import { describeError, invalidInput } from '../errors.js';
 import type { CliContext } from '../cli/context.js';
 import type { ControlStore } from '../store/database.js';
 import { openProxyVault, type ProxyVault } from '../vault/private/proxy-vault.js';
-import { AgentProxy, type ProxyLimits } from './agent-proxy.js';
+import { AgentProxy, type AgentProxyOptions, type ProxyLimits } from './agent-proxy.js';
 import { AuditWriter } from './audit-writer.js';
 import { loadOrCreateDeploymentCa } from './ca.js';
 import { parseConnectTo } from './connect-to.js';
@@ -29,6 +29,8 @@ export interface ProxyRuntimeOptions {
   listenAddresses?: string[];
   /** Long-running proxies mint leaves for known hosts ahead of time. */
   warmLeaves?: boolean;
+  /** Blocked decisions of session listeners (see AgentProxyOptions.onBlocked). */
+  onBlocked?: AgentProxyOptions['onBlocked'];
 }
 
 export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOptions = {}): Promise<ProxyRuntime> {
@@ -72,6 +74,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
     limits: proxyLimits(ctx.config.proxy),
     warmLeaves: options.warmLeaves ?? false,
     logger: ctx.logger,
+    ...(options.onBlocked ? { onBlocked: options.onBlocked } : {}),
   });
   return {
     proxy,

@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
 import type { Place } from '../access/effective-policy.js';
+import type { BlockedEvent } from '../proxy/blocked-event.js';
 import type { CredentialKind } from '../vault/kinds.js';
 import type { PutResult, SecretMetadata } from '../vault/sealer.js';
 
@@ -15,6 +16,12 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  *   {op: 'secret-delete', name}                         -> {ok: true, deleted}
  *   {op: 'secret-list'}                                 -> {ok: true, secrets}
  *   {op: 'secret-metadata', name}                       -> {ok: true, metadata?}
+ *   {op: 'subscribe-blocked'}                           -> {ok: true}, then, for as long as the
+ *       connection lives, one FeedLine per blocked decision of a session's listener:
+ *       {event: 'blocked', ...BlockedEvent} or {event: 'dropped', session, count}. Throttled
+ *       at the proxy (one per session, host and port a second; 50 a session a second); what
+ *       the throttle or a slow reader cost is counted and told at most once a second. The
+ *       proxy reads nothing more on that connection. Several subscribers may exist.
  * Failures answer {ok: false, error}. With `place` (a channel or a member's DM)
  * the child computes the effective policy from the database itself and keeps
  * it current as admins change access; otherwise `bundles`, in the bundle-file
@@ -29,7 +36,11 @@ export type ControlRequest =
   | { op: 'secret-put'; name: string; value: string; kind?: CredentialKind; mustExist?: boolean }
   | { op: 'secret-delete'; name: string }
   | { op: 'secret-list' }
-  | { op: 'secret-metadata'; name: string };
+  | { op: 'secret-metadata'; name: string }
+  | { op: 'subscribe-blocked' };
+
+/** What a `subscribe-blocked` connection carries after its `{ok: true}`. */
+export type FeedLine = ({ event: 'blocked' } & BlockedEvent) | { event: 'dropped'; session: string; count: number };
 
 export type ControlResponse =
   | {

@@ -1,14 +1,17 @@
 import type { Place } from '../access/effective-policy.js';
 import { failure, TagboxError } from '../errors.js';
+import type { BlockedEvent } from '../proxy/blocked-event.js';
 import type { CredentialKind } from '../vault/kinds.js';
 import type { PutResult, SecretMetadata } from '../vault/sealer.js';
 import type { SecretStore } from '../vault/secret-store.js';
+import { subscribeBlocked, type DroppedReport, type SubscriptionOptions } from './blocked-subscription.js';
 import { controlRequest, type ControlRequest, type ControlResponse } from './control-protocol.js';
 
 /**
  * The server's side of the Agent Proxy's control socket: whether the proxy is
- * up, and the vault's write-only face (the proxy seals and stores; the server
- * never opens the vault's file or holds its key).
+ * up, the vault's write-only face (the proxy seals and stores; the server
+ * never opens the vault's file or holds its key), and the feed of requests it
+ * blocked for sessions.
  */
 export class ProxyControl {
   constructor(readonly socketPath: string) {}
@@ -30,6 +33,15 @@ export class ProxyControl {
       if (pid !== undefined || Date.now() > end) return pid;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /**
+   * Every blocked decision of a session's listener, as the proxy sends them
+   * (throttled there; `onDropped` tells how many it held back). Survives proxy
+   * restarts: it reconnects until closed. See blocked-subscription.ts.
+   */
+  subscribeBlocked(onEvent: (event: BlockedEvent) => void, onDropped?: (report: DroppedReport) => void, options?: SubscriptionOptions): { close(): void } {
+    return subscribeBlocked(this.socketPath, onEvent, onDropped, options);
   }
 
   async caCert(): Promise<string> {

@@ -13,7 +13,7 @@ import type { AuditEvent } from '../../src/audit/events.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { parseBundleFile } from '../../src/policy/bundle-file.js';
 import { compilePolicy, type EgressPolicy } from '../../src/policy/compile.js';
-import { AgentProxy, type ProxyLimits, type ProxyListener } from '../../src/proxy/agent-proxy.js';
+import { AgentProxy, type AgentProxyOptions, type ProxyLimits, type ProxyListener } from '../../src/proxy/agent-proxy.js';
 import { parseConnectTo } from '../../src/proxy/connect-to.js';
 import { openControlStore, type ControlStore } from '../../src/store/database.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../../src/tls/certificates.js';
@@ -74,6 +74,7 @@ export interface HarnessOptions {
   vault?: boolean;
   /** When given, the proxy logs (level trace, JSON lines) into this array. */
   logLines?: string[];
+  onBlocked?: AgentProxyOptions['onBlocked'];
 }
 
 export interface Harness {
@@ -152,6 +153,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     upstream: { connectTo, extraCaPem: upstreamCa.certPem },
     ...(options.passthrough ? { passthrough: options.passthrough } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.onBlocked ? { onBlocked: options.onBlocked } : {}),
     ...(options.logLines ? { logger: pino({ level: 'trace' }, { write: (line: string) => void options.logLines!.push(line) }) } : {}),
   });
   const listener = await proxy.listen({ host: '127.0.0.1', port: 0 }, { ...(options.session ? { session: options.session } : {}), policy: policyOf(options.bundles ?? DEFAULT_BUNDLES) });
