@@ -84,5 +84,20 @@ export async function startSessionLayer(options: SessionLayerOptions): Promise<S
   });
   wake.runner = runner;
   runner.start();
-  return { service, hub, runner, sandboxes, engines, instance, stop: () => runner.stop() };
+  // Each request the proxy blocked for a session: one notice per host per turn in its thread.
+  const feed = options.proxy.subscribeBlocked?.((event) => {
+    runner.blocked(event.session, event).catch((error: unknown) => logger.warn({ err: error }, 'could not post a blocked-host notice'));
+  });
+  return {
+    service,
+    hub,
+    runner,
+    sandboxes,
+    engines,
+    instance,
+    stop: async () => {
+      feed?.close();
+      await runner.stop();
+    },
+  };
 }

@@ -22,6 +22,8 @@ export interface ProxyListeners {
   caCert(): Promise<string>;
   /** The proxy process's id: when it changes, the proxy restarted and its listeners are gone. */
   ping(): Promise<number | undefined>;
+  /** The proxy's feed of requests it blocked for sessions (for the threads' notices). */
+  subscribeBlocked?(onEvent: (event: { session: string; host: string; port: number; reason: string }) => void): { close(): void };
 }
 
 export interface SessionSandboxesOptions {

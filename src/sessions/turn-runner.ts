@@ -53,6 +53,8 @@ interface Running {
 export class TurnRunner {
   private readonly running = new Map<string, Running>();
   private readonly queuedSaid = new Map<string, number>();
+  /** Turns that just ended: the proxy's feed is asynchronous, so a late blocked decision still counts for its turn. */
+  private readonly recent = new Map<string, { entry: Running; until: number }>();
   private timers: NodeJS.Timeout[] = [];
   private pumping = false;
   private again = false;
@@ -102,7 +104,8 @@ export class TurnRunner {
 
   /** A blocked decision of one of this process's sessions: one notice per host per turn. */
   async blocked(sessionId: string, facts: BlockedFacts): Promise<void> {
-    const r = this.running.get(sessionId);
+    const late = this.recent.get(sessionId);
+    const r = this.running.get(sessionId) ?? (late && late.until > Date.now() ? late.entry : undefined);
     if (!r) return;
     const key = noticeKey(facts);
     if (r.notices.has(key)) return;
@@ -161,6 +164,9 @@ export class TurnRunner {
       .catch((error: unknown) => this.options.logger.error({ err: error, turn: turn.id }, 'turn failed unexpectedly'))
       .finally(() => {
         this.running.delete(session.id);
+        const until = Date.now() + LATE_FEED_MS;
+        this.recent.set(session.id, { entry, until });
+        setTimeout(() => this.recent.get(session.id)?.until === until && this.recent.delete(session.id), LATE_FEED_MS).unref();
         this.kick();
       });
   }
@@ -266,6 +272,8 @@ export class TurnRunner {
     await pruneInstances(db, gone);
   }
 }
+
+const LATE_FEED_MS = 3000;
 
 /** Progress of one turn: coalesced over a few milliseconds, then rate-limited (invariant 9). */
 class ProgressStream {

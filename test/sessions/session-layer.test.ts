@@ -187,3 +187,39 @@ describe.each(BACKENDS)('the session layer (%s)', (name) => {
     await expect(h.say('hi', { threadKey: 'no-such-thread', mustExist: true })).rejects.toThrow(/thread no-such-thread in this channel not found/);
   });
 });
+
+describe.each(BACKENDS)('blocked-host notices (%s)', (name) => {
+  let h: SessionHarness;
+
+  beforeAll(async () => {
+    h = await startSessions(name);
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  it('tells the thread once per host per turn what was blocked and what would allow it', async () => {
+    const { thread } = await h.say(
+      'for i in 1 2 3 4 5; do curl -s -o /dev/null -w "%{http_code} " http://blocked-one.example/x?token=SECRET; done; curl -s -o /dev/null https://blocked-two.example/; echo',
+    );
+    const events = await h.untilDone(thread);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const notices = (await h.events(thread)).filter((e) => e.type === 'notice');
+    expect(notices.map((n) => n.data.host).sort()).toEqual(['blocked-one.example', 'blocked-two.example']);
+    const one = notices.find((n) => n.data.host === 'blocked-one.example')!;
+    expect(one.data.text).toMatch(/^Blocked a request to blocked-one\.example: .+\. To allow it, ask an admin to add blocked-one\.example to a bundle attached to #general/);
+    expect(JSON.stringify(notices)).not.toContain('SECRET');
+    expect(agentTexts(events)[0]).toMatch(/^403 403 403 403 403/);
+    // A new turn may be told again (the proxy's feed says a host at most once a second per session).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await h.say('curl -s -o /dev/null http://blocked-one.example/', { threadKey: thread, mustExist: true });
+    await h.untilDone(thread, 2);
+    await h.until('a second notice', async () => (await h.events(thread)).filter((e) => e.type === 'notice').length === 3 || undefined, 10_000);
+  });
+
+  it('in a DM, points at personal connectors', async () => {
+    const result = await h.layer.service.invoke({ workspaceId: h.workspaceId, place: { kind: 'dm', memberId: h.owner.id }, memberId: h.owner.id, text: 'curl -s -o /dev/null http://elsewhere.example/', trigger: 'message' });
+    const thread = (result as { thread: string }).thread;
+    await h.untilDone(thread);
+    const notice = await h.until('a notice', async () => (await h.events(thread)).find((e) => e.type === 'notice'), 10_000);
+    expect(notice.data.text).toMatch(/add a personal connector for elsewhere\.example/);
+  });
+});
