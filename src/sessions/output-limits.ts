@@ -6,7 +6,7 @@
  */
 
 // eslint-disable-next-line no-control-regex -- matching control sequences is the point
-const ANSI = /\u001b(\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(\u0007|\u001b\\)?|[@-Z\\-_])/g;
+const ANSI = /\u001b(\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(\u0007|\u001b\\)?|[ -/]*[0-~])/g;
 // C0 controls except \t and \n, DEL, C1 controls; bidi overrides that reorder what a reader sees.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
