@@ -1,5 +1,7 @@
 import pino from 'pino';
 import { AccessAdmin } from '../access/admin-service.js';
+import { EventHub } from '../sessions/event-hub.js';
+import { SessionService } from '../sessions/session-service.js';
 import { AuditLog } from '../audit/log.js';
 import { openControlStore } from '../store/database.js';
 import { buildServer } from './app.js';
@@ -17,6 +19,7 @@ interface Operation {
 export async function openApiDocument(): Promise<{ paths: Record<string, Record<string, Operation>>; info: { title: string; description?: string } }> {
   const store = await openControlStore({ dialect: 'sqlite', file: ':memory:' });
   const audit = new AuditLog(store);
+  const hub = new EventHub();
   const app = await buildServer({
     store,
     audit,
@@ -25,6 +28,8 @@ export async function openApiDocument(): Promise<{ paths: Record<string, Record<
       throw unavailable('no vault while generating documentation');
     },
     logger: pino({ level: 'silent' }),
+    // The chat API's routes, over a session layer that never runs (no runner, no sandboxes).
+    chat: { service: new SessionService({ store, audit, hub, defaultEngine: 'shell', maxMessageBytes: 1 }), hub, engines: ['shell'] },
   });
   await app.ready();
   const doc = app.swagger() as unknown as Awaited<ReturnType<typeof openApiDocument>>;
