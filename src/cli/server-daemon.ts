@@ -1,22 +1,10 @@
 import type { Command } from 'commander';
-import type { AddressInfo } from 'node:net';
-import type { SandboxProvider } from '../sandbox/types.js';
-import { AccessAdmin } from '../access/admin-service.js';
-import { AuditLog } from '../audit/log.js';
 import { invalidInput } from '../errors.js';
-import { buildServer } from '../server/app.js';
-import { firstRun } from '../server/first-run.js';
-import { startHousekeeping } from '../server/housekeeping.js';
-import { unavailable } from '../server/http-errors.js';
-import { ProxyControl } from '../server/proxy-control.js';
-import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
-import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
-import { contextFrom } from './context.js';
-import { writeOwnerToken } from './owner-token.js';
 
 /**
  * `tagbox server-daemon --control SOCKET` (hidden): the server child of
- * `tagbox up` — admin API, /healthz, /metrics, housekeeping. It never opens
+ * `tagbox up` — admin API, chat API, /healthz, /metrics, housekeeping, the
+ * session layer and its sandboxes (server-main.ts). It never opens
  * the vault, never sees the master key (it is not in this process's
  * environment) and, under privilege separation, cannot read the vault's file:
  * secrets are written through the Agent Proxy's control socket, where the
@@ -29,90 +17,8 @@ export function registerServerDaemon(program: Command): void {
     .description('internal: the server child of `tagbox up`')
     .requiredOption('--control <socket>', "the Agent Proxy's control socket")
     .option('--port <n>', 'port to listen on (default: server.port)')
-    .action(async (opts: { control: string; port?: string }, command: Command) => {
-      // Sandboxes' host files must be readable by the sandbox's own uid (their
-      // directories keep everyone else out); everything private here is created
-      // with an explicit mode (the database is pre-created by the launcher).
-      process.umask(0o022);
-      const ctx = contextFrom(command, { createHome: false });
-      const port = opts.port === undefined ? ctx.config.server.port : parsePort(opts.port);
-      const store = await ctx.openStore();
-      const audit = new AuditLog(store);
-      const access = new AccessAdmin(store, audit);
-      const first = await firstRun(store, access, audit);
-      const proxy = new ProxyControl(opts.control);
-      let proxyEverReady = false;
-      const housekeeping = startHousekeeping({ store, access, orgId: first.org.id, home: ctx.home, logger: ctx.logger });
-      if (first.ownerToken) writeOwnerToken(ctx.paths.ownerToken, first.ownerToken, ctx.logger);
-      // The spine: chat -> session -> sandbox -> Agent Proxy. Without a usable
-      // sandbox (no bubblewrap) the API still serves; turns fail saying why.
-      const provider = await createBubblewrapProvider({ home: ctx.home }).catch((error: unknown) => {
-        ctx.logger.error({ err: error }, 'sandboxes are unavailable: turns will fail until this is fixed (see `tagbox doctor`)');
-        return unavailableProvider(error);
-      });
-      const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy, provider, agent: ctx.config.agent, logger: ctx.logger });
-      const app = await buildServer({
-        store,
-        audit,
-        access,
-        logger: ctx.logger,
-        sealer: async () => {
-          if (!proxyEverReady && (await proxy.ping()) === undefined) {
-            throw unavailable('the Agent Proxy (and with it the vault) is still starting; try again in a moment', 'vault_starting');
-          }
-          proxyEverReady = true;
-          return proxy.secrets;
-        },
-        chat: { service: sessions.service, hub: sessions.hub, engines: sessions.engines.names() },
-        readiness: async () => {
-          const pid = await proxy.ping();
-          return { ready: pid !== undefined, detail: { proxy: pid !== undefined ? 'ready' : 'starting' } };
-        },
-      });
-      const stopped = new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-        process.stdin.on('end', resolve).on('close', resolve).resume();
-      });
-      try {
-        await app.listen({ host: ctx.config.server.host, port });
-        const address = app.server.address() as AddressInfo;
-        const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-        const url = `http://${host}:${address.port}`;
-        const proxyPid = await Promise.race([proxy.waitReady(60_000), stopped.then(() => undefined)]);
-        proxyEverReady = proxyEverReady || proxyPid !== undefined;
-        const out: string[] = [`Tagbox is up at ${url}`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
-        out.push(proxyPid !== undefined ? `  Agent Proxy: ready, pid ${proxyPid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
-        if (first.ownerToken) {
-          out.push(
-            '',
-            'First run: created the org and its first Owner. Sign in with this one-time API token;',
-            'it is shown only now and cannot be recovered (create more with POST /api/v1/tokens):',
-            '',
-            `  ${first.ownerToken}`,
-            '',
-            `  curl -H "Authorization: Bearer ${first.ownerToken}" ${url}/api/v1/org`,
-          );
-        }
-        process.stdout.write(`${out.join('\n')}\n`);
-        await stopped;
-      } finally {
-        // Also on a failure (a port in use): nothing may keep this process alive afterwards.
-        process.stdin.destroy();
-        await app.close();
-        await sessions.stop();
-        await housekeeping.stop();
-        await store.close();
-      }
-      process.exit(0);
-    });
-}
-
-function unavailableProvider(error: unknown): SandboxProvider {
-  const fail = (): never => {
-    throw error;
-  };
-  return { name: 'unavailable', create: async () => fail(), exec: fail, release: async () => undefined, proxySocketPath: fail };
+    // The server's modules load when it starts, not for every verb (startup cost, open files).
+    .action(async (opts: { control: string; port?: string }, command: Command) => (await import('./server-main.js')).runServer(opts, command));
 }
 
 export function parsePort(value: string): number {
