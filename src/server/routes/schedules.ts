@@ -55,12 +55,16 @@ export function scheduleRoutes(deps: ServerDeps, options: { maxPromptBytes: numb
     return channel;
   }
 
-  /** Admins see the org's schedules; others those they made or whose channel they may use. */
-  async function visible(principal: Principal, schedule: Schedule): Promise<boolean> {
+  /** Admins see the org's schedules; others those they made or whose channel they may use (memo: per channel, for one request). */
+  async function visible(principal: Principal, schedule: Schedule, memo = new Map<string, Promise<boolean>>()): Promise<boolean> {
     if (schedule.orgId !== principal.orgId) return false;
     if (roleAtLeast(principal.role, 'admin') || schedule.createdBy === principal.memberId) return true;
-    const channel = await getChannel(db, schedule.channelId);
-    return channel !== undefined && (await mayUse(principal, channel));
+    let usable = memo.get(schedule.channelId);
+    if (!usable) {
+      usable = getChannel(db, schedule.channelId).then((channel) => channel !== undefined && mayUse(principal, channel));
+      memo.set(schedule.channelId, usable);
+    }
+    return usable;
   }
 
   async function visibleSchedule(principal: Principal, id: string): Promise<Schedule> {
@@ -114,8 +118,9 @@ export function scheduleRoutes(deps: ServerDeps, options: { maxPromptBytes: numb
       role: 'member',
       handler: async ({ principal }) => {
         const all = await listSchedulesByOrg(db, principal.orgId);
+        const memo = new Map<string, Promise<boolean>>();
         const seen: Schedule[] = [];
-        for (const schedule of all) if (await visible(principal, schedule)) seen.push(schedule);
+        for (const schedule of all) if (await visible(principal, schedule, memo)) seen.push(schedule);
         return seen.map(view);
       },
     });

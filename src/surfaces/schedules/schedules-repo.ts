@@ -32,14 +32,22 @@ export async function listSchedulesByOrg(db: Kysely<Database>, orgId: string): P
   return (await db.selectFrom('schedules').selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id').execute()).map(toSchedule);
 }
 
-/** Every schedule with the fire time of its latest recorded run (the scheduler's one query per pass). */
+/**
+ * Every schedule with the fire time of its latest recorded run (the scheduler's
+ * one query per pass). A correlated max() per schedule reads one entry of the
+ * (schedule_id, fire_time) primary key each, however many runs have piled up.
+ */
 export async function listSchedulesWithLastRun(db: Kysely<Database>): Promise<{ schedule: Schedule; lastFireTime: string | undefined }[]> {
-  const last = db.selectFrom('schedule_runs').select(['schedule_id', (eb) => eb.fn.max('fire_time').as('last_fire_time')]).groupBy('schedule_id').as('last');
   const rows = await db
     .selectFrom('schedules')
-    .leftJoin(last, 'last.schedule_id', 'schedules.id')
     .selectAll('schedules')
-    .select('last.last_fire_time')
+    .select((eb) =>
+      eb
+        .selectFrom('schedule_runs')
+        .select((inner) => inner.fn.max('schedule_runs.fire_time').as('m'))
+        .whereRef('schedule_runs.schedule_id', '=', 'schedules.id')
+        .as('last_fire_time'),
+    )
     .orderBy('schedules.created_at')
     .orderBy('schedules.id')
     .execute();
