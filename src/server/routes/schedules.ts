@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mayUseChannel } from '../../access/channel-access.js';
+import { checkInvocation } from '../../access/invocation.js';
 import { getMember } from '../../access/members-repo.js';
 import type { Channel } from '../../access/model.js';
+import { getOrg } from '../../access/orgs-repo.js';
 import { getChannel, getWorkspace } from '../../access/workspaces-repo.js';
 import { compileCron, DEFAULT_TIMEZONE, MAX_CRON_LENGTH, nextFireTime } from '../../surfaces/schedules/fire-times.js';
 import type { Schedule } from '../../surfaces/schedules/model.js';
@@ -21,8 +23,8 @@ const RECENT_RUNS = 20;
 /**
  * Schedules (CONTRACT.md "Schedules"): a cron-timed prompt in a channel. Any
  * member may schedule in a channel they may use — each firing is as if they
- * had typed the prompt there, so the channel rule is the chat rule
- * (`mayUseChannel`). Admins see and delete every schedule of the org; a
+ * had typed the prompt there, so the rules are the chat's: the channel rule
+ * (`mayUseChannel`) and the org's member access (`checkInvocation`). Admins see and delete every schedule of the org; a
  * member sees those of channels they may use (and their own), and deletes
  * only their own. Someone else's schedule they cannot see is "not found".
  */
@@ -53,6 +55,14 @@ export function scheduleRoutes(deps: ServerDeps, options: { maxPromptBytes: numb
       throw forbidden(`channel "${id}": you may not use it (${channel.isPrivate ? 'it is private and you are not one of its members' : 'it is in a workspace you are not a member of'})`);
     }
     return channel;
+  }
+
+  /** A schedule acts as its creator: who may not invoke the agent (the org's member access) may not schedule it either. */
+  async function mayInvoke(principal: Principal): Promise<void> {
+    const [org, member] = await Promise.all([getOrg(db, principal.orgId), getMember(db, principal.memberId)]);
+    if (!org) throw notFound(`org "${principal.orgId}" not found`);
+    const check = checkInvocation({ org, member, place: 'channel' });
+    if (!check.allowed) throw forbidden(`you may not invoke the agent, so you may not schedule it: ${check.message}`);
   }
 
   /** Admins see the org's schedules; others those they made or whose channel they may use (memo: per channel, for one request). */
@@ -87,6 +97,7 @@ export function scheduleRoutes(deps: ServerDeps, options: { maxPromptBytes: numb
         const compiled = compileCron(body.cron, body.timezone ?? DEFAULT_TIMEZONE);
         checkPrompt(body.prompt, options.maxPromptBytes);
         const channel = await usableChannel(principal, params.id);
+        await mayInvoke(principal);
         const schedule = await addSchedule(deps.store, deps.audit, actorOf(principal), {
           orgId: principal.orgId,
           channelId: channel.id,

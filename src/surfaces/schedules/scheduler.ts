@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { mayUseChannel } from '../../access/channel-access.js';
 import { getMember } from '../../access/members-repo.js';
 import { getChannel } from '../../access/workspaces-repo.js';
 import type { AuditEventInput } from '../../audit/events.js';
@@ -185,7 +186,12 @@ export class Scheduler {
     const db = this.options.store.db;
     const channel = await getChannel(db, schedule.channelId);
     if (!channel) return { status: 'failed', audit: 'failed', detail: `its channel ${schedule.channelId} is gone` };
-    if (!(await getMember(db, schedule.createdBy))) return { status: 'failed', audit: 'failed', detail: `its creator, member ${schedule.createdBy}, is gone` };
+    const creator = await getMember(db, schedule.createdBy);
+    if (!creator) return { status: 'failed', audit: 'failed', detail: `its creator, member ${schedule.createdBy}, is gone` };
+    // The prompt posts as its creator: someone who has left a private channel no longer posts there.
+    if (!(await mayUseChannel(db, creator, channel))) {
+      return { status: 'failed', audit: 'refused', detail: `refused: its creator, member ${creator.id}, may no longer use channel ${channel.id}` };
+    }
     const result = await this.options.port.invoke({
       workspaceId: channel.workspaceId,
       place: { kind: 'channel', channelId: channel.id },

@@ -133,6 +133,18 @@ describe.each(BACKENDS)('the schedules API (%s)', (backend) => {
     expect((await h.api(admin.token, 'GET', `/api/v1/channels/${secret}/schedules`)).body.map((s: { id: string }) => s.id)).toEqual([bobs.body.id]);
   });
 
+  it("refuses a member the org's member access does not let invoke the agent", async () => {
+    expect((await h.api(h.ownerToken, 'PATCH', '/api/v1/org', { memberAccess: 'roles', memberAccessRoles: ['eng'] })).status).toBe(200);
+    try {
+      const refused = await h.api(carol.token, 'POST', `/api/v1/channels/${eng}/schedules`, { cron: '0 9 * * *', prompt: 'x' });
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.message).toBe('you may not invoke the agent, so you may not schedule it: Only people with one of these roles can use Tagbox here: eng. Ask an admin.');
+    } finally {
+      expect((await h.api(h.ownerToken, 'PATCH', '/api/v1/org', { memberAccess: 'anyone', memberAccessRoles: [] })).status).toBe(200);
+    }
+    expect((await h.api(carol.token, 'POST', `/api/v1/channels/${eng}/schedules`, { cron: '0 9 * * *', prompt: 'x' })).status).toBe(201);
+  });
+
   it("answers 404 for another org's channel and schedule", async () => {
     const res = await h.api(h.ownerToken, 'POST', `/api/v1/channels/${foreign}/schedules`, { cron: '0 9 * * *', prompt: 'x' });
     expect(res.status).toBe(404);

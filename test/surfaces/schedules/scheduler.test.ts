@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addChannelMember, removeChannelMember } from '../../../src/access/channel-access.js';
 import type { AuditEvent } from '../../../src/audit/events.js';
 import type { AuditLog } from '../../../src/audit/log.js';
 import { Scheduler, type SchedulerOptions } from '../../../src/surfaces/schedules/scheduler.js';
@@ -179,6 +180,25 @@ describe.each(BACKENDS)('the scheduler (%s)', (backend) => {
     expect(await runsOf(w.store, doomed.id)).toEqual([]);
     expect(await w.store.db.selectFrom('schedules').select('id').where('id', '=', doomed.id).executeTakeFirst()).toBeUndefined();
     expect((await runsOf(w.store, fine.id)).map((r) => r.status)).toEqual(['started']);
+  });
+
+  it('refuses to post as a creator who has left the private channel', async () => {
+    const insider = await w.admin.createMember('test', { workspaceId: w.ws2.id, externalId: 'U5', displayName: 'Insider', hasAccount: true });
+    await addChannelMember(w.store.db, w.sales.id, insider.id);
+    const s = await scheduleAt(w.store, { orgId: w.org.id, channelId: w.sales.id, createdBy: insider.id, cron: '0 9 * * *', prompt: 'pipeline report' }, BASE);
+    const scheduler = schedulerFor();
+    await scheduler.tick(at(BASE, 9 * 60));
+    expect(port.calls.map((c) => c.text)).toEqual(['pipeline report']);
+
+    await removeChannelMember(w.store.db, w.sales.id, insider.id);
+    await scheduler.tick(at(BASE, 33 * 60));
+    expect(port.calls).toHaveLength(1);
+    const runs = await runsOf(w.store, s.id);
+    expect(runs.map((r) => [r.status, r.detail])).toEqual([
+      ['started', null],
+      ['failed', `refused: its creator, member ${insider.id}, may no longer use channel ${w.sales.id}`],
+    ]);
+    expect((await scheduleRunEvents(w.audit)).map((e) => e.outcome)).toEqual(['started', 'refused']);
   });
 
   it('keeps firing the others past a schedule whose stored expression no longer parses', async () => {
