@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { failure, invalidInput } from '../errors.js';
+import { failure, invalidInput, TagboxError } from '../errors.js';
 import type { CliContext } from './context.js';
 
 /**
@@ -49,10 +49,7 @@ export function apiClient(ctx: CliContext, flags: ApiFlags, env: NodeJS.ProcessE
       });
       const text = await response.body.text();
       const parsed = text ? safeJson(text) : undefined;
-      if (response.statusCode >= 400) {
-        const message = (parsed as { error?: string } | undefined)?.error ?? text.slice(0, 500);
-        throw failure(`${method} ${path}: ${response.statusCode} ${message}`, response.statusCode === 401 ? 'unauthenticated' : 'api_error');
-      }
+      if (response.statusCode >= 400) throw apiError(method, path, response.statusCode, parsed, text);
       return parsed as T;
     },
     async open(path, headers = {}, signal) {
@@ -61,6 +58,25 @@ export function apiClient(ctx: CliContext, flags: ApiFlags, env: NodeJS.ProcessE
       });
     },
   };
+}
+
+/** The API's error answer, for the CLI: the server's own message; its 400s are invalid input (exit 2). */
+export class ApiCallError extends TagboxError {
+  constructor(
+    message: string,
+    readonly status: number,
+    code: string,
+  ) {
+    super(message, { exitCode: status === 400 ? 2 : 1, code });
+    this.name = 'ApiCallError';
+  }
+}
+
+function apiError(method: string, path: string, status: number, parsed: unknown, text: string): ApiCallError {
+  // The server answers {error: {code, message}}; anything else (a proxy's page) is shown cut short.
+  const error = (parsed as { error?: { code?: unknown; message?: unknown } | string } | undefined)?.error;
+  const message = typeof error === 'string' ? error : typeof error?.message === 'string' ? error.message : text.slice(0, 500);
+  return new ApiCallError(`${method} ${path}: ${status} ${message}`, status, status === 401 ? 'unauthenticated' : 'api_error');
 }
 
 function readOwnerToken(file: string): string {

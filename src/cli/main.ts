@@ -24,6 +24,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'server-daemon': async () => (await import('./server-daemon.js')).registerServerDaemon,
   bundle: async () => (await import('./bundle.js')).registerBundle,
   token: async () => (await import('./token.js')).registerToken,
+  schedule: async () => (await import('./schedule.js')).registerSchedule,
 };
 
 /** The tagbox command, with the verb named in argv (or, for help and mistakes, every verb). */

@@ -12,6 +12,8 @@ import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
 import { contextFrom } from './context.js';
 import { writeOwnerToken } from './owner-token.js';
+import { scheduleRoutes } from '../server/routes/schedules.js';
+import { Scheduler } from '../surfaces/schedules/scheduler.js';
 import { parsePort } from './server-daemon.js';
 
 
@@ -38,6 +40,9 @@ export async function runServer(opts: { control: string; port?: string }, comman
     return unavailableProvider(error);
   });
   const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy, provider, agent: ctx.config.agent, logger: ctx.logger });
+  // Schedules post through the same entry point as a person (an Invocation); each firing is claimed in the store.
+  const scheduler = new Scheduler({ store, audit, port: sessions.service, logger: ctx.logger, graceSeconds: ctx.config.schedules.graceSeconds });
+  scheduler.start();
   const app = await buildServer({
     store,
     audit,
@@ -51,6 +56,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
       return proxy.secrets;
     },
     chat: { service: sessions.service, hub: sessions.hub, engines: sessions.engines.names() },
+    plugins: [(deps) => scheduleRoutes(deps, { maxPromptBytes: ctx.config.agent.maxMessageBytes })],
     readiness: async () => {
       const pid = await proxy.ping();
       return { ready: pid !== undefined, detail: { proxy: pid !== undefined ? 'ready' : 'starting' } };
@@ -87,6 +93,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     // Also on a failure (a port in use): nothing may keep this process alive afterwards.
     process.stdin.destroy();
     await app.close();
+    await scheduler.stop();
     await sessions.stop();
     await housekeeping.stop();
     await store.close();

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { AccessAdmin } from '../access/admin-service.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { EventHub } from '../sessions/event-hub.js';
 import { SessionService } from '../sessions/session-service.js';
 import { AuditLog } from '../audit/log.js';
@@ -30,6 +31,7 @@ export async function openApiDocument(): Promise<{ paths: Record<string, Record<
     logger: pino({ level: 'silent' }),
     // The chat API's routes, over a session layer that never runs (no runner, no sandboxes).
     chat: { service: new SessionService({ store, audit, hub, defaultEngine: 'shell', maxMessageBytes: 1 }), hub, engines: ['shell'] },
+    plugins: [(deps) => scheduleRoutes(deps, { maxPromptBytes: 1 })],
   });
   await app.ready();
   const doc = app.swagger() as unknown as Awaited<ReturnType<typeof openApiDocument>>;

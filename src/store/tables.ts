@@ -249,6 +249,34 @@ export interface ChannelMembersTable {
   created_at: string;
 }
 
+/** A cron-timed prompt posted into a channel (src/surfaces/schedules/schedules-repo.ts). */
+export interface SchedulesTable {
+  id: string;
+  org_id: string;
+  channel_id: string;
+  /** The member who created it; each firing acts as if they had typed the prompt. */
+  created_by: string;
+  cron: string;
+  /** IANA time zone the cron expression is read in. */
+  timezone: string;
+  prompt: string;
+  created_at: string;
+}
+
+/** One firing of a schedule; the primary key (schedule_id, fire_time) is the exactly-once claim. */
+export interface ScheduleRunsTable {
+  schedule_id: string;
+  /** ISO-8601 UTC */
+  fire_time: string;
+  /** started | skipped | failed */
+  status: string;
+  /** The session id of the thread it started, once known. */
+  thread: string | null;
+  detail: string | null;
+  claimed_by: string;
+  created_at: string;
+}
+
 export interface Database {
   orgs: OrgsTable;
   workspaces: WorkspacesTable;
@@ -271,6 +299,8 @@ export interface Database {
   session_events: SessionEventsTable;
   engine_states: EngineStatesTable;
   channel_members: ChannelMembersTable;
+  schedules: SchedulesTable;
+  schedule_runs: ScheduleRunsTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

@@ -6,7 +6,8 @@ import { AccessAdmin } from '../../src/access/admin-service.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { randomBytes } from 'node:crypto';
 import { getMember } from '../../src/access/members-repo.js';
-import { buildServer } from '../../src/server/app.js';
+import { API_PREFIX, buildServer } from '../../src/server/app.js';
+import type { ServerDeps } from '../../src/server/deps.js';
 import { firstRun } from '../../src/server/first-run.js';
 import type { PrincipalResolver } from '../../src/server/principal.js';
 import { apiRoleOf } from '../../src/server/roles.js';
@@ -30,6 +31,7 @@ export interface ApiHarness {
   backend: TestBackend;
   store: ControlStore;
   vault: VaultStore;
+  audit: AuditLog;
   url: string;
   ownerToken: string;
   ownerMemberId: string;
@@ -49,7 +51,15 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApi(name: BackendName): Promise<ApiHarness> {
+export interface ApiOptions {
+  /**
+   * Route plugins not (yet) in buildServer, registered under /api/v1 with the
+   * same deps, auth and error handling (a feature before the integrator wires it in).
+   */
+  routes?: ((deps: ServerDeps) => (app: FastifyInstance) => Promise<void>)[];
+}
+
+export async function startApi(name: BackendName, options: ApiOptions = {}): Promise<ApiHarness> {
   const backend = await createTestBackend(name);
   const store = await openControlStore(backend.location);
   const vault = await openVaultStore(backend.sibling('vault'));
@@ -79,6 +89,8 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
     return { via: 'session', credentialId: memberId, memberId: member.id, orgId: run.org.id, role: apiRoleOf(member.roles) };
   };
   const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver] });
+  const deps: ServerDeps = { store, audit, access, sealer: async () => sealer };
+  for (const plugin of options.routes ?? []) await app.register(plugin(deps), { prefix: API_PREFIX });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const web = (await access.listWorkspaces(run.org.id)).find((w) => w.kind === 'web')!;
@@ -108,6 +120,7 @@ export async function startApi(name: BackendName): Promise<ApiHarness> {
     backend,
     store,
     vault,
+    audit,
     url,
     ownerToken: run.ownerToken!,
     ownerMemberId: run.ownerMemberId!,

@@ -5,6 +5,7 @@ import * as m0003 from './0003_api_tokens.js';
 import * as m0004 from './0004_audit_checkpoints.js';
 import * as m0005 from './0005_connection_plain_http.js';
 import * as m0006 from './0006_sessions.js';
+import * as m0007 from './0007_schedules.js';
 
 /**
  * One ordered list of migrations for both dialects. Later issues append
@@ -17,6 +18,7 @@ export const migrations: Record<string, Migration> = {
   '0004_audit_checkpoints': m0004,
   '0005_connection_plain_http': m0005,
   '0006_sessions': m0006,
+  '0007_schedules': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {
