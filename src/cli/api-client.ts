@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { failure, invalidInput } from '../errors.js';
+import { failure, invalidInput, TagboxError } from '../errors.js';
 import type { CliContext } from './context.js';
+import { forTerminal } from './terminal-text.js';
 
 /**
  * How a CLI verb talks to a running Tagbox (`tagbox chat`, `tagbox schedule`):
@@ -49,10 +50,7 @@ export function apiClient(ctx: CliContext, flags: ApiFlags, env: NodeJS.ProcessE
       });
       const text = await response.body.text();
       const parsed = text ? safeJson(text) : undefined;
-      if (response.statusCode >= 400) {
-        const message = (parsed as { error?: string } | undefined)?.error ?? text.slice(0, 500);
-        throw failure(`${method} ${path}: ${response.statusCode} ${message}`, response.statusCode === 401 ? 'unauthenticated' : 'api_error');
-      }
+      if (response.statusCode >= 400) throw new ApiError(method, path, response.statusCode, parsed, text);
       return parsed as T;
     },
     async open(path, headers = {}, signal) {
@@ -61,6 +59,27 @@ export function apiClient(ctx: CliContext, flags: ApiFlags, env: NodeJS.ProcessE
       });
     },
   };
+}
+
+/**
+ * A 4xx/5xx answer. The API answers `{error: {code, message}}`; the message
+ * names what was wrong, so it is what the user sees. `body` is kept for
+ * callers that act on the answer (a refused chat message carries its reason).
+ */
+export class ApiError extends TagboxError {
+  constructor(
+    method: string,
+    path: string,
+    readonly status: number,
+    readonly body: unknown,
+    text: string,
+  ) {
+    const error = (body as { error?: unknown } | undefined)?.error;
+    const said = typeof error === 'string' ? error : typeof (error as { message?: unknown })?.message === 'string' ? (error as { message: string }).message : text.slice(0, 500);
+    // The server's words reach a terminal: they are data (invariant 9).
+    super(`${method} ${path}: ${status} ${forTerminal(said)}`, { exitCode: 1, code: status === 401 ? 'unauthenticated' : 'api_error' });
+    this.name = 'ApiError';
+  }
 }
 
 function readOwnerToken(file: string): string {
