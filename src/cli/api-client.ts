@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { failure, invalidInput, TagboxError } from '../errors.js';
 import type { CliContext } from './context.js';
+import { forTerminal } from './terminal-text.js';
 
 /**
  * How a CLI verb talks to a running Tagbox (`tagbox chat`, `tagbox schedule`):
@@ -49,7 +50,7 @@ export function apiClient(ctx: CliContext, flags: ApiFlags, env: NodeJS.ProcessE
       });
       const text = await response.body.text();
       const parsed = text ? safeJson(text) : undefined;
-      if (response.statusCode >= 400) throw apiError(method, path, response.statusCode, parsed, text);
+      if (response.statusCode >= 400) throw new ApiError(method, path, response.statusCode, parsed, text);
       return parsed as T;
     },
     async open(path, headers = {}, signal) {
@@ -60,23 +61,26 @@ export function apiClient(ctx: CliContext, flags: ApiFlags, env: NodeJS.ProcessE
   };
 }
 
-/** The API's error answer, for the CLI: the server's own message; its 400s are invalid input (exit 2). */
-export class ApiCallError extends TagboxError {
+/**
+ * A 4xx/5xx answer. The API answers `{error: {code, message}}`; the message
+ * names what was wrong, so it is what the user sees. `body` is kept for
+ * callers that act on the answer (a refused chat message carries its reason).
+ * Its 400s are invalid input (exit 2).
+ */
+export class ApiError extends TagboxError {
   constructor(
-    message: string,
+    method: string,
+    path: string,
     readonly status: number,
-    code: string,
+    readonly body: unknown,
+    text: string,
   ) {
-    super(message, { exitCode: status === 400 ? 2 : 1, code });
-    this.name = 'ApiCallError';
+    const error = (body as { error?: unknown } | undefined)?.error;
+    const said = typeof error === 'string' ? error : typeof (error as { message?: unknown })?.message === 'string' ? (error as { message: string }).message : text.slice(0, 500);
+    // The server's words reach a terminal: they are data (invariant 9).
+    super(`${method} ${path}: ${status} ${forTerminal(said)}`, { exitCode: status === 400 ? 2 : 1, code: status === 401 ? 'unauthenticated' : 'api_error' });
+    this.name = 'ApiError';
   }
-}
-
-function apiError(method: string, path: string, status: number, parsed: unknown, text: string): ApiCallError {
-  // The server answers {error: {code, message}}; anything else (a proxy's page) is shown cut short.
-  const error = (parsed as { error?: { code?: unknown; message?: unknown } | string } | undefined)?.error;
-  const message = typeof error === 'string' ? error : typeof error?.message === 'string' ? error.message : text.slice(0, 500);
-  return new ApiCallError(`${method} ${path}: ${status} ${message}`, status, status === 401 ? 'unauthenticated' : 'api_error');
 }
 
 function readOwnerToken(file: string): string {

@@ -20,6 +20,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   proxy: async () => (await import('./proxy.js')).registerProxy,
   ca: async () => (await import('./ca.js')).registerCa,
   up: async () => (await import('./up.js')).registerUp,
+  chat: async () => (await import('./chat.js')).registerChat,
   'proxy-daemon': async () => (await import('./proxy-daemon.js')).registerProxyDaemon,
   'server-daemon': async () => (await import('./server-daemon.js')).registerServerDaemon,
   bundle: async () => (await import('./bundle.js')).registerBundle,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { failure, invalidInput } from '../errors.js';
 import { compileCron, DEFAULT_TIMEZONE } from '../surfaces/schedules/fire-times.js';
-import { ApiCallError, apiClient, withApiFlags, type ApiClient, type ApiFlags } from './api-client.js';
+import { ApiError, apiClient, withApiFlags, type ApiClient, type ApiFlags } from './api-client.js';
 import { contextFrom } from './context.js';
 
 /**
@@ -142,7 +142,7 @@ async function listChannels(client: ApiClient): Promise<ChannelRef[] | undefined
   try {
     return await client.call<ChannelRef[]>('GET', '/api/v1/channels');
   } catch (error) {
-    if (error instanceof ApiCallError && error.status === 404) return undefined;
+    if (error instanceof ApiError && error.status === 404) return undefined;
     throw error;
   }
 }

@@ -3,7 +3,7 @@ import type { Engine, EngineEvent, EngineTurn } from './engine.js';
 import { withoutMention } from './mention.js';
 
 export interface ShellEngineOptions {
-  /** The longest output kept in the final message; the tail is kept (errors come last). */
+  /** The longest final message (agent.maxReplyBytes); of the output it keeps the tail (errors come last). */
   maxReplyBytes: number;
 }
 
@@ -27,8 +27,7 @@ export function shellEngine(options: ShellEngineOptions): Engine {
           continue;
         }
         const handle = turn.exec({ argv: ['sh', '-c', command], cwd: '/workspace', signal: turn.signal });
-        // Room for the cut note and the status line: the whole reply fits maxReplyBytes.
-        const output = new OutputTail(Math.max(128, options.maxReplyBytes - 200));
+        const output = new OutputTail(outputRoom(options.maxReplyBytes));
         for await (const chunk of merge(handle.stdout, handle.stderr)) {
           output.push(chunk);
           yield { type: 'progress', text: chunk.toString('utf8') };
@@ -40,6 +39,16 @@ export function shellEngine(options: ShellEngineOptions): Engine {
       yield { type: 'result', exitCode };
     },
   };
+}
+
+/**
+ * How much of the output fits in a reply of `maxReplyBytes` with the cut note
+ * before it and the status line after it (each well under 100 bytes): the
+ * reply as a whole is capped again when posted, and that cap would cut off
+ * the `[exit code N]` line.
+ */
+function outputRoom(maxReplyBytes: number): number {
+  return maxReplyBytes - Math.min(200, Math.floor(maxReplyBytes / 2));
 }
 
 /** The last `max` bytes of a command's output, and how much there was. */

@@ -14,7 +14,16 @@ import type { Database } from '../../store/tables.js';
 export async function streamEvents(
   request: FastifyRequest,
   reply: FastifyReply,
-  input: { db: Kysely<Database>; hub: EventHub; sessionId: string; after: number; pollMs?: number; keepAliveMs?: number },
+  input: {
+    db: Kysely<Database>;
+    hub: EventHub;
+    sessionId: string;
+    after: number;
+    /** Aborted when the server stops: the stream ends, and the client resumes from its Last-Event-ID elsewhere or later. */
+    closing?: AbortSignal;
+    pollMs?: number;
+    keepAliveMs?: number;
+  },
 ): Promise<void> {
   reply.hijack();
   const res = reply.raw;
@@ -39,6 +48,8 @@ export async function streamEvents(
   };
   request.raw.on('close', close);
   res.on('close', close);
+  input.closing?.addEventListener('abort', close, { once: true });
+  if (input.closing?.aborted) close();
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), input.keepAliveMs ?? 15_000);
   try {
     while (!closed) {
@@ -55,6 +66,7 @@ export async function streamEvents(
     }
   } finally {
     clearInterval(keepAlive);
+    input.closing?.removeEventListener('abort', close);
     unsubscribe();
     res.end();
   }
