@@ -20,4 +20,4 @@ chown "$user" "$home"
 trap 'rm -rf "$home"' EXIT
 # --configLoader runner: vitest would otherwise write its bundled config into node_modules (root's).
 exec runuser -u "$user" -- env HOME="$home" TMPDIR=/tmp CI="${CI:-}" \
-  npx vitest run --configLoader runner test/sandbox test/proxy test/vault test/e2e test/server/up.test.ts test/server/proxy-daemon.test.ts
+  npx vitest run --configLoader runner test/sandbox test/proxy test/vault test/e2e test/server/up.test.ts test/server/proxy-daemon.test.ts test/sessions/session-layer.test.ts

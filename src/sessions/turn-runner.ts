@@ -218,8 +218,9 @@ export class TurnRunner {
     }
     // Exactly once: a turn recovered as interrupted meanwhile (this process was thought dead) stays so.
     if (!(await finishTurn(this.options.store.db, turn.id, this.options.instance.id, status, detail))) return;
-    await service.emit(session.id, 'done', { turn: turn.id, status, ...(exitCode !== undefined ? { exitCode } : {}) }, turn.id);
+    // Audited before `done`: whoever sees the turn end finds its record.
     await audit.append({ type: 'session', action: 'turn-end', outcome: status, session: session.id, turn: turn.id, actor: turn.triggeredBy ?? 'system', ...(exitCode !== undefined ? { exitCode } : {}), ...(detail ? { detail: detail.slice(0, 500) } : {}) });
+    await service.emit(session.id, 'done', { turn: turn.id, status, ...(exitCode !== undefined ? { exitCode } : {}) }, turn.id);
   }
 
   private abort(r: Running, stop: NonNullable<Running['stop']>): void {
@@ -265,8 +266,8 @@ export class TurnRunner {
         'This turn was interrupted: the Tagbox server running it stopped before it finished. Send your message again to retry it.',
         turn.id,
       );
-      await this.options.service.emit(turn.sessionId, 'done', { turn: turn.id, status: 'interrupted' }, turn.id);
       await this.options.audit.append({ type: 'session', action: 'turn-end', outcome: 'interrupted', session: turn.sessionId, turn: turn.id, actor: 'system', detail: 'the server holding it stopped' });
+      await this.options.service.emit(turn.sessionId, 'done', { turn: turn.id, status: 'interrupted' }, turn.id);
     }
     await freeSlotsOf(db, gone);
     await pruneInstances(db, gone);
