@@ -76,6 +76,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     proxyEverReady = proxyEverReady || proxyPid !== undefined;
     const out: string[] = [`Tagbox is up at ${url}`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
     out.push(proxyPid !== undefined ? `  Agent Proxy: ready, pid ${proxyPid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
+    out.push(`  Talk to the agent (in #general): npx tagbox chat "uname -a"`);
     if (first.ownerToken) {
       out.push(
         '',
