@@ -37,7 +37,10 @@ export async function streamEvents(
   let cursor = input.after;
   let closed = false;
   let wake: (() => void) | undefined;
+  // A wake-up while the log is being read is kept, so the next wait returns at once (nothing waits for the poll).
+  let poked = false;
   const poke = () => {
+    poked = true;
     wake?.();
     wake = undefined;
   };
@@ -53,12 +56,13 @@ export async function streamEvents(
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), input.keepAliveMs ?? 15_000);
   try {
     while (!closed) {
+      poked = false;
       const events = await readEvents(input.db, input.sessionId, cursor);
       for (const event of events) {
         res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify({ ts: event.ts, ...event.data, ...(event.turn ? { turn: event.turn } : {}) })}\n\n`);
         cursor = event.seq;
       }
-      if (events.length === 500) continue;
+      if (events.length === 500 || poked) continue;
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, input.pollMs ?? 1000).unref();
