@@ -13,6 +13,8 @@ export interface Org {
   dmsAllowed: boolean;
   retentionDays: number;
   zeroDataRetention: boolean;
+  /** Custom instructions for the agent, org-wide (a channel's are appended). Empty: none. */
+  instructions: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -3,7 +3,7 @@ import type { Database, OrgRow } from '../store/tables.js';
 import { newId, nowIso } from '../util/ids.js';
 import type { MemberAccessPolicy, Org } from './model.js';
 
-export type OrgSettings = Pick<Org, 'memberAccess' | 'memberAccessRoles' | 'dmsAllowed' | 'retentionDays' | 'zeroDataRetention'>;
+export type OrgSettings = Pick<Org, 'memberAccess' | 'memberAccessRoles' | 'dmsAllowed' | 'retentionDays' | 'zeroDataRetention' | 'instructions'>;
 
 export const DEFAULT_ORG_SETTINGS: OrgSettings = {
   memberAccess: 'anyone',
@@ -11,6 +11,7 @@ export const DEFAULT_ORG_SETTINGS: OrgSettings = {
   dmsAllowed: true,
   retentionDays: 365,
   zeroDataRetention: false,
+  instructions: '',
 };
 
 export async function createOrg(db: Kysely<Database>, name: string, settings: Partial<OrgSettings> = {}): Promise<Org> {
@@ -26,7 +27,7 @@ export async function createOrg(db: Kysely<Database>, name: string, settings: Pa
     zero_data_retention: s.zeroDataRetention ? 1 : 0,
     created_at: now,
     updated_at: now,
-    instructions: null,
+    instructions: s.instructions || null,
   };
   await db.insertInto('orgs').values(row).execute();
   return toOrg(row);
@@ -50,6 +51,7 @@ export async function updateOrgSettings(db: Kysely<Database>, id: string, change
       ...(changes.dmsAllowed !== undefined && { dms_allowed: changes.dmsAllowed ? 1 : 0 }),
       ...(changes.retentionDays !== undefined && { retention_days: changes.retentionDays }),
       ...(changes.zeroDataRetention !== undefined && { zero_data_retention: changes.zeroDataRetention ? 1 : 0 }),
+      ...(changes.instructions !== undefined && { instructions: changes.instructions || null }),
       updated_at: nowIso(),
     })
     .where('id', '=', id)
@@ -66,6 +68,7 @@ function toOrg(row: OrgRow): Org {
     dmsAllowed: row.dms_allowed === 1,
     retentionDays: row.retention_days,
     zeroDataRetention: row.zero_data_retention === 1,
+    instructions: row.instructions ?? '',
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -216,4 +216,23 @@ describe.each(BACKENDS)('the chat API (%s)', (name) => {
     expect(events.find((e) => e.type === 'done')!.data.status).toBe('cancelled');
     expect((await call('alice', 'GET', `/api/v1/threads/${posted.body.thread}`)).body.messages.at(-1)).toMatchObject({ author: { kind: 'system' }, text: 'Stopped by bob.' });
   });
+
+  it("sets a channel's engine and instructions and the org's instructions (admins), validated", async () => {
+    const channel = await h.channel(`settings-${name}`);
+    expect((await call('alice', 'PATCH', `/api/v1/channels/${channel}`, { engine: 'shell' })).status).toBe(403);
+    const bad = await call('owner', 'PATCH', `/api/v1/channels/${channel}`, { engine: 'gpt-9' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/body\.engine: expected one of shell/);
+    const set = await call('owner', 'PATCH', `/api/v1/channels/${channel}`, { engine: 'shell', instructions: 'Be brief.' });
+    expect(set.status).toBe(200);
+    expect(set.body).toMatchObject({ id: channel, engine: 'shell', instructions: 'Be brief.' });
+    expect((await call('owner', 'PATCH', '/api/v1/org', { instructions: 'We are Acme.' })).body.instructions).toBe('We are Acme.');
+    expect((await call('owner', 'GET', '/api/v1/org')).body.instructions).toBe('We are Acme.');
+    expect((await call('owner', 'PATCH', '/api/v1/org', { instructions: 'x'.repeat(17 * 1024) })).status).toBe(400);
+    // Audited by field name, never by content.
+    const changes = [];
+    for await (const e of h.audit.query({ type: 'admin-change' })) changes.push(e);
+    expect(JSON.stringify(changes)).not.toContain('We are Acme.');
+    expect(JSON.stringify(changes)).not.toContain('Be brief.');
+  });
 });

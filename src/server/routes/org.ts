@@ -12,6 +12,8 @@ const orgSettings = z
     dmsAllowed: z.boolean(),
     retentionDays: z.number().int().min(1).max(36500),
     zeroDataRetention: z.boolean(),
+    /** Appended to the agent's system prompt (the claude engine); a channel's own follow. */
+    instructions: z.string().max(16 * 1024),
   })
   .partial();
 
@@ -30,7 +32,7 @@ export function orgRoutes(deps: ServerDeps) {
       method: 'PATCH',
       url: '/org',
       tag: 'org',
-      summary: 'Change org settings (member access, DMs, retention, zero data retention)',
+      summary: 'Change org settings (member access, DMs, retention, zero data retention, instructions)',
       role: 'owner',
       body: orgSettings,
       handler: async ({ body, principal }) => {
