@@ -84,6 +84,9 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
   }
 
   return async (app: FastifyInstance) => {
+    // Open event streams end when the server closes, or they would hold its shutdown forever.
+    const closing = new AbortController();
+    app.addHook('preClose', async () => closing.abort());
     route(app, {
       method: 'GET',
       url: '/channels',
@@ -174,7 +177,7 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
       query: z.strictObject({ after: z.coerce.number().int().min(0).optional() }),
       handler: async ({ params, query, principal, request, reply }) => {
         const { session } = await readableThread(principal, params.thread);
-        await streamEvents(request, reply, { db, hub: chat.hub, sessionId: session.id, after: resumeCursor(request, query) });
+        await streamEvents(request, reply, { db, hub: chat.hub, sessionId: session.id, after: resumeCursor(request, query), stop: closing.signal });
         return reply;
       },
     });

@@ -9,12 +9,15 @@ import type { Database } from '../../store/tables.js';
  * (`Last-Event-ID`, or `?after=` for clients that cannot set headers), then
  * live. The store is the truth: a wake-up from this process (the hub) or a
  * slow poll (for writers in other processes) only says "read again", so
- * nothing is skipped and nothing is sent twice, whatever the timing.
+ * nothing is skipped and nothing is sent twice, whatever the timing. The
+ * stream ends when `stop` aborts (the server closing: an open stream would
+ * otherwise hold its shutdown until the client goes); clients resume with
+ * Last-Event-ID.
  */
 export async function streamEvents(
   request: FastifyRequest,
   reply: FastifyReply,
-  input: { db: Kysely<Database>; hub: EventHub; sessionId: string; after: number; pollMs?: number; keepAliveMs?: number },
+  input: { db: Kysely<Database>; hub: EventHub; sessionId: string; after: number; stop?: AbortSignal; pollMs?: number; keepAliveMs?: number },
 ): Promise<void> {
   reply.hijack();
   const res = reply.raw;
@@ -39,6 +42,8 @@ export async function streamEvents(
   };
   request.raw.on('close', close);
   res.on('close', close);
+  input.stop?.addEventListener('abort', close);
+  if (input.stop?.aborted) close();
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), input.keepAliveMs ?? 15_000);
   try {
     while (!closed) {
@@ -55,6 +60,7 @@ export async function streamEvents(
     }
   } finally {
     clearInterval(keepAlive);
+    input.stop?.removeEventListener('abort', close);
     unsubscribe();
     res.end();
   }
