@@ -11,6 +11,7 @@ import { unavailable } from '../server/http-errors.js';
 import { ProxyControl } from '../server/proxy-control.js';
 import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
+import type { ProxyListeners } from '../sessions/session-sandboxes.js';
 import { contextFrom } from './context.js';
 import { writeOwnerToken } from './owner-token.js';
 
@@ -50,7 +51,7 @@ export function registerServerDaemon(program: Command): void {
         ctx.logger.error({ err: error }, 'sandboxes are unavailable: turns will fail until this is fixed (see `tagbox doctor`)');
         return unavailableProvider(error);
       });
-      const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy, provider, agent: ctx.config.agent, logger: ctx.logger });
+      const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy: waitingForProxy(proxy), provider, agent: ctx.config.agent, logger: ctx.logger });
       const app = await buildServer({
         store,
         audit,
@@ -106,6 +107,23 @@ export function registerServerDaemon(program: Command): void {
       }
       process.exit(0);
     });
+}
+
+/**
+ * The proxy as turns see it: a turn that starts while the proxy is still
+ * starting (queued turns run at once after a restart) or being restarted by
+ * the supervisor waits for it a while, rather than failing its message; it
+ * still never builds a sandbox without it (fail closed after the wait).
+ */
+export const PROXY_WAIT_MS = 30_000;
+
+function waitingForProxy(proxy: ProxyControl): ProxyListeners {
+  return {
+    openListener: (session, socketPath, place) => proxy.openListener(session, socketPath, place),
+    closeListener: (session) => proxy.closeListener(session),
+    caCert: () => proxy.caCert(),
+    ping: () => proxy.waitReady(PROXY_WAIT_MS),
+  };
 }
 
 function unavailableProvider(error: unknown): SandboxProvider {
