@@ -191,9 +191,6 @@ function parseFrame(frame: string): ThreadEvent | undefined {
   return { id: Number(fields.get('id')), event: fields.get('event')!, data: JSON.parse(fields.get('data') ?? 'null') };
 }
 
-/** Stops once `n` turns are done. */
-export const doneCount = (n: number) => (events: ThreadEvent[]) => events.filter((e) => e.event === 'done').length >= n;
-
 /** The turn that answers message `messageId`, from its `message` event. */
 export function turnOfMessage(events: ThreadEvent[], messageId: string): string | undefined {
   return events.find((e) => e.event === 'message' && e.data.id === messageId)?.data.turn as string | undefined;
