@@ -10,6 +10,7 @@ import { unavailable } from '../server/http-errors.js';
 import { ProxyControl } from '../server/proxy-control.js';
 import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
+import type { ProxyListeners } from '../sessions/session-sandboxes.js';
 import { contextFrom } from './context.js';
 import { writeOwnerToken } from './owner-token.js';
 import { scheduleRoutes } from '../server/routes/schedules.js';
@@ -39,7 +40,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     ctx.logger.error({ err: error }, 'sandboxes are unavailable: turns will fail until this is fixed (see `tagbox doctor`)');
     return unavailableProvider(error);
   });
-  const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy, provider, agent: ctx.config.agent, logger: ctx.logger });
+  const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy: waitingForProxy(proxy), provider, agent: ctx.config.agent, logger: ctx.logger });
   // Schedules post through the same entry point as a person (an Invocation); each firing is claimed in the store.
   const scheduler = new Scheduler({ store, audit, port: sessions.service, logger: ctx.logger, graceSeconds: ctx.config.schedules.graceSeconds });
   scheduler.start();
@@ -100,6 +101,24 @@ export async function runServer(opts: { control: string; port?: string }, comman
     await store.close();
   }
   process.exit(0);
+}
+
+/**
+ * The proxy as turns see it: a turn that starts while the proxy is still
+ * starting (queued turns run at once after a restart) or being restarted by
+ * the supervisor waits for it a while, rather than failing its message; it
+ * still never builds a sandbox without it (fail closed after the wait).
+ */
+export const PROXY_WAIT_MS = 30_000;
+
+function waitingForProxy(proxy: ProxyControl): ProxyListeners {
+  return {
+    openListener: (session, socketPath, place) => proxy.openListener(session, socketPath, place),
+    closeListener: (session) => proxy.closeListener(session),
+    caCert: () => proxy.caCert(),
+    ping: () => proxy.waitReady(PROXY_WAIT_MS),
+    subscribeBlocked: (onEvent) => proxy.subscribeBlocked(onEvent),
+  };
 }
 
 function unavailableProvider(error: unknown): SandboxProvider {
