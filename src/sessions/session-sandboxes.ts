@@ -59,6 +59,8 @@ export class SessionSandboxes {
   private readonly busy = new Set<string>();
   private readonly listenerEpoch = new Map<string, number | undefined>();
   private caCert: Promise<string> | undefined;
+  /** Sessions whose sandbox is being rebuilt within a turn: their slot stays taken. */
+  private readonly keepSlot = new Set<string>();
   /** Releases still closing their listener and freeing their slot. */
   private readonly releasing = new Set<Promise<void>>();
 
@@ -155,7 +157,11 @@ export class SessionSandboxes {
   }
 
   private async spec(sessionId: string) {
-    this.caCert ??= this.options.proxy.caCert();
+    // Kept once known; a failed fetch is not (the next build asks again).
+    this.caCert ??= this.options.proxy.caCert().catch((error: unknown) => {
+      this.caCert = undefined;
+      throw error;
+    });
     return {
       proxySocket: this.socketPath(sessionId),
       caCertPem: await this.caCert,
@@ -168,11 +174,25 @@ export class SessionSandboxes {
     return this.options.provider.proxySocketPath(`s-${sessionId}`);
   }
 
-  /** Opens the session's listener, or re-opens it after the proxy restarted. */
+  /**
+   * Opens the session's listener, or re-opens it after the proxy restarted.
+   * A live sandbox bound the old socket (a bind mount holds the file, not its
+   * path), so it is rebuilt too — its slot kept, its engine state restored.
+   */
   private async ensureListener(session: Session): Promise<void> {
     const pid = await this.options.proxy.ping();
     if (pid === undefined) throw new Error('the Agent Proxy is not reachable, so the sandbox would have no way out');
     if (this.listenerEpoch.has(session.id) && this.listenerEpoch.get(session.id) === pid) return;
+    if (this.listenerEpoch.has(session.id) && this.manager.has(session.id)) {
+      this.keepSlot.add(session.id);
+      try {
+        await this.release(session.id);
+      } finally {
+        this.keepSlot.delete(session.id);
+      }
+      this.sessions.set(session.id, session);
+      this.busy.add(session.id);
+    }
     const place: Place = session.place.kind === 'channel' ? { kind: 'channel', channelId: session.place.channelId } : { kind: 'dm', memberId: session.place.memberId };
     await this.options.proxy.closeListener(session.id).catch(() => false);
     await this.options.proxy.openListener(session.id, this.socketPath(session.id), place);
@@ -189,8 +209,9 @@ export class SessionSandboxes {
     this.busy.delete(sessionId);
     await this.closeListener(sessionId);
     try {
-      await releaseSandboxSlot(this.options.store.db, sessionId, this.options.instanceId);
-      if (sandboxId) await this.options.audit.append({ type: 'sandbox', action: 'release', session: sessionId, actor: 'system', sandbox: sandboxId });
+      const rebuilding = this.keepSlot.has(sessionId);
+      if (!rebuilding) await releaseSandboxSlot(this.options.store.db, sessionId, this.options.instanceId);
+      if (sandboxId) await this.options.audit.append({ type: 'sandbox', action: 'release', session: sessionId, actor: 'system', sandbox: sandboxId, ...(rebuilding ? { reason: 'proxy-restarted' } : {}) });
     } catch (error) {
       this.options.logger.warn({ err: error, session: sessionId }, 'could not record a sandbox release');
     }

@@ -9,15 +9,10 @@ import { answered, auditEvents, eventsOfTurn, newMember, readEvents, startUp, tu
 /**
  * Issue 10, "Done when" 10: a blocked request of a session posts one `notice`
  * in its thread per host per turn, naming the host and what would allow it.
- *
- * The proxy -> server feed of blocked requests is being added on another
- * branch (blocked-feed). Until it is merged and wired to the turn runner this
- * suite is off; run it with E2E_BLOCKED_NOTICES=1. The integrator: remove the
- * `runIf` once the feed is in.
+ * The proxy daemon reports each blocked decision on its control socket; the
+ * turn runner turns them into notices.
  */
-const enabled = process.env.E2E_BLOCKED_NOTICES === '1';
-
-describe.runIf(enabled)('blocked-host notices in the thread (sqlite)', { timeout: E2E_TIMEOUT }, () => {
+describe('blocked-host notices in the thread (sqlite)', { timeout: E2E_TIMEOUT }, () => {
   let backend: TestBackend;
   let echo: EchoUpstream;
   let up: Up;
@@ -77,7 +72,8 @@ describe.runIf(enabled)('blocked-host notices in the thread (sqlite)', { timeout
     });
     expect(blocked.map((e) => e.outcome)).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
 
-    // Per turn: the next turn is told again, once per host.
+    // Per turn: the next turn is told again, once per host (the proxy's feed names a host at most once a second per session).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     const second = await turn(`${curl5('unlisted.echo.test')}; ${curl5('other.echo.test')}`, first.thread);
     expect(notices(second.events).map((n) => n.host).sort()).toEqual(['other.echo.test', 'unlisted.echo.test']);
   });

@@ -60,4 +60,23 @@ describe('turns across an Agent Proxy restart (sqlite)', { timeout: E2E_TIMEOUT 
     expect(fresh.events.find((e) => e.event === 'done')?.data.status).toBe('done');
     expect(agentTexts(fresh.events)).toEqual(['200\n[exit code 0]']);
   });
+
+  it('a thread whose sandbox was built before the restart reaches the proxy again (its sandbox is rebuilt, audited)', async () => {
+    const curl = 'curl -s -o /dev/null -w "%{http_code}" https://open.echo.test/again';
+    const first = await turn(curl);
+    expect(agentTexts(first.events)).toEqual(['200\n[exit code 0]']);
+    const proxyPid = await until('the proxy pid', async () =>
+      (await healthz()) === 200 ? processes().find((p) => p.cmdline.includes('proxy-daemon') && p.ppid === up.launcher.pid) : undefined,
+    );
+    process.kill(proxyPid.pid, 'SIGKILL');
+    await until('the proxy to be gone', () => (stillAlive(proxyPid) ? undefined : true));
+    await until('the proxy back', async () => ((await healthz()) === 200 ? true : undefined));
+    const posted = await up.api(owner, 'POST', `/channels/${generalId}/messages`, { text: curl, thread: first.thread });
+    expect(posted.status, posted.text).toBe(202);
+    const all = await readEvents(up, owner, first.thread, answered(posted.body.message));
+    const again = eventsOfTurn(all, turnOfMessage(all, posted.body.message)!);
+    expect(agentTexts(again)).toEqual(['200\n[exit code 0]']);
+    const sandbox = (await up.api(owner, 'GET', `/audit?session=${first.thread}&type=sandbox`)).body.events.map((e: { action: string; reason?: string }) => `${e.action}${e.reason ? `:${e.reason}` : ''}`);
+    expect(sandbox).toEqual(['create', 'release:proxy-restarted', 'rebuild']);
+  });
 });
