@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { invalidInput } from '../errors.js';
 
 /**
  * `tagbox server-daemon --control SOCKET` (hidden): the server child of
@@ -19,10 +18,4 @@ export function registerServerDaemon(program: Command): void {
     .option('--port <n>', 'port to listen on (default: server.port)')
     // The server's modules load when it starts, not for every verb (startup cost, open files).
     .action(async (opts: { control: string; port?: string }, command: Command) => (await import('./server-main.js')).runServer(opts, command));
-}
-
-export function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw invalidInput(`--port: expected a port number 0-65535, got "${value}"`);
-  return n;
 }

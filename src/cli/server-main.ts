@@ -15,7 +15,7 @@ import { contextFrom } from './context.js';
 import { writeOwnerToken } from './owner-token.js';
 import { scheduleRoutes } from '../server/routes/schedules.js';
 import { Scheduler } from '../surfaces/schedules/scheduler.js';
-import { parsePort } from './server-daemon.js';
+import { parsePort } from './options.js';
 
 
 /** The server child's life: see server-daemon.ts. */

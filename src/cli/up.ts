@@ -9,7 +9,7 @@ import { childReadables, describePlan, INSTALL_DIR, privsepPlan, type PrivsepPla
 import { detectLimitMechanism } from '../sandbox/host-support.js';
 import { ProxySupervisor } from '../server/proxy-supervisor.js';
 import { contextFrom } from './context.js';
-import { parsePort } from './server-daemon.js';
+import { parsePort } from './options.js';
 
 const TAGBOX_BIN = join(INSTALL_DIR, 'bin', 'tagbox.js');
 
