@@ -1,4 +1,4 @@
-import { capTail } from '../sessions/output-limits.js';
+import { capTail } from '../util/output-limits.js';
 import type { Engine, EngineEvent, EngineTurn } from './engine.js';
 import { withoutMention } from './mention.js';
 

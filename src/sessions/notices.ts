@@ -1,4 +1,4 @@
-import { neutralise } from './output-limits.js';
+import { neutralise } from '../util/output-limits.js';
 
 /** What the thread is told when the proxy blocked one of its requests. Pure. */
 export interface BlockedFacts {

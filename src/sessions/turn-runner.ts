@@ -8,7 +8,7 @@ import { goneInstances, heartbeat, HEARTBEAT_MS, markStopped, pruneInstances, ty
 import { turnMessages } from './messages-repo.js';
 import type { Session, Turn, TurnStatus } from './model.js';
 import { blockedNotice, noticeKey, type BlockedFacts } from './notices.js';
-import { capHead, neutralise, ProgressLimiter } from './output-limits.js';
+import { capHead, neutralise, ProgressLimiter } from '../util/output-limits.js';
 import { freeSlotsOf, releaseSandboxSlot, takeSandboxSlot } from './sandbox-slots.js';
 import type { SessionSandboxes } from './session-sandboxes.js';
 import type { SessionService } from './session-service.js';

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { withoutMention } from '../../src/engines/mention.js';
 import { blockedNotice, noticeKey } from '../../src/sessions/notices.js';
-import { capHead, capTail, neutralise, ProgressLimiter } from '../../src/sessions/output-limits.js';
+import { capHead, capTail, neutralise, ProgressLimiter } from '../../src/util/output-limits.js';
 
 /** Invariant 9's pure half: what a sandbox prints is made plain, capped and rate-limited before anyone sees it. */
 describe('neutralise', () => {
