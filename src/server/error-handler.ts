@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ZodError } from 'zod';
 import { isTagboxError, type TagboxError } from '../errors.js';
+import { isUniqueViolation } from '../store/constraint-errors.js';
 import { HttpError } from './http-errors.js';
 
 export interface ErrorBody {
@@ -12,9 +13,8 @@ export function toHttpError(error: unknown, where = 'body'): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof ZodError) return new HttpError(400, 'invalid_input', describeZodError(error, where));
   if (isTagboxError(error)) return fromTagboxError(error);
-  const dbCode = (error as { code?: unknown }).code;
   // A unique constraint that a concurrent writer hit first: a conflict, not a crash.
-  if (dbCode === '23505' || dbCode === 'SQLITE_CONSTRAINT_UNIQUE' || dbCode === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+  if (isUniqueViolation(error)) {
     return new HttpError(409, 'conflict', 'it already exists');
   }
   const fe = error as Partial<FastifyError>;

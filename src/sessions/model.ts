@@ -1,8 +1,11 @@
+import type { Place } from '../access/effective-policy.js';
+
 /**
  * The session layer's vocabulary (DESIGN.md "Sessions and turns"). Rows stay
  * in the *-repo.ts files; everything else sees these.
  */
-export type SessionPlace = { kind: 'channel'; channelId: string } | { kind: 'dm'; memberId: string };
+/** Where a session lives: the access layer's place (a channel acts as the agent; a member's DM as the member). */
+export type SessionPlace = Place;
 
 export type Identity = 'agent' | 'member';
 

@@ -193,9 +193,8 @@ export class SessionSandboxes {
       this.sessions.set(session.id, session);
       this.busy.add(session.id);
     }
-    const place: Place = session.place.kind === 'channel' ? { kind: 'channel', channelId: session.place.channelId } : { kind: 'dm', memberId: session.place.memberId };
     await this.options.proxy.closeListener(session.id).catch(() => false);
-    await this.options.proxy.openListener(session.id, this.socketPath(session.id), place);
+    await this.options.proxy.openListener(session.id, this.socketPath(session.id), session.place);
     this.listenerEpoch.set(session.id, pid);
   }
 

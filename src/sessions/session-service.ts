@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { notFound } from '../access/errors.js';
 import { checkInvocation, type InvocationCheck } from '../access/invocation.js';
 import { getMember } from '../access/members-repo.js';
 import type { Channel, Member, Org } from '../access/model.js';
@@ -6,7 +7,8 @@ import { getOrg } from '../access/orgs-repo.js';
 import { getChannel, getWorkspace } from '../access/workspaces-repo.js';
 import type { AuditEventInput } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
-import { invalidInput, TagboxError } from '../errors.js';
+import { invalidInput } from '../errors.js';
+import { isUniqueViolation } from '../store/constraint-errors.js';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
 import { withWriteTransaction } from '../store/write-transaction.js';
@@ -16,7 +18,7 @@ import type { Invocation, InvocationPort, InvokeResult } from './invocation.js';
 import { findByDedupeKey, insertMessage } from './messages-repo.js';
 import type { Author, Message, Session, SessionEventType, SessionPlace } from './model.js';
 import { findOrCreateSession, findSession, getSession, touchSession } from './sessions-repo.js';
-import { dropQueuedTurn, isUniqueViolation, openTurnsOf, queueTurn, requestCancel } from './turns-repo.js';
+import { dropQueuedTurn, openTurnsOf, queueTurn, requestCancel } from './turns-repo.js';
 
 export interface SessionServiceOptions {
   store: ControlStore;
@@ -153,7 +155,7 @@ export class SessionService implements InvocationPort {
 
   private async resolve(invocation: Invocation): Promise<Resolved> {
     const workspace = await getWorkspace(this.db, invocation.workspaceId);
-    if (!workspace) throw notFoundError(`workspace ${invocation.workspaceId}`);
+    if (!workspace) throw notFound(`workspace ${invocation.workspaceId}`);
     const org = (await getOrg(this.db, workspace.orgId))!;
     const found = invocation.memberId ? await getMember(this.db, invocation.memberId) : undefined;
     const member = found && found.workspaceId === workspace.id ? found : undefined;
@@ -161,7 +163,7 @@ export class SessionService implements InvocationPort {
     let channel: Channel | undefined;
     if (invocation.place.kind === 'channel') {
       channel = await getChannel(this.db, invocation.place.channelId);
-      if (!channel || channel.workspaceId !== workspace.id) throw notFoundError(`channel ${invocation.place.channelId}`);
+      if (!channel || channel.workspaceId !== workspace.id) throw notFound(`channel ${invocation.place.channelId}`);
       place = { kind: 'channel', channelId: channel.id };
     } else if (invocation.place.kind === 'dm') {
       // A DM is the asker's own conversation with the agent: never someone else's.
@@ -174,7 +176,7 @@ export class SessionService implements InvocationPort {
   private async sessionFor(db: Kysely<Database>, invocation: Invocation, where: Resolved, place: SessionPlace, identity: 'agent' | 'member') {
     if (invocation.threadKey !== undefined && invocation.mustExist) {
       const existing = await findSession(db, where.workspaceId, place, invocation.threadKey);
-      if (!existing) throw notFoundError(`thread ${invocation.threadKey} in this ${place.kind === 'dm' ? 'DM' : 'channel'}`);
+      if (!existing) throw notFound(`thread ${invocation.threadKey} in this ${place.kind === 'dm' ? 'DM' : 'channel'}`);
       return { session: existing, created: false };
     }
     return findOrCreateSession(db, {
@@ -233,8 +235,4 @@ class DuplicateDelivery extends Error {}
 
 function placeFields(place: SessionPlace): Record<string, string> {
   return place.kind === 'channel' ? { place: 'channel', channel: place.channelId } : { place: 'dm', member: place.memberId };
-}
-
-function notFoundError(what: string): TagboxError {
-  return new TagboxError(`${what} not found`, { exitCode: 2, code: 'not_found' });
 }

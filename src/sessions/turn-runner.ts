@@ -1,7 +1,7 @@
 import { getChannel } from '../access/workspaces-repo.js';
 import type { AuditLog } from '../audit/log.js';
 import { describeError } from '../errors.js';
-import type { Engine, EngineRegistry } from '../engines/engine.js';
+import type { EngineRegistry } from '../engines/engine.js';
 import type { Logger } from '../log.js';
 import type { ControlStore } from '../store/database.js';
 import { goneInstances, heartbeat, HEARTBEAT_MS, markStopped, pruneInstances, type Instance } from './instances.js';
@@ -317,4 +317,3 @@ class ProgressStream {
   }
 }
 
-export type { Engine };

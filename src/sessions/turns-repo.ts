@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
+import { isUniqueViolation } from '../store/constraint-errors.js';
 import type { Database, TurnsTable } from '../store/tables.js';
 import { newId, nowIso } from '../util/ids.js';
 import type { Turn, TurnStatus } from './model.js';
@@ -148,11 +149,6 @@ export async function queuedAhead(db: Kysely<Database>, orgId: string, turn: Tur
     .where('created_at', '<', turn.createdAt)
     .executeTakeFirst();
   return Number(row?.n ?? 0);
-}
-
-export function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: string; message?: string };
-  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint failed/.test(e.message ?? '');
 }
 
 function toTurn(row: Selectable<TurnsTable>): Turn {

@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCa } from '../fixtures/ca.js';
-import { startEchoUpstream, type EchoReply, type EchoUpstream } from '../fixtures/echo-upstream.js';
+import type { EchoReply, EchoUpstream } from '../fixtures/echo-upstream.js';
 import { BACKENDS, createTestBackend, type TestBackend } from '../helpers/backends.js';
 import { runTagbox } from '../helpers/cli.js';
-import { agentTexts, answered, auditEvents, eventsOfTurn, newMember, readEvents, startUp, turnOfMessage, until, webWorkspace, type Up, E2E_TIMEOUT } from './up-harness.js';
+import { agentTexts, answered, auditEvents, eventsOfTurn, newMember, readEvents, startUp, turnOfMessage, until, webWorkspace, type Up, E2E_TIMEOUT, echoUpstreamFor } from './up-harness.js';
 
 /**
  * Issue 10, "Done when" 1-3 and 11, through the real `tagbox up`: a message in
@@ -30,17 +27,10 @@ describe.each(BACKENDS)('chat -> session -> sandbox -> Agent Proxy (%s)', { time
   let channelThread: string;
 
   beforeAll(async () => {
-    const ca = await createTestCa();
-    // The proxy runs as tagbox-proxy (privilege separation): it must be able to read the upstream CA.
-    chmodSync(dirname(ca.certFile), 0o755);
-    echo = await startEchoUpstream({ ca });
+    const upstream = await echoUpstreamFor(['chan.echo.test', 'dm.echo.test', 'open.echo.test', 'elsewhere.echo.test']);
+    echo = upstream.echo;
     backend = await createTestBackend(backendName);
-    const hosts = ['chan.echo.test', 'dm.echo.test', 'open.echo.test', 'elsewhere.echo.test'];
-    up = await startUp({
-      ...backend.env,
-      TAGBOX_UPSTREAM_CONNECT_TO: hosts.map((h) => `${h}:443:127.0.0.1:${echo.httpsPort}`).join(','),
-      TAGBOX_UPSTREAM_CA_FILE: ca.certFile,
-    });
+    up = await startUp({ ...backend.env, ...upstream.env });
     owner = up.token!;
     const web = await webWorkspace(up, owner);
     generalId = web.generalId;

@@ -1,10 +1,7 @@
-import { chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCa } from '../fixtures/ca.js';
-import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
+import type { EchoUpstream } from '../fixtures/echo-upstream.js';
 import { createTestBackend, type TestBackend } from '../helpers/backends.js';
-import { answered, auditEvents, eventsOfTurn, newMember, readEvents, startUp, turnOfMessage, until, webWorkspace, type ThreadEvent, type Up, E2E_TIMEOUT } from './up-harness.js';
+import { answered, auditEvents, eventsOfTurn, newMember, readEvents, startUp, turnOfMessage, until, webWorkspace, type ThreadEvent, type Up, E2E_TIMEOUT, echoUpstreamFor } from './up-harness.js';
 
 /**
  * Issue 10, "Done when" 10: a blocked request of a session posts one `notice`
@@ -21,17 +18,11 @@ describe('blocked-host notices in the thread (sqlite)', { timeout: E2E_TIMEOUT }
   let ada: { id: string; token: string };
 
   beforeAll(async () => {
-    const ca = await createTestCa();
-    chmodSync(dirname(ca.certFile), 0o755);
-    echo = await startEchoUpstream({ ca });
-    backend = await createTestBackend('sqlite');
     // Mapped, so that only the policy can be what stops them.
-    const hosts = ['unlisted.echo.test', 'other.echo.test'];
-    up = await startUp({
-      ...backend.env,
-      TAGBOX_UPSTREAM_CONNECT_TO: hosts.map((h) => `${h}:443:127.0.0.1:${echo.httpsPort}`).join(','),
-      TAGBOX_UPSTREAM_CA_FILE: ca.certFile,
-    });
+    const upstream = await echoUpstreamFor(['unlisted.echo.test', 'other.echo.test']);
+    echo = upstream.echo;
+    backend = await createTestBackend('sqlite');
+    up = await startUp({ ...backend.env, ...upstream.env });
     owner = up.token!;
     const web = await webWorkspace(up, owner);
     generalId = web.generalId;

@@ -1,11 +1,8 @@
-import { chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCa } from '../fixtures/ca.js';
-import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
+import type { EchoUpstream } from '../fixtures/echo-upstream.js';
 import { createTestBackend, type TestBackend } from '../helpers/backends.js';
 import { processes, stillAlive } from './processes.js';
-import { agentTexts, answered, eventsOfTurn, readEvents, startUp, systemTexts, turnOfMessage, until, webWorkspace, type Up, E2E_TIMEOUT } from './up-harness.js';
+import { agentTexts, answered, eventsOfTurn, readEvents, startUp, systemTexts, turnOfMessage, until, webWorkspace, type Up, E2E_TIMEOUT, echoUpstreamFor } from './up-harness.js';
 
 /**
  * The Agent Proxy child dies (`kill -9`) and `tagbox up` restarts it. A turn
@@ -21,11 +18,10 @@ describe('turns across an Agent Proxy restart (sqlite)', { timeout: E2E_TIMEOUT 
   let generalId: string;
 
   beforeAll(async () => {
-    const ca = await createTestCa();
-    chmodSync(dirname(ca.certFile), 0o755);
-    echo = await startEchoUpstream({ ca });
+    const upstream = await echoUpstreamFor(['open.echo.test']);
+    echo = upstream.echo;
     backend = await createTestBackend('sqlite');
-    up = await startUp({ ...backend.env, TAGBOX_UPSTREAM_CONNECT_TO: `open.echo.test:443:127.0.0.1:${echo.httpsPort}`, TAGBOX_UPSTREAM_CA_FILE: ca.certFile });
+    up = await startUp({ ...backend.env, ...upstream.env });
     owner = up.token!;
     generalId = (await webWorkspace(up, owner)).generalId;
     expect((await up.api(owner, 'PUT', '/bundles/open', { domains: ['open.echo.test'] })).status).toBe(200);

@@ -1,7 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runTagbox, REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
+import { chmodSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createTestCa } from '../fixtures/ca.js';
+import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
+import { runTagbox } from '../helpers/cli.js';
+import { startUp as startRunningUp, type RunningUp } from '../helpers/up.js';
 
 /**
  * The real `tagbox up` for the session e2e suites: spawned as a user would
@@ -14,9 +19,6 @@ import { runTagbox, REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
  * machine. Generous on purpose; no assertion depends on it.
  */
 export const E2E_TIMEOUT = 180_000;
-
-/** Given as TAGBOX_MASTER_KEY, as up.test.ts does: the proxy's alone. */
-const MASTER_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 53 + 7) % 256)).toString('base64');
 
 export interface ApiResponse {
   status: number;
@@ -32,17 +34,9 @@ export interface ThreadEvent {
   data: any;
 }
 
-export interface Up {
+/** `tagbox up` (test/helpers/up.ts) with its API at hand. */
+export interface Up extends Omit<RunningUp, 'stop'> {
   launcher: ChildProcess;
-  url: string;
-  /** The first Owner's token (only the first start of a home prints it). */
-  token: string | undefined;
-  /** The Agent Proxy child's pid, as the banner names it. */
-  proxyPid: number;
-  env: Record<string, string>;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<number | null>;
   api(token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
   /** SIGTERM, and wait for the launcher to exit. */
   stop(): Promise<void>;
@@ -60,28 +54,9 @@ export async function until<T>(what: string, fn: () => T | undefined | Promise<T
 }
 
 export async function startUp(env: Record<string, string>): Promise<Up> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-  const fullEnv = { TAGBOX_MASTER_KEY: MASTER_KEY, TAGBOX_LOG_LEVEL: 'warn', ...env };
-  const launcher = spawn(process.execPath, [TAGBOX_BIN, 'up', '--port', '0'], { cwd: REPO_ROOT, env: { ...base, ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  launcher.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  launcher.stderr!.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
-  const banner = await until(
-    'tagbox up to be ready',
-    () => {
-      if (launcher.exitCode !== null) throw new Error(`tagbox up exited ${launcher.exitCode}:\n${err}`);
-      const url = /Tagbox is up at (http:\/\/\S+)/.exec(out)?.[1];
-      // The banner is one write: once the proxy line is there, so is any token.
-      const proxyPid = /Agent Proxy: ready, pid (\d+)/.exec(out)?.[1];
-      if (!url || !proxyPid) return undefined;
-      return { url, proxyPid: Number(proxyPid), token: /^\s+(tbx_\S+)$/m.exec(out)?.[1] };
-    },
-    60_000,
-  );
+  const up = await startRunningUp({ TAGBOX_LOG_LEVEL: 'warn', ...env });
   const api: Up['api'] = async (token, method, path, body, headers = {}) => {
-    const res = await fetch(`${banner.url}/api/v1${path}`, {
+    const res = await fetch(`${up.url}/api/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
@@ -95,20 +70,21 @@ export async function startUp(env: Record<string, string>): Promise<Up> {
     }
     return { status: res.status, body: parsed, text };
   };
+  return { ...up, launcher: up.child, api, stop: async () => void (await up.stop()) };
+}
+
+/**
+ * A TLS echo upstream that `tagbox up` reaches for `hosts` (mapped with
+ * upstream.connectTo, its CA trusted): pass `env` to startUp.
+ */
+export async function echoUpstreamFor(hosts: string[]): Promise<{ echo: EchoUpstream; env: Record<string, string> }> {
+  const ca = await createTestCa();
+  // The proxy runs as tagbox-proxy (privilege separation): it must be able to read the upstream CA.
+  chmodSync(dirname(ca.certFile), 0o755);
+  const echo = await startEchoUpstream({ ca });
   return {
-    launcher,
-    url: banner.url,
-    token: banner.token,
-    proxyPid: banner.proxyPid,
-    env: fullEnv,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    api,
-    stop: async () => {
-      if (launcher.exitCode === null && launcher.signalCode === null) launcher.kill('SIGTERM');
-      await exited;
-    },
+    echo,
+    env: { TAGBOX_UPSTREAM_CONNECT_TO: hosts.map((h) => `${h}:443:127.0.0.1:${echo.httpsPort}`).join(','), TAGBOX_UPSTREAM_CA_FILE: ca.certFile },
   };
 }
 

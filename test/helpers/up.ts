@@ -7,6 +7,13 @@ export interface RunningUp {
   child: ChildProcess;
   url: string;
   port: number;
+  /** The first Owner's token (only the first start of a home prints it). */
+  token: string | undefined;
+  /** The Agent Proxy child's pid, as the banner names it. */
+  proxyPid: number;
+  /** What it was started with (besides the caller's non-TAGBOX_ environment). */
+  env: Record<string, string>;
+  exited: Promise<number | null>;
   stdout(): string;
   stderr(): string;
   /** SIGTERM, then the exit code; SIGKILL to what is left if it does not stop within `graceMs`. */
@@ -21,9 +28,10 @@ const MASTER_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 41 + 7)
  */
 export async function startUp(env: Record<string, string>, port = 0, timeoutMs = 60_000): Promise<RunningUp> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
+  const fullEnv = { TAGBOX_MASTER_KEY: MASTER_KEY, ...env };
   const child = spawn(process.execPath, [TAGBOX_BIN, 'up', '--port', String(port)], {
     cwd: REPO_ROOT,
-    env: { ...base, TAGBOX_MASTER_KEY: MASTER_KEY, ...env },
+    env: { ...base, ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -34,7 +42,7 @@ export async function startUp(env: Record<string, string>, port = 0, timeoutMs =
   const end = Date.now() + timeoutMs;
   let url: string | undefined;
   while (!url) {
-    // The banner is one write: once the proxy line is there, so is the URL.
+    // The banner is one write: once the proxy line is there, so are the URL and any token.
     if (/Agent Proxy: ready/.test(out)) url = /Tagbox is up at (http:\/\/\S+)/.exec(out)?.[1];
     if (child.exitCode !== null) throw new Error(`tagbox up exited ${child.exitCode}:\n${err}`);
     if (Date.now() > end) {
@@ -47,6 +55,10 @@ export async function startUp(env: Record<string, string>, port = 0, timeoutMs =
     child,
     url,
     port: Number(new URL(url).port),
+    token: /^\s+(tbx_\S+)$/m.exec(out)?.[1],
+    proxyPid: Number(/Agent Proxy: ready, pid (\d+)/.exec(out)?.[1]),
+    env: fullEnv,
+    exited,
     stdout: () => out,
     stderr: () => err,
     async stop(graceMs = 20_000) {

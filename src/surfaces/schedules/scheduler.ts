@@ -1,3 +1,4 @@
+import { isForeignKeyViolation } from '../../store/constraint-errors.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mayUseChannel } from '../../access/channel-access.js';
@@ -242,9 +243,4 @@ function runEvent(schedule: Schedule, fireTime: string, outcome: 'started' | 'sk
     ...(about.thread ? { session: about.thread } : {}),
     ...(about.detail ? { reason: about.detail } : {}),
   };
-}
-
-function isForeignKeyViolation(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 }

@@ -76,6 +76,21 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
     return `web:${member.id}:${value}`;
   }
 
+  /** The caller's message as an Invocation, and the session layer's answer as HTTP. */
+  async function post(reply: FastifyReply, member: Member, place: Invocation['place'], body: z.infer<typeof postBody>, idempotency: string | string[] | undefined) {
+    const key = dedupeKey(member, idempotency);
+    const result = await chat.service.invoke({
+      workspaceId: member.workspaceId,
+      place,
+      ...(body.thread ? { threadKey: body.thread, mustExist: true } : {}),
+      memberId: member.id,
+      text: body.text,
+      trigger: 'message',
+      ...(key ? { dedupeKey: key } : {}),
+    });
+    return answer(reply, result);
+  }
+
   function answer(reply: FastifyReply, result: InvokeResult) {
     if (result.status === 'refused') {
       return reply.status(403).send({ error: { code: 'refused', reason: result.reason, message: result.message }, ...(result.thread ? { thread: result.thread } : {}) });
@@ -112,17 +127,7 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
       body: postBody,
       handler: async ({ params, body, principal, request, reply }) => {
         const { channel, member } = await usableChannel(principal, params.channelId);
-        const key = dedupeKey(member, request.headers['idempotency-key']);
-        const invocation: Invocation = {
-          workspaceId: channel.workspaceId,
-          place: { kind: 'channel', channelId: channel.id },
-          ...(body.thread ? { threadKey: body.thread, mustExist: true } : {}),
-          memberId: member.id,
-          text: body.text,
-          trigger: 'message',
-          ...(key ? { dedupeKey: key } : {}),
-        };
-        return answer(reply, await chat.service.invoke(invocation));
+        return post(reply, member, { kind: 'channel', channelId: channel.id }, body, request.headers['idempotency-key']);
       },
     });
     route(app, {
@@ -134,19 +139,7 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
       body: postBody,
       handler: async ({ body, principal, request, reply }) => {
         const member = await callerOf(principal);
-        const key = dedupeKey(member, request.headers['idempotency-key']);
-        return answer(
-          reply,
-          await chat.service.invoke({
-            workspaceId: member.workspaceId,
-            place: { kind: 'dm', memberId: member.id },
-            ...(body.thread ? { threadKey: body.thread, mustExist: true } : {}),
-            memberId: member.id,
-            text: body.text,
-            trigger: 'message',
-            ...(key ? { dedupeKey: key } : {}),
-          }),
-        );
+        return post(reply, member, { kind: 'dm', memberId: member.id }, body, request.headers['idempotency-key']);
       },
     });
     route(app, {
