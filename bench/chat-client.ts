@@ -3,6 +3,7 @@
  * posting messages over HTTP, and a thread's Server-Sent Events read as they
  * arrive, each stamped with its arrival time on this process's clock.
  */
+import { SseParser, type SseEvent } from '../src/cli/chat/sse-parser.js';
 import { Agent, request } from 'undici';
 
 export interface StreamEvent {
@@ -141,16 +142,10 @@ export class ThreadStream {
 
   private async read(body: AsyncIterable<Buffer>): Promise<void> {
     const decoder = new TextDecoder();
-    let buffer = '';
+    const parser = new SseParser();
     try {
       for await (const chunk of body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          this.parse(block, performance.now());
-        }
+        for (const event of parser.push(decoder.decode(chunk, { stream: true }))) this.parse(event, performance.now());
       }
       this.ended = new Error('closed by the server');
     } catch (error) {
@@ -159,22 +154,12 @@ export class ThreadStream {
     for (const w of this.waiters.splice(0)) w.reject(this.ended);
   }
 
-  /** One SSE block: `id:`, `event:` and `data:` lines; comments (keep-alives) are skipped. */
-  private parse(block: string, at: number): void {
-    let id: number | undefined;
-    let type = 'message';
-    const data: string[] = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon === -1 ? line : line.slice(0, colon);
-      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'id') id = Number(value);
-      else if (field === 'event') type = value;
-      else if (field === 'data') data.push(value);
-    }
-    if (id === undefined) return;
-    const parsed = JSON.parse(data.join('\n')) as Record<string, unknown>;
+  /** One event off the stream (the parser skips comments, keep-alives included). */
+  private parse(sse: SseEvent, at: number): void {
+    if (sse.id === '') return;
+    const id = Number(sse.id);
+    const type = sse.type;
+    const parsed = JSON.parse(sse.data) as Record<string, unknown>;
     const event: StreamEvent = { id, type, data: parsed, at, delay: Date.now() - Date.parse(String(parsed.ts)) };
     this.events.push(event);
     for (const w of this.waiters.filter((w) => w.match(event))) {

@@ -5,6 +5,7 @@ import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createTestCa } from '../fixtures/ca.js';
 import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
+import { SseParser } from '../../src/cli/chat/sse-parser.js';
 import { runTagbox } from '../helpers/cli.js';
 import { startUp as startRunningUp, type RunningUp } from '../helpers/up.js';
 
@@ -127,14 +128,10 @@ export async function readEvents(up: Up, token: string, thread: string, done: (e
           return finish(new Error(`events of ${thread}: ${res.statusCode}`));
         }
         res.setEncoding('utf8');
-        let buffer = '';
+        const parser = new SseParser();
         res.on('data', (chunk: string) => {
-          buffer += chunk;
-          for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-            const frame = parseFrame(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-            if (!frame) continue;
-            events.push(frame);
+          for (const e of parser.push(chunk)) {
+            events.push({ id: Number(e.id), event: e.type, data: JSON.parse(e.data) });
             if (done(events)) return finish();
           }
         });
@@ -153,18 +150,6 @@ export async function readEvents(up: Up, token: string, thread: string, done: (e
       else resolve(events);
     }
   });
-}
-
-/** One SSE frame (`id:`, `event:`, `data:` lines); comments and keep-alives are none. */
-function parseFrame(frame: string): ThreadEvent | undefined {
-  const fields = new Map<string, string>();
-  for (const line of frame.split('\n')) {
-    if (line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    fields.set(line.slice(0, colon), line.slice(colon + 1).replace(/^ /, ''));
-  }
-  if (!fields.has('event')) return undefined;
-  return { id: Number(fields.get('id')), event: fields.get('event')!, data: JSON.parse(fields.get('data') ?? 'null') };
 }
 
 /** The turn that answers message `messageId`, from its `message` event. */

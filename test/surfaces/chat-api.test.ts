@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SseParser } from '../../src/cli/chat/sse-parser.js';
 import { createMember } from '../../src/access/members-repo.js';
 import { createChannel, createWorkspace } from '../../src/access/workspaces-repo.js';
 import { buildServer } from '../../src/server/app.js';
@@ -44,18 +45,12 @@ describe.each(BACKENDS)('the chat API (%s)', (name) => {
     });
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.getReader();
-    let buffer = '';
+    const parser = new SseParser();
     const events: Array<{ id: string; event: string; data: any }> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
     while (events.length < count) {
       const { value, done } = await reader.read();
       if (done) break;
-      buffer += Buffer.from(value).toString('utf8');
-      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':') && l.includes(': ')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]));
-        if (fields.id) events.push({ id: fields.id, event: fields.event!, data: JSON.parse(fields.data!) });
-      }
+      for (const e of parser.push(Buffer.from(value).toString('utf8'))) events.push({ id: e.id, event: e.type, data: JSON.parse(e.data) });
     }
     abort.abort();
     return events;
