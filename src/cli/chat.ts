@@ -26,7 +26,7 @@ export function registerChat(program: Command): void {
   withApiFlags(
     program
       .command('chat')
-      .description('Talk to the agent: post a message and print its replies (no TEXT: read stdin, or prompt at a terminal)')
+      .description('talk to the agent: post a message and print its replies (no TEXT: read stdin, or prompt at a terminal)')
       .argument('[text...]', 'the message (with the shell engine, a command); options go before it')
       .option('--channel <name>', 'a channel by name (with or without #) or id (default: #general)')
       .option('--dm', 'your DM with the agent, where it acts as you')
