@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { CA_BUNDLE_PATH, SANDBOX_HOSTNAME, SANDBOX_USER } from './etc-files.js';
 import type { SandboxIdentity } from './identity.js';
 import type { SandboxLimits } from './limits.js';
+import { mountArgs } from './mounts.js';
+import type { ReadOnlyMount } from './types.js';
 import { NATIVE_FILES } from './native.js';
 
 /** Fixed paths inside the sandbox. */
@@ -37,6 +39,8 @@ export interface OuterArgsInput {
   seccompFd: number;
   /** `separate` identity: bwrap waits on it while the host writes the user namespace's maps. */
   usernsBlockFd?: number;
+  /** Read-only binds under /opt/tagbox (checked by `mountArgs`). */
+  mounts?: ReadOnlyMount[];
 }
 
 /**
@@ -88,6 +92,7 @@ export function outerArgs(input: OuterArgsInput): { options: string[]; command: 
     '--ro-bind', input.ctlDir, INSIDE.ctl,
     '--ro-bind', input.nativeDir, INSIDE.native,
     '--size', String(1024 * 1024), '--tmpfs', INSIDE.state,
+    ...mountArgs(input.mounts ?? []),
     '--remount-ro', '/',
     '--chdir', INSIDE.workspace,
     '--clearenv', '--setenv', 'PATH', input.path, '--setenv', 'HOME', home,

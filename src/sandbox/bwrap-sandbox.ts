@@ -140,6 +140,7 @@ export class BwrapSandbox implements Sandbox {
       path: this.env.PATH ?? '/usr/bin:/bin',
       identity,
       seccompFd: FD.seccomp,
+      ...(spec.mounts?.length ? { mounts: spec.mounts } : {}),
       ...(separate ? { usernsBlockFd: FD.usernsBlock } : {}),
     });
     const seccomp = openSync(join(this.host.nativeDir, NATIVE_FILES.outerSeccomp), 'r');

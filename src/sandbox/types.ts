@@ -30,6 +30,18 @@ export interface SandboxSpec {
   limits?: Partial<SandboxLimits>;
   /** A label for logs and metadata (e.g. the session id); never used as a path. */
   label?: string;
+  /**
+   * Host directories or files shown read-only inside, under /opt/tagbox (an
+   * engine's binary, a session's plugins). Never writable, never elsewhere.
+   */
+  mounts?: ReadOnlyMount[];
+}
+
+export interface ReadOnlyMount {
+  /** Absolute host path. */
+  source: string;
+  /** Absolute path inside the sandbox, under /opt/tagbox/. */
+  target: string;
 }
 
 export interface Sandbox {
