@@ -10,6 +10,7 @@ import type { Connection } from './model.js';
 import { isPersonalSecretName, personalSecretName } from './personal-secrets.js';
 import { getChannel, getWorkspace } from './workspaces-repo.js';
 import { toPolicyBundle } from './spec.js';
+import { modelBundle } from '../engines/model-connection.js';
 
 /** Where the agent works: a channel (acts as the agent) or a member's DM (acts as that member). */
 export type Place = { kind: 'channel'; channelId: string } | { kind: 'dm'; memberId: string };
@@ -59,12 +60,19 @@ export async function scopeBundles(db: Kysely<Database>, orgId: string, workspac
  * may dial despite their class is empty (a public IP literal stays reachable;
  * the proxy's own addresses, loopback, private and metadata addresses do not).
  */
-export async function effectivePolicy(db: Kysely<Database>, place: Place): Promise<EgressPolicy> {
-  const policy = compilePolicy(await effectiveBundles(db, place));
+export async function effectivePolicy(db: Kysely<Database>, place: Place, options: SessionPolicyOptions = {}): Promise<EgressPolicy> {
+  // The model connection is every session's, channel and DM alike: the engine cannot work without it.
+  const model = options.modelSecret ? [modelBundle(options.modelSecret)] : [];
+  const policy = compilePolicy([...(await effectiveBundles(db, place)), ...model]);
   return place.kind === 'dm' ? { ...policy, addresses: NO_ADDRESSES } : policy;
 }
 
 const NO_ADDRESSES = compileCidrs([]);
+
+export interface SessionPolicyOptions {
+  /** agent.modelSecret: the vault name of the org's model key (the model connection is added when set). */
+  modelSecret?: string;
+}
 
 /** A stored personal connector the DM may use: its own derived secret, and no host a member may not name. */
 function usableInDm(memberId: string, c: Connection): boolean {

@@ -1,7 +1,7 @@
 import type { Client as PgClient } from 'pg';
 import { compilePolicy, type EgressPolicy } from '../policy/compile.js';
 import type { ControlStore } from '../store/database.js';
-import { effectivePolicy, orgOfPlace, type Place } from './effective-policy.js';
+import { effectivePolicy, orgOfPlace, type Place, type SessionPolicyOptions } from './effective-policy.js';
 import { POLICY_CHANNEL, policyEvents, readRevision } from './policy-revision.js';
 
 export interface PolicyWatch {
@@ -13,6 +13,8 @@ export interface WatchOptions {
   pollMs?: number;
   /** Told of errors reading or compiling the policy (the watcher has already failed closed). */
   onError?: (error: unknown) => void;
+  /** What every session's policy also holds (the model connection). */
+  session?: SessionPolicyOptions;
 }
 
 /** Deny-all: what a place gets while its policy cannot be read (invariant 7, fail closed). */
@@ -42,7 +44,7 @@ export async function watchPolicy(store: ControlStore, place: Place, onChange: (
     try {
       const now = await readRevision(store.db, orgId);
       if (now === revision || closed) return;
-      const policy = await effectivePolicy(store.db, place);
+      const policy = await effectivePolicy(store.db, place, options.session);
       if (closed) return;
       revision = now;
       onChange(policy);

@@ -4,6 +4,7 @@ import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { effectivePolicy } from '../access/effective-policy.js';
 import { watchPolicy, type PolicyWatch } from '../access/policy-watch.js';
+import type { SessionPolicyOptions } from '../access/effective-policy.js';
 import { describeError, invalidInput, isTagboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compilePolicy } from '../policy/compile.js';
@@ -30,6 +31,8 @@ interface Daemon {
   /** The server's `subscribe-blocked` connections. */
   blocked: BlockedSubscribers;
   logger: Logger;
+  /** What every session listener's policy also holds: the model connection (agent.modelSecret). */
+  sessionPolicy: SessionPolicyOptions;
 }
 
 /** The one process allowed on the control socket: the server (issue 9, items 2 and 13). */
@@ -67,7 +70,8 @@ export function registerProxyDaemon(program: Command): void {
         return { store, sealer: await Sealer.connect(store) };
       })();
       vault.catch(() => undefined);
-      const daemon: Daemon = { runtime, listeners: new Map(), vault, blocked, logger: ctx.logger };
+      const sessionPolicy = ctx.config.agent.modelSecret ? { modelSecret: ctx.config.agent.modelSecret } : {};
+      const daemon: Daemon = { runtime, listeners: new Map(), vault, blocked, logger: ctx.logger, sessionPolicy };
       mkdirSync(dirname(opts.control), { recursive: true, mode: 0o700 });
       rmSync(opts.control, { force: true });
       const server = createServer((socket) => serve(socket, daemon, peer));
@@ -177,14 +181,14 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       if (listeners.has(request.session)) return { ok: false, error: `session ${request.session} already has a listener` };
       const policy = request.place
         ? // The effective policy of the place, recompiled whenever access changes (within 2 s).
-          await effectivePolicy(runtime.store.db, request.place)
+          await effectivePolicy(runtime.store.db, request.place, daemon.sessionPolicy)
         : // Default deny: no bundles, nothing reachable.
           compilePolicy(validateBundles(request.bundles ?? [], `open-listener ${request.session}`));
       const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy });
       // A sandbox may be a host uid of its own: it must be able to connect. The
       // directory the server chose (its run/ or runtime directory) keeps the rest of the host out.
       chmodSync(request.socketPath, 0o666);
-      const watch = request.place ? await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next)) : undefined;
+      const watch = request.place ? await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next), { session: daemon.sessionPolicy }) : undefined;
       listeners.set(request.session, { listener, ...(watch ? { watch } : {}) });
       return { ok: true, address: listener.address };
     }

@@ -12,6 +12,7 @@ import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
 import type { ProxyListeners } from '../sessions/session-sandboxes.js';
 import { contextFrom } from './context.js';
+import { installedEngines } from '../engines/installed.js';
 import { writeOwnerToken } from './owner-token.js';
 import { scheduleRoutes } from '../server/routes/schedules.js';
 import { Scheduler } from '../surfaces/schedules/scheduler.js';
@@ -40,7 +41,8 @@ export async function runServer(opts: { control: string; port?: string }, comman
     ctx.logger.error({ err: error }, 'sandboxes are unavailable: turns will fail until this is fixed (see `tagbox doctor`)');
     return unavailableProvider(error);
   });
-  const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy: waitingForProxy(proxy), provider, agent: ctx.config.agent, logger: ctx.logger });
+  const { engines, defaultEngine } = installedEngines(ctx.config.agent, ctx.logger);
+  const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy: waitingForProxy(proxy), provider, agent: ctx.config.agent, logger: ctx.logger, engines, defaultEngine });
   // Schedules post through the same entry point as a person (an Invocation); each firing is claimed in the store.
   const scheduler = new Scheduler({ store, audit, port: sessions.service, logger: ctx.logger, graceSeconds: ctx.config.schedules.graceSeconds });
   scheduler.start();

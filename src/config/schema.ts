@@ -106,7 +106,8 @@ export const configSchema = z
       .object({
         /** The default engine; a channel's own `engine` overrides it. Default: claude when installed, else shell. */
         engine: z.enum(['shell', 'claude']).optional(),
-        model: z.string().min(1).optional(),
+        /** The model the claude engine uses, always passed explicitly (never the engine's own default). */
+        model: z.string().min(1).default('claude-sonnet-4-5'),
         /** Vault name of the model key (the proxy injects it; the sandbox holds a placeholder). */
         modelSecret: z.string().min(1).optional(),
         /** A session's sandbox is released after this long without a turn; the next message rebuilds it. */
@@ -121,9 +122,11 @@ export const configSchema = z
         maxReplyBytes: z.number().int().min(256).max(1024 * 1024).default(16 * 1024),
         /** Progress posted per session per second at most (bytes of output); the rest is summarised. */
         progressBytesPerSecond: z.number().int().min(256).default(16 * 1024),
+        /** Model turns (request -> tool use -> request) per invocation, at most. */
+        maxTurns: z.number().int().min(1).max(1000).default(50),
       })
       .strict()
-      .default({ idleSeconds: 900, turnTimeoutSeconds: 1800, maxSandboxesPerOrg: 8, maxMessageBytes: 32 * 1024, maxReplyBytes: 16 * 1024, progressBytesPerSecond: 16 * 1024 }),
+      .default({ model: 'claude-sonnet-4-5', idleSeconds: 900, turnTimeoutSeconds: 1800, maxSandboxesPerOrg: 8, maxMessageBytes: 32 * 1024, maxReplyBytes: 16 * 1024, progressBytesPerSecond: 16 * 1024, maxTurns: 50 }),
     schedules: z
       .object({
         /** A firing missed while Tagbox was down runs at start if it is at most this old, else it is recorded as skipped. */

@@ -1,4 +1,4 @@
-import type { ExecHandle, ExecRequest } from '../sandbox/types.js';
+import type { ExecHandle, ExecRequest, ReadOnlyMount } from '../sandbox/types.js';
 
 /**
  * The engine seam (DESIGN.md "Engines"). An engine runs one turn of a session
@@ -14,13 +14,40 @@ export interface Engine {
    * conversation survives the sandbox (invariant 11). Undefined: stateless.
    */
   readonly stateDir?: string;
+  /** Host paths the engine needs inside every sandbox, read-only (its binary). */
+  readonly mounts?: ReadOnlyMount[];
   runTurn(turn: EngineTurn): AsyncIterable<EngineEvent>;
+}
+
+export interface EngineMessage {
+  text: string;
+  author: { kind: string; id?: string; name?: string };
+  /** An earlier message of the thread the surface supplied (the agent was tagged mid-thread): context, not a request. */
+  context?: boolean;
+}
+
+/** Where the turn runs and what the place asks of the agent. */
+export interface TurnSetting {
+  place: { kind: 'channel'; name?: string } | { kind: 'dm'; memberName?: string };
+  /** Custom instructions: the org's, then the channel's (empty: none). */
+  instructions: { org?: string; channel?: string };
+  /** The place's memory file in the sandbox and what it held when the turn started. */
+  memory?: { path: string; content: string };
+  /** The session's plugins, by their read-only path in the sandbox. */
+  plugins: Array<{ name: string; path: string }>;
 }
 
 export interface EngineTurn {
   sessionId: string;
   /** The messages this turn answers, oldest first, with their authors. */
-  messages: Array<{ text: string; author: { kind: string; id?: string; name?: string } }>;
+  messages: EngineMessage[];
+  setting: TurnSetting;
+  /**
+   * Messages of the thread that arrived since, moved into this turn (for an
+   * engine that takes them into a running turn). [] when none came; after an
+   * engine last asks, later messages queue the thread's next turn.
+   */
+  takeArrivals?(): Promise<EngineMessage[]>;
   /** Runs one command in the session's sandbox. */
   exec(request: ExecRequest): ExecHandle;
   /** Aborted when the turn is cancelled or runs out of time; the engine stops promptly. */

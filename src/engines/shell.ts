@@ -21,6 +21,8 @@ export function shellEngine(options: ShellEngineOptions): Engine {
       let exitCode = 0;
       for (const message of turn.messages) {
         if (turn.signal.aborted) break;
+        // Earlier messages of the thread are context for a model, never commands.
+        if (message.context) continue;
         const command = withoutMention(message.text);
         if (!command) {
           yield { type: 'message', text: 'Nothing to run: with the shell engine, a message is a shell command (for example `uname -a`).' };

@@ -216,6 +216,8 @@ export const bundleSchema = z
     connections: z.array(connectionSchema).default([]),
   })
   .superRefine((b, ctx) => {
+    // The model connection's own name in decisions and audit (engines/model-connection.ts).
+    if (b.name === 'tagbox-model') ctx.addIssue({ code: 'custom', path: ['name'], message: '"tagbox-model" is reserved for the model connection Tagbox adds to every session' });
     const seen = new Map<string, number>();
     b.connections.forEach((c, i) => {
       const first = seen.get(c.name);

@@ -8,7 +8,7 @@ import type { SandboxProvider } from '../sandbox/types.js';
 import type { ControlStore } from '../store/database.js';
 import { EventHub } from './event-hub.js';
 import { registerInstance, type Instance } from './instances.js';
-import { SessionSandboxes, type ProxyListeners } from './session-sandboxes.js';
+import { SessionSandboxes, type ProxyListeners, type SessionSandboxesOptions } from './session-sandboxes.js';
 import { SessionService } from './session-service.js';
 import { TurnRunner } from './turn-runner.js';
 
@@ -19,8 +19,12 @@ export interface SessionLayerOptions {
   provider: SandboxProvider;
   agent: TagboxConfig['agent'];
   logger: Logger;
-  /** Engines besides the built-in `shell` (tests add their own). */
+  /** Engines besides the built-in `shell` (the installed `claude`; tests add their own). */
   engines?: Engine[];
+  /** The engine of new threads when agent.engine names none (see engines/installed.ts). */
+  defaultEngine?: string;
+  /** Plugins of a session's place, extracted on the host (mounted read-only into its sandbox). */
+  pluginsFor?: SessionSandboxesOptions['pluginsFor'];
   limits?: Partial<SandboxLimits>;
   pollMs?: number;
 }
@@ -43,7 +47,8 @@ export interface SessionLayer {
 export async function startSessionLayer(options: SessionLayerOptions): Promise<SessionLayer> {
   const { store, audit, agent, logger } = options;
   const engines = new EngineRegistry([shellEngine({ maxReplyBytes: agent.maxReplyBytes }), ...(options.engines ?? [])]);
-  const defaultEngine = agent.engine && engines.get(agent.engine) ? agent.engine : 'shell';
+  const wanted = agent.engine ?? options.defaultEngine;
+  const defaultEngine = wanted && engines.get(wanted) ? wanted : 'shell';
   if (agent.engine && !engines.get(agent.engine)) logger.warn(`agent.engine is "${agent.engine}", which is not installed here; new threads use the shell engine`);
   const instance = await registerInstance(store.db);
   const hub = new EventHub();
@@ -56,6 +61,7 @@ export async function startSessionLayer(options: SessionLayerOptions): Promise<S
     idleMs: agent.idleSeconds * 1000,
     logger,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.pluginsFor ? { pluginsFor: options.pluginsFor } : {}),
   });
   // The service wakes the runner, which posts through the service: one is made first.
   const wake: { runner?: TurnRunner } = {};

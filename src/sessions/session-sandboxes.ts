@@ -35,7 +35,12 @@ export interface SessionSandboxesOptions {
   idleMs: number;
   limits?: Partial<SandboxLimits>;
   logger: Logger;
+  /** The plugins of a session's place, extracted on the host (mounted read-only when its sandbox is built). */
+  pluginsFor?: (session: Session) => Promise<Array<{ name: string; hostDir: string }>>;
 }
+
+/** Where a session's plugins appear in its sandbox. */
+export const PLUGINS_INSIDE = '/opt/tagbox/plugins';
 
 /** A session's sandbox, ready for a turn. */
 export interface TurnSandbox {
@@ -44,6 +49,10 @@ export interface TurnSandbox {
   created: boolean;
   /** The engine's state was restored into it. */
   restored: boolean;
+  /** The place's memory file, copied in for this turn. */
+  memory?: { path: string; content: string };
+  /** The session's plugins, mounted read-only. */
+  plugins?: Array<{ name: string; path: string }>;
 }
 
 /**
@@ -63,6 +72,8 @@ export class SessionSandboxes {
   private readonly keepSlot = new Set<string>();
   /** Releases still closing their listener and freeing their slot. */
   private readonly releasing = new Set<Promise<void>>();
+  /** What each session's sandbox was (or is being) built with: the engine's mounts and the plugins. */
+  private readonly builds = new Map<string, { engine: Engine; plugins: Array<{ name: string; hostDir: string }> }>();
 
   constructor(private readonly options: SessionSandboxesOptions) {
     this.manager = new SandboxManager({
@@ -84,6 +95,7 @@ export class SessionSandboxes {
     let acquired;
     try {
       await this.ensureListener(session);
+      if (!this.manager.has(session.id)) this.builds.set(session.id, { engine, plugins: (await this.options.pluginsFor?.(session)) ?? [] });
       acquired = await this.manager.acquire(session.id);
     } catch (error) {
       // No sandbox came of it: nothing may stay held for this session.
@@ -106,7 +118,8 @@ export class SessionSandboxes {
         ...(session.place.kind === 'channel' ? { channel: session.place.channelId } : {}),
       });
     }
-    return { exec: (request) => this.exec(session.id, request), created, restored };
+    const plugins = (this.builds.get(session.id)?.plugins ?? []).map((p) => ({ name: p.name, path: `${PLUGINS_INSIDE}/${p.name}` }));
+    return { exec: (request) => this.exec(session.id, request), created, restored, plugins };
   }
 
   /** The turn is over: the engine's state is copied out, and the idle clock runs. */
@@ -162,10 +175,13 @@ export class SessionSandboxes {
       this.caCert = undefined;
       throw error;
     });
+    const build = this.builds.get(sessionId);
+    const mounts = [...(build?.engine.mounts ?? []), ...(build?.plugins ?? []).map((p) => ({ source: p.hostDir, target: `${PLUGINS_INSIDE}/${p.name}` }))];
     return {
       proxySocket: this.socketPath(sessionId),
       caCertPem: await this.caCert,
       label: `session ${sessionId}`,
+      ...(mounts.length ? { mounts } : {}),
       ...(this.options.limits ? { limits: this.options.limits } : {}),
     };
   }
@@ -205,6 +221,7 @@ export class SessionSandboxes {
 
   private async afterRelease(sessionId: string, sandboxId: string | undefined): Promise<void> {
     this.sessions.delete(sessionId);
+    if (!this.keepSlot.has(sessionId)) this.builds.delete(sessionId);
     this.busy.delete(sessionId);
     await this.closeListener(sessionId);
     try {

@@ -1,19 +1,22 @@
+import { getMember } from '../access/members-repo.js';
+import { getOrg } from '../access/orgs-repo.js';
 import { getChannel } from '../access/workspaces-repo.js';
 import type { AuditLog } from '../audit/log.js';
 import { describeError } from '../errors.js';
-import type { EngineRegistry } from '../engines/engine.js';
+import type { EngineRegistry, TurnSetting } from '../engines/engine.js';
 import type { Logger } from '../log.js';
 import type { ControlStore } from '../store/database.js';
 import { goneInstances, heartbeat, HEARTBEAT_MS, markStopped, pruneInstances, type Instance } from './instances.js';
 import { turnMessages } from './messages-repo.js';
-import type { Session, Turn, TurnStatus } from './model.js';
+import type { Author, Session, Turn, TurnStatus } from './model.js';
 import { blockedNotice, noticeKey, type BlockedFacts } from './notices.js';
 import { capHead, neutralise, ProgressLimiter } from '../util/output-limits.js';
 import { freeSlotsOf, releaseSandboxSlot, takeSandboxSlot } from './sandbox-slots.js';
-import type { SessionSandboxes } from './session-sandboxes.js';
+import type { SessionSandboxes, TurnSandbox } from './session-sandboxes.js';
+import { withWriteTransaction } from '../store/write-transaction.js';
 import type { SessionService } from './session-service.js';
 import { getSession } from './sessions-repo.js';
-import { cancelRequests, claimTurn, finishTurn, queuedAhead, queuedTurns, runningTurnsHeldBy } from './turns-repo.js';
+import { absorbQueuedTurn, cancelRequests, claimTurn, finishTurn, queuedAhead, queuedTurns, runningTurnsHeldBy } from './turns-repo.js';
 
 export interface TurnRunnerOptions {
   store: ControlStore;
@@ -188,7 +191,16 @@ export class TurnRunner {
       const sandbox = await sandboxes.forTurn(session, engine);
       try {
         const messages = (await turnMessages(this.options.store.db, turn.id)).map((m) => ({ text: m.text, author: m.author }));
-        for await (const event of engine.runTurn({ sessionId: session.id, messages, exec: sandbox.exec, signal: r.abort.signal, restored: sandbox.restored })) {
+        const setting = await turnSetting(this.options.store.db, session, sandbox);
+        for await (const event of engine.runTurn({
+          sessionId: session.id,
+          messages,
+          setting,
+          exec: sandbox.exec,
+          signal: r.abort.signal,
+          restored: sandbox.restored,
+          takeArrivals: () => this.takeArrivals(r),
+        })) {
           if (event.type === 'progress') progress.push(event.text);
           else if (event.type === 'message') {
             await progress.flush();
@@ -221,6 +233,18 @@ export class TurnRunner {
     // Audited before `done`: whoever sees the turn end finds its record.
     await audit.append({ type: 'session', action: 'turn-end', outcome: status, session: session.id, turn: turn.id, actor: turn.triggeredBy ?? 'system', ...(exitCode !== undefined ? { exitCode } : {}), ...(detail ? { detail: detail.slice(0, 500) } : {}) });
     await service.emit(session.id, 'done', { turn: turn.id, status, ...(exitCode !== undefined ? { exitCode } : {}) }, turn.id);
+  }
+
+  /** Messages queued for the session while its turn runs, moved into it (the engine asked). */
+  private async takeArrivals(r: Running): Promise<Array<{ text: string; author: Author }>> {
+    const { store, service } = this.options;
+    const joined = await withWriteTransaction(store, undefined, (db) => absorbQueuedTurn(db, r.session.id, r.turn.id, store.dialect === 'postgres'));
+    if (!joined) return [];
+    this.queuedSaid.delete(joined.turn.id);
+    // The joined turn's one `done`: its messages are answered by the running turn (clients follow `into`).
+    await service.emit(r.session.id, 'done', { turn: joined.turn.id, status: 'joined', into: r.turn.id }, joined.turn.id);
+    await audit(this.options.audit, r, joined.turn.id);
+    return joined.messages.map((m) => ({ text: m.text, author: m.author }));
   }
 
   private abort(r: Running, stop: NonNullable<Running['stop']>): void {
@@ -275,6 +299,30 @@ export class TurnRunner {
 }
 
 const LATE_FEED_MS = 3000;
+
+function audit(log: AuditLog, r: Running, joined: string): Promise<unknown> {
+  return log.append({ type: 'session', action: 'turn-join', outcome: 'ok', session: r.session.id, turn: joined, into: r.turn.id, actor: 'system' });
+}
+
+/** What the engine is told about where it works: the place, the instructions (org, then channel), memory, plugins. */
+async function turnSetting(db: ControlStore['db'], session: Session, sandbox: TurnSandbox): Promise<TurnSetting> {
+  const org = await getOrg(db, session.orgId);
+  const base = { memory: sandbox.memory, plugins: sandbox.plugins ?? [] };
+  if (session.place.kind === 'channel') {
+    const channel = await getChannel(db, session.place.channelId);
+    return {
+      place: { kind: 'channel', ...(channel?.name ? { name: channel.name } : {}) },
+      instructions: { ...(org?.instructions ? { org: org.instructions } : {}), ...(channel?.instructions ? { channel: channel.instructions } : {}) },
+      ...defined(base),
+    };
+  }
+  const member = await getMember(db, session.place.memberId);
+  return { place: { kind: 'dm', ...(member ? { memberName: member.displayName } : {}) }, instructions: { ...(org?.instructions ? { org: org.instructions } : {}) }, ...defined(base) };
+}
+
+function defined<T extends Record<string, unknown>>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
 
 /** Progress of one turn: coalesced over a few milliseconds, then rate-limited (invariant 9). */
 class ProgressStream {

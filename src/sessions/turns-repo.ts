@@ -2,7 +2,8 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { isUniqueViolation } from '../store/constraint-errors.js';
 import type { Database, TurnsTable } from '../store/tables.js';
 import { newId, nowIso } from '../util/ids.js';
-import type { Turn, TurnStatus } from './model.js';
+import { turnMessages } from './messages-repo.js';
+import type { Message, Turn, TurnStatus } from './model.js';
 
 /**
  * Turns: one at a time per session, across processes — the partial unique
@@ -164,4 +165,26 @@ function toTurn(row: Selectable<TurnsTable>): Turn {
     cancelRequestedBy: row.cancel_requested_by ?? undefined,
     createdAt: row.created_at,
   };
+}
+
+/**
+ * Moves the session's queued turn into its running one (an engine that takes
+ * messages mid-turn asked for them): its messages now belong to `into`, and
+ * it ends as `done`, "joined". Undefined when nothing was queued.
+ */
+export async function absorbQueuedTurn(db: Kysely<Database>, sessionId: string, into: string, postgres: boolean): Promise<{ turn: Turn; messages: Message[] } | undefined> {
+  let q = db.selectFrom('turns').selectAll().where('session_id', '=', sessionId).where('status', '=', 'queued').orderBy('seq').limit(1);
+  if (postgres) q = q.forUpdate();
+  const queued = await q.executeTakeFirst();
+  if (!queued) return undefined;
+  const ended = await db
+    .updateTable('turns')
+    .set({ status: 'done', ended_at: nowIso(), detail: `joined ${into}` })
+    .where('id', '=', queued.id)
+    .where('status', '=', 'queued')
+    .executeTakeFirst();
+  if (Number(ended.numUpdatedRows) !== 1) return undefined;
+  const messages = await turnMessages(db, queued.id);
+  await db.updateTable('messages').set({ turn_id: into }).where('turn_id', '=', queued.id).execute();
+  return { turn: toTurn(queued), messages };
 }

@@ -14,7 +14,7 @@ import { ProxyControl } from '../../src/server/proxy-control.js';
 import { readEvents } from '../../src/sessions/event-log.js';
 import type { Invocation, InvokeResult } from '../../src/sessions/invocation.js';
 import type { SessionEvent } from '../../src/sessions/model.js';
-import { startSessionLayer, type SessionLayer } from '../../src/sessions/session-layer.js';
+import { startSessionLayer, type SessionLayer, type SessionLayerOptions } from '../../src/sessions/session-layer.js';
 import { openControlStore, type ControlStore } from '../../src/store/database.js';
 import { createTestBackend, type BackendName, type TestBackend } from '../helpers/backends.js';
 import { REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
@@ -55,13 +55,26 @@ export function agentConfig(overrides: Partial<TagboxConfig['agent']> = {}): Tag
   return { ...configSchema.parse({}).agent, ...overrides };
 }
 
-export async function startSessions(name: BackendName, agent: Partial<TagboxConfig['agent']> = {}, engines: Engine[] = []): Promise<SessionHarness> {
+export interface HarnessOptions {
+  /** More environment for the proxy daemon (e.g. TAGBOX_UPSTREAM_CONNECT_TO, TAGBOX_UPSTREAM_CA_FILE). */
+  daemonEnv?: Record<string, string>;
+  /** Passed to every layer (plugins of a place). */
+  pluginsFor?: SessionLayerOptions['pluginsFor'];
+}
+
+export async function startSessions(name: BackendName, agent: Partial<TagboxConfig['agent']> = {}, engines: Engine[] = [], options: HarnessOptions = {}): Promise<SessionHarness> {
   const backend = await createTestBackend(name);
   const control = join(backend.home, 'run', `control-${process.pid}.sock`);
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
   const daemon: ChildProcess = spawn(process.execPath, [TAGBOX_BIN, 'proxy-daemon', '--control', control, '--peer-pid', String(process.pid)], {
     cwd: REPO_ROOT,
-    env: { ...base, ...backend.env, TAGBOX_LOG_LEVEL: 'warn' },
+    env: {
+      ...base,
+      ...backend.env,
+      TAGBOX_LOG_LEVEL: 'warn',
+      ...(agent.modelSecret ? { TAGBOX_AGENT_MODEL_SECRET: agent.modelSecret } : {}),
+      ...options.daemonEnv,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -80,7 +93,7 @@ export async function startSessions(name: BackendName, agent: Partial<TagboxConf
   const owner = (await store.db.selectFrom('members').select('id').where('id', '=', first.ownerMemberId!).executeTakeFirstOrThrow());
   const layers: SessionLayer[] = [];
   const addLayer = async (more: Partial<TagboxConfig['agent']> = {}, extra: Engine[] = engines) => {
-    const layer = await startSessionLayer({ store, audit, proxy, provider, agent: agentConfig({ ...agent, ...more }), logger, engines: extra, pollMs: 200 });
+    const layer = await startSessionLayer({ store, audit, proxy, provider, agent: agentConfig({ ...agent, ...more }), logger, engines: extra, pollMs: 200, ...(options.pluginsFor ? { pluginsFor: options.pluginsFor } : {}) });
     layers.push(layer);
     return layer;
   };
