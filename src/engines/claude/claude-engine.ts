@@ -122,6 +122,8 @@ async function* runClaudeTurn(options: ClaudeEngineOptions, turn: EngineTurn): A
     }
   } catch (error) {
     if (turn.signal.aborted) return;
+    // The SDK throws after an error result: what the result said is the better reason.
+    if (failures.length) throw new Error(failures.join('; '));
     const why = engineProcess?.stderr.trim().split('\n').slice(-3).join(' ') || (error instanceof Error ? error.message : String(error));
     throw new Error(`the claude engine stopped: ${why}`);
   } finally {

@@ -1,0 +1,188 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DISABLED_TOOL_NAMES } from '../../src/engines/claude/disabled-tools.js';
+import { PLACEHOLDER_API_KEY } from '../../src/engines/claude/claude-engine.js';
+import { CLAUDE_BINARY_INSIDE } from '../../src/engines/claude/claude-binary.js';
+import { lastUserText, systemText, toolNames, toolResults, type FakeModelRequest } from '../fixtures/fake-anthropic.js';
+import { agentTexts, systemTexts } from '../sessions/harness.js';
+import { MODEL_KEY, startClaude, type ClaudeHarness } from './claude-harness.js';
+
+/**
+ * The `claude` engine end to end in this process's session layer: the real
+ * binary in a real sandbox, its model traffic through the real proxy to the
+ * fake Messages API, which scripts what the model says.
+ */
+describe('the claude engine (real binary, real sandbox, real proxy)', () => {
+  let h: ClaudeHarness;
+  beforeAll(async () => {
+    h = await startClaude('sqlite');
+    await h.proxy.secrets.put('echo-token', Buffer.from('echo-secret-value-91'));
+    await h.access.putBundle('test', h.orgId, {
+      name: 'echo',
+      domains: [],
+      connections: [{ name: 'echo', secret: 'echo-token', allowedWebsites: ['echo.test'], inject: { header: 'authorization', value: 'Bearer {{secret}}' } }],
+    });
+    await h.access.attach('test', h.orgId, 'echo', { kind: 'org' });
+  }, 60_000);
+  afterAll(async () => h?.close());
+  beforeEach(() => h.model.reset());
+
+  const messagesRequests = () => h.model.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/v1/messages') && !r.path.includes('count_tokens'));
+
+  it('runs a tool use in the sandbox: curl through a connection; the answer lands in the thread; the model got the vault key, the sandbox only a placeholder', async () => {
+    h.model.script(
+      { text: 'Let me look.', toolUse: { name: 'Bash', input: { command: 'curl -s https://echo.test/hello && echo && echo "key=$ANTHROPIC_API_KEY"' } } },
+      (req) => ({ text: `The echo said: ${toolResults(req).at(-1)?.content.includes('/hello') ? 'it saw /hello' : 'nothing'}` }),
+    );
+    const r = await h.say('@tagbox please fetch the echo');
+    const events = await h.untilDone(r.thread, 1, 90_000);
+    const done = events.filter((e) => e.type === 'done').at(-1)!;
+    expect(done.data.status, JSON.stringify(systemTexts(events))).toBe('done');
+    expect(agentTexts(events)).toEqual(['The echo said: it saw /hello']);
+    // Progress: the streamed text and the tool use, as it happened.
+    const progress = events.filter((e) => e.type === 'progress').map((e) => e.data.text as string).join('');
+    expect(progress).toContain('Let me look.');
+    expect(progress).toContain('running `curl -s https://echo.test/hello');
+    expect(events.some((e) => e.type === 'usage' && (e.data.outputTokens as number) > 0)).toBe(true);
+
+    // The upstream got the connection's credential, injected by the proxy.
+    const echoed = h.echo.received.find((x) => x.path === '/hello');
+    expect(echoed?.headers.authorization).toBe('Bearer echo-secret-value-91');
+    // Every model request carried the vault's key; what the sandbox holds is the placeholder.
+    const calls = messagesRequests();
+    expect(calls.length).toBe(2);
+    for (const call of calls) expect(call.headers['x-api-key']).toBe(MODEL_KEY);
+    const result = toolResults(calls[1]!).at(-1)!;
+    expect(result.content).toContain(`key=${PLACEHOLDER_API_KEY}`);
+    expect(result.content).not.toContain(MODEL_KEY);
+    expect(calls[1]!.headers['x-api-key']).toBe(MODEL_KEY);
+  }, 120_000);
+
+  it('the sandbox never holds the model key: not in its environment, files or processes (searched from inside, while the engine runs)', async () => {
+    // The pattern is put together at run time (in /dev/shm, not searched): no command line or transcript holds it whole.
+    const search = [
+      "printf '%s%s' CANARY -model-key-7f3a > /dev/shm/p;",
+      'for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr "\\0" "\\n" < "$f" 2>/dev/null; done | grep -c -f /dev/shm/p ;',
+      'grep -rIl --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -f /dev/shm/p / 2>/dev/null | head -5 ; echo "files-searched"',
+    ].join(' ');
+    // And from the host, while the engine process waits for this reply: its environment holds the placeholder only.
+    let engineEnvs: string[] = [];
+    h.model.script({ toolUse: { name: 'Bash', input: { command: search } } }, (req) => {
+      engineEnvs = engineProcessEnvironments();
+      return { text: `search: ${toolResults(req).at(-1)?.content ?? ''}` };
+    });
+    const r = await h.say('@tagbox look for secrets');
+    const events = await h.untilDone(r.thread, 1, 90_000);
+    const answer = agentTexts(events).at(-1)!;
+    expect(answer).toMatch(/^search: 0\s+files-searched\b/);
+    expect(engineEnvs.length).toBeGreaterThan(0);
+    for (const env of engineEnvs) {
+      expect(env).toContain(`ANTHROPIC_API_KEY=${PLACEHOLDER_API_KEY}`);
+      expect(env).not.toContain(MODEL_KEY);
+      expect(env).not.toMatch(/TAGBOX_|DATABASE|PGPASSWORD/);
+    }
+  }, 120_000);
+
+  it('offers the model no tool that leaves by another path or schedules work outside Tagbox', async () => {
+    const r = await h.say('@tagbox hi');
+    await h.untilDone(r.thread, 1, 90_000);
+    const first = messagesRequests()[0]!;
+    const offered = toolNames(first);
+    expect(offered).toContain('Bash');
+    for (const name of DISABLED_TOOL_NAMES) expect(offered).not.toContain(name);
+    // Deferred tools are listed by name in the conversation for ToolSearch: none of those either.
+    const body = JSON.stringify(first.body);
+    for (const name of ['WebSearch', 'WebFetch', 'CronCreate', 'ScheduleWakeup', 'RemoteTrigger', 'PushNotification']) expect(body).not.toMatch(new RegExp(`\\b${name}\\b`));
+    // Settings files are ignored and the model is the configured one.
+    expect(first.body.model).toBe('claude-sonnet-4-5');
+  }, 120_000);
+
+  it("appends the org's, then the channel's instructions to the system prompt", async () => {
+    await h.access.updateOrgSettings('test', h.orgId, { instructions: 'ORG-RULE: answer in French.' });
+    const eng = await h.channel('eng-instructions');
+    await h.store.db.updateTable('channels').set({ instructions: 'CHANNEL-RULE: mention the runbook.' }).where('id', '=', eng).execute();
+    try {
+      const r = await h.say('@tagbox hello', { place: { kind: 'channel', channelId: eng } });
+      await h.untilDone(r.thread, 1, 90_000);
+      const system = systemText(messagesRequests()[0]!);
+      expect(system).toContain('#eng-instructions');
+      const org = system.indexOf('ORG-RULE: answer in French.');
+      const channel = system.indexOf('CHANNEL-RULE: mention the runbook.');
+      expect(org).toBeGreaterThan(0);
+      expect(channel).toBeGreaterThan(org);
+    } finally {
+      await h.access.updateOrgSettings('test', h.orgId, { instructions: '' });
+    }
+  }, 120_000);
+
+  it('a released sandbox resumes the conversation: the next model request carries the earlier turns', async () => {
+    h.model.script({ text: 'Noted: the word is kiwi.' });
+    const first = await h.say('@tagbox remember the word kiwi');
+    await h.untilDone(first.thread, 1, 90_000);
+    await h.layer.sandboxes.release(first.thread);
+    h.model.script((req: FakeModelRequest) => ({ text: `history has ${JSON.stringify(req.body.messages).includes('Noted: the word is kiwi.') ? 'the earlier answer' : 'nothing'}` }));
+    await h.say('@tagbox what was the word?', { threadKey: first.thread, mustExist: true });
+    const events = await h.untilDone(first.thread, 2, 90_000);
+    expect(agentTexts(events)).toEqual(['Noted: the word is kiwi.', 'history has the earlier answer']);
+    const last = messagesRequests().at(-1)!;
+    expect(JSON.stringify(last.body.messages)).toContain('remember the word kiwi');
+    expect(lastUserText(last)).toContain('what was the word?');
+    // The audit says the sandbox was rebuilt with the engine's state restored.
+    const rebuilt = await h.store.db.selectFrom('audit_events').select('data').where('session_id', '=', first.thread).where('type', '=', 'sandbox').execute();
+    expect(rebuilt.map((row) => JSON.parse(row.data as string) as Record<string, unknown>).some((d) => d.action === 'rebuild' && d.restoredState === true)).toBe(true);
+  }, 180_000);
+
+  it('a message that arrives while a turn runs joins it through the streaming input', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    h.model.script(
+      async () => {
+        await held;
+        return { text: 'first answer' };
+      },
+      (req) => ({ text: `second answer to: ${lastUserText(req).includes('and also this') ? 'the joined message' : 'something else'}` }),
+    );
+    const first = await h.say('@tagbox start something');
+    await h.until('the first model request', async () => messagesRequests().length >= 1 || undefined, 60_000);
+    const second = await h.say('@tagbox and also this', { threadKey: first.thread, mustExist: true });
+    release();
+    const events = await h.untilDone(first.thread, 2, 90_000);
+    expect(agentTexts(events)).toEqual(['first answer', 'second answer to: the joined message']);
+    const dones = events.filter((e) => e.type === 'done').map((e) => e.data);
+    expect(dones).toEqual([
+      { turn: second.turn, status: 'joined', into: first.turn },
+      { turn: first.turn, status: 'done' },
+    ]);
+    expect(messagesRequests().length).toBe(2);
+  }, 120_000);
+
+  it('a model error fails the turn and the thread says why', async () => {
+    h.model.script({ status: 400, error: { type: 'invalid_request_error', message: 'prompt is too long: 999999 tokens' }, headers: { 'x-should-retry': 'false' } });
+    const r = await h.say('@tagbox hello');
+    const events = await h.untilDone(r.thread, 1, 90_000);
+    expect(events.filter((e) => e.type === 'done').at(-1)!.data.status).toBe('failed');
+    expect(systemTexts(events).at(-1)).toMatch(/^The turn failed: .*prompt is too long/i);
+  }, 120_000);
+
+  it('agent.maxTurns bounds the model turns of one invocation', async () => {
+    h.model.fallback = { toolUse: { name: 'Bash', input: { command: 'true' } } };
+    const r = await h.say('@tagbox loop forever');
+    const events = await h.untilDone(r.thread, 1, 120_000);
+    expect(systemTexts(events).at(-1)).toMatch(/stopped after \d+ model turns \(agent\.maxTurns\)/);
+    expect(messagesRequests().length).toBeLessThanOrEqual(8);
+  }, 150_000);
+});
+
+/** The environments of the engine processes running in any sandbox on this host (read from the host's /proc). */
+function engineProcessEnvironments(): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(`${CLAUDE_BINARY_INSIDE}\0`)) continue;
+      found.push(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').join('\n'));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}
