@@ -67,6 +67,11 @@ async function untilOurDone(events: AsyncGenerator<ThreadEvent>, input: FollowTu
       continue;
     }
     if (turn !== ours) continue;
+    // Our message joined the turn that was running (an engine that takes messages mid-turn): follow that one.
+    if (event.type === 'done' && event.data.status === 'joined' && typeof event.data.into === 'string') {
+      ours = event.data.into;
+      continue;
+    }
     if (event.type === 'done') return { exitCode: view.done(event), cursor: event.seq };
     view.show(event);
   }
