@@ -25,7 +25,16 @@ export interface Invocation {
   dedupeKey?: string;
   /** For a schedule's firing: which schedule, and the fire time it stands for. */
   schedule?: { id: string; fireTime: string };
+  /**
+   * Earlier messages of the surface's thread, oldest first, when the agent is
+   * tagged mid-thread: kept with the thread's first turn as context (the
+   * engine reads them; they are not requests). Ignored once the session exists.
+   */
+  context?: Array<{ author: { id?: string; name?: string }; text: string }>;
 }
+
+/** At most this much earlier thread is kept as context (the newest messages win). */
+export const CONTEXT_LIMITS = { messages: 50, bytes: 64 * 1024 } as const;
 
 export type InvokeResult =
   | { status: 'accepted'; thread: string; message: string; turn: string; duplicate: boolean }

@@ -6,7 +6,7 @@ import type { Author, Message } from './model.js';
 /** A thread's messages, oldest first; each records its author. */
 export async function insertMessage(
   db: Kysely<Database>,
-  input: { sessionId: string; author: Author; text: string; turnId?: string; dedupeKey?: string },
+  input: { sessionId: string; author: Author; text: string; turnId?: string; dedupeKey?: string; context?: boolean },
 ): Promise<Message> {
   const row: Selectable<MessagesTable> = {
     id: newId(),
@@ -18,6 +18,7 @@ export async function insertMessage(
     dedupe_key: input.dedupeKey ?? null,
     turn_id: input.turnId ?? null,
     created_at: nowIso(),
+    context: input.context ? 1 : 0,
   };
   await db.insertInto('messages').values(row).execute();
   return toMessage(row);
@@ -44,5 +45,5 @@ export function toMessage(row: Selectable<MessagesTable>): Message {
   const author: Author = { kind: row.author_kind as Author['kind'] };
   if (row.author_id) author.id = row.author_id;
   if (row.author_name) author.name = row.author_name;
-  return { id: row.id, author, text: row.text, ts: row.created_at };
+  return { id: row.id, author, text: row.text, ts: row.created_at, ...(row.context ? { context: true as const } : {}) };
 }

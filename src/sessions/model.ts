@@ -37,6 +37,8 @@ export interface Message {
   author: Author;
   text: string;
   ts: string;
+  /** An earlier message of the thread the surface supplied when the agent was tagged mid-thread. */
+  context?: true;
 }
 
 export const TURN_STATUSES = ['queued', 'running', 'done', 'cancelled', 'interrupted', 'failed'] as const;

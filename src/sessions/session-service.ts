@@ -14,7 +14,8 @@ import type { Database } from '../store/tables.js';
 import { withWriteTransaction } from '../store/write-transaction.js';
 import { appendEvent } from './event-log.js';
 import type { EventHub } from './event-hub.js';
-import type { Invocation, InvocationPort, InvokeResult } from './invocation.js';
+import { CONTEXT_LIMITS, type Invocation, type InvocationPort, type InvokeResult } from './invocation.js';
+import { capHead } from '../util/output-limits.js';
 import { findByDedupeKey, insertMessage } from './messages-repo.js';
 import type { Author, Message, Session, SessionEventType, SessionPlace } from './model.js';
 import { findOrCreateSession, findSession, getSession, touchSession } from './sessions-repo.js';
@@ -76,6 +77,11 @@ export class SessionService implements InvocationPort {
           ...(where.member ? { triggeredBy: where.member.id } : {}),
           postgres: this.options.store.dialect === 'postgres',
         });
+        if (created && invocation.context?.length) {
+          for (const earlier of contextToKeep(invocation.context)) {
+            await insertMessage(db, { sessionId: session.id, author: { kind: 'member', ...earlier.author }, text: earlier.text, turnId: turn.id, context: true });
+          }
+        }
         const author: Author = { kind: 'member', id: where.member!.id, name: where.member!.displayName };
         const message = await insertMessage(db, { sessionId: session.id, author, text, turnId: turn.id, ...(invocation.dedupeKey ? { dedupeKey: invocation.dedupeKey } : {}) });
         await appendEvent(db, session.id, 'message', { ...message }, turn.id);
@@ -232,6 +238,21 @@ interface Resolved {
 }
 
 class DuplicateDelivery extends Error {}
+
+/** The newest earlier messages that fit CONTEXT_LIMITS, oldest first; each one capped. */
+function contextToKeep(context: NonNullable<Invocation['context']>): NonNullable<Invocation['context']> {
+  const kept: NonNullable<Invocation['context']> = [];
+  let bytes = 0;
+  for (const earlier of [...context].reverse()) {
+    const text = capHead(earlier.text.trim(), 8 * 1024);
+    if (!text) continue;
+    bytes += Buffer.byteLength(text);
+    if (kept.length >= CONTEXT_LIMITS.messages || bytes > CONTEXT_LIMITS.bytes) break;
+    const author = { ...(earlier.author.id ? { id: earlier.author.id.slice(0, 200) } : {}), ...(earlier.author.name ? { name: earlier.author.name.slice(0, 200) } : {}) };
+    kept.push({ author, text });
+  }
+  return kept.reverse();
+}
 
 function placeFields(place: SessionPlace): Record<string, string> {
   return place.kind === 'channel' ? { place: 'channel', channel: place.channelId } : { place: 'dm', member: place.memberId };

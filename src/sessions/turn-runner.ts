@@ -190,7 +190,7 @@ export class TurnRunner {
       if (!engine) throw new Error(`this thread's engine "${session.engine}" is not installed on this server (installed: ${engines.names().join(', ')})`);
       const sandbox = await sandboxes.forTurn(session, engine);
       try {
-        const messages = (await turnMessages(this.options.store.db, turn.id)).map((m) => ({ text: m.text, author: m.author }));
+        const messages = (await turnMessages(this.options.store.db, turn.id)).map((m) => ({ text: m.text, author: m.author, ...(m.context ? { context: true } : {}) }));
         const setting = await turnSetting(this.options.store.db, session, sandbox);
         for await (const event of engine.runTurn({
           sessionId: session.id,

@@ -220,6 +220,8 @@ export interface MessagesTable {
   dedupe_key: string | null;
   turn_id: string | null;
   created_at: string;
+  /** 1: an earlier message of the thread a surface supplied as context (0011). */
+  context: number;
 }
 
 export interface SessionEventsTable {

@@ -156,6 +156,21 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     expect(messagesRequests().length).toBe(2);
   }, 120_000);
 
+  it('tagged mid-thread, the earlier messages the surface supplied are given as context', async () => {
+    const r = await h.say('@tagbox what do you think?', {
+      threadKey: `slack-ts-${Date.now()}`,
+      context: [
+        { author: { name: 'Ada' }, text: 'the deploy failed at step 3' },
+        { author: { name: 'Bob' }, text: 'it was the migration' },
+      ],
+    });
+    await h.untilDone(r.thread, 1, 90_000);
+    expect(lastUserText(messagesRequests()[0]!)).toContain('Earlier in this thread (for context):\nAda: the deploy failed at step 3\nBob: it was the migration\n\nOwner: what do you think?');
+    // Kept with the thread (marked), and not again for a later message of the same thread.
+    const stored = await h.store.db.selectFrom('messages').select(['text', 'context']).where('session_id', '=', r.thread).orderBy('created_at').execute();
+    expect(stored.filter((m) => m.context === 1).map((m) => m.text)).toEqual(['the deploy failed at step 3', 'it was the migration']);
+  }, 120_000);
+
   it('a model error fails the turn and the thread says why', async () => {
     h.model.script({ status: 400, error: { type: 'invalid_request_error', message: 'prompt is too long: 999999 tokens' }, headers: { 'x-should-retry': 'false' } });
     const r = await h.say('@tagbox hello');
