@@ -13,25 +13,31 @@ export const MODEL_HOST = 'api.anthropic.com';
 export const MODEL_BUNDLE = 'tagbox-model';
 
 /**
- * What the pinned engine calls (measured, not guessed: `claude -p` 2.1.333 with
- * non-essential traffic off sends only `POST /v1/messages?beta=true`, and
- * `/v1/messages/count_tokens` when it counts): the Messages API, nothing else
- * of the host — no files, batches, models or admin endpoints.
+ * What the pinned engine calls (measured, not guessed: claude-agent-sdk
+ * 0.3.333 / Claude Code 2.1.333 with non-essential traffic off, through the
+ * proxy, test/engines/claude-engine.test.ts asserts the whole list): the
+ * Messages API (`POST /v1/messages?beta=true`, and `/v1/messages/count_tokens`
+ * when it counts), and at start the org's Claude Code policy and managed
+ * settings (`GET /api/claude_code/policy_limits`, `GET /api/claude_code/settings`,
+ * read-only). Nothing else of the host gets the key: no files, batches,
+ * models or admin endpoints (a request there goes out without it).
  */
-export const MODEL_PATH_PREFIX = '/v1/messages';
+export const MODEL_PATHS = [
+  { connection: 'model', pathPrefix: '/v1/messages', readOnly: false },
+  { connection: 'model-policy', pathPrefix: '/api/claude_code/policy_limits', readOnly: true },
+  { connection: 'model-settings', pathPrefix: '/api/claude_code/settings', readOnly: true },
+] as const;
 
 export function modelBundle(secret: string): Bundle {
   return {
     name: MODEL_BUNDLE,
     domains: [],
-    connections: [
-      {
-        name: 'model',
-        secret,
-        allowedWebsites: [{ host: MODEL_HOST, ports: [443] }],
-        inject: { header: 'x-api-key', value: SECRET_PLACEHOLDER },
-        narrow: { host: MODEL_HOST, pathPrefix: MODEL_PATH_PREFIX },
-      },
-    ],
+    connections: MODEL_PATHS.map((path) => ({
+      name: path.connection,
+      secret,
+      allowedWebsites: [{ host: MODEL_HOST, ports: [443] }],
+      inject: { header: 'x-api-key', value: SECRET_PLACEHOLDER },
+      narrow: { host: MODEL_HOST, pathPrefix: path.pathPrefix, ...(path.readOnly ? { readOnly: true } : {}) },
+    })),
   };
 }

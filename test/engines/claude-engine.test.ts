@@ -95,6 +95,11 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     for (const name of ['WebSearch', 'WebFetch', 'CronCreate', 'ScheduleWakeup', 'RemoteTrigger', 'PushNotification']) expect(body).not.toMatch(new RegExp(`\\b${name}\\b`));
     // Settings files are ignored and the model is the configured one.
     expect(first.body.model).toBe('claude-sonnet-4-5');
+    // What the pinned engine calls, all of it (the model connection is narrowed to this).
+    const called = [...new Set(h.model.requests.map((r) => `${r.method} ${r.path.split('?')[0]}`))].sort();
+    expect(called).toEqual(['GET /api/claude_code/policy_limits', 'GET /api/claude_code/settings', 'POST /v1/messages']);
+    // Each with the org's key, injected by the proxy.
+    for (const request of h.model.requests) expect(request.headers["x-api-key"], `${request.method} ${request.path}`).toBe(MODEL_KEY);
   }, 120_000);
 
   it("appends the org's, then the channel's instructions to the system prompt", async () => {

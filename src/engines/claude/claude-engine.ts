@@ -36,11 +36,16 @@ const WORKDIR = '/workspace';
  */
 const ENGINE_ENV: Record<string, string> = {
   ANTHROPIC_API_KEY: PLACEHOLDER_API_KEY,
+  ANTHROPIC_BASE_URL: 'https://api.anthropic.com',
   IS_SANDBOX: '1',
   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
   DISABLE_AUTOUPDATER: '1',
   DISABLE_TELEMETRY: '1',
   DISABLE_ERROR_REPORTING: '1',
+  // Belt and braces beside DISABLED_TOOLS: the engine's own scheduler, web fetch and artifacts off at the source.
+  CLAUDE_CODE_DISABLE_CRON: '1',
+  CLAUDE_CODE_DISABLE_WEB_FETCH: '1',
+  CLAUDE_CODE_DISABLE_ARTIFACT: '1',
   CLAUDE_AGENT_SDK_CLIENT_APP: 'tagbox',
 };
 
