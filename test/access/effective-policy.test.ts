@@ -56,6 +56,31 @@ describe.each(BACKENDS)('effective policy on %s', (backendName) => {
     expect(at('api.github.com')).toBe('blocked'); // a personal connector never reaches a channel
   });
 
+  it('with agent.modelSecret, every session (channel and DM) has the model connection, narrowed to what the engine calls', async () => {
+    for (const place of [{ kind: 'channel' as const, channelId: w.random.id }, { kind: 'dm' as const, memberId: w.ada.id }]) {
+      const without = await effectivePolicy(w.store.db, place);
+      const policy = await effectivePolicy(w.store.db, place, { modelSecret: 'anthropic-key' });
+      const at = (method: string, path: string, p = policy) => decide(p, { method, scheme: 'https', host: 'api.anthropic.com', port: 443, path });
+      expect(at('POST', '/v1/messages', without).outcome).toBe('blocked');
+      const messages = at('POST', '/v1/messages?beta=true');
+      expect([messages.outcome, messages.bundle, messages.inject?.secret, messages.inject?.header]).toEqual(['credential', 'tagbox-model', 'anthropic-key', 'x-api-key']);
+      expect(at('POST', '/v1/messages/count_tokens').outcome).toBe('credential');
+      expect(at('GET', '/api/claude_code/policy_limits').outcome).toBe('credential');
+      expect(at('GET', '/api/claude_code/settings').outcome).toBe('credential');
+      // Not the rest of the host, and not writes to the read-only start-up calls: no key for those.
+      for (const [method, path] of [['POST', '/api/claude_code/settings'], ['GET', '/v1/files'], ['POST', '/v1/messages/batches/../../v1/files'], ['GET', '/v1/messagesX'], ['POST', '/v1/organizations/invites']]) {
+        expect(at(method!, path!).outcome, `${method} ${path}`).not.toBe('credential');
+      }
+      // Port 443 only, TLS only.
+      expect(decide(policy, { method: 'POST', scheme: 'https', host: 'api.anthropic.com', port: 8443, path: '/v1/messages' }).outcome).toBe('blocked');
+      expect(decide(policy, { method: 'POST', scheme: 'http', host: 'api.anthropic.com', port: 443, path: '/v1/messages' }).outcome).toBe('blocked');
+    }
+  });
+
+  it('the model connection\'s bundle name is reserved: no stored bundle can take it', async () => {
+    await expect(w.admin.putBundle('t', w.org.id, only('tagbox-model', 'evil.example.com'))).rejects.toThrow(/reserved/);
+  });
+
   it('a DM gets only that member’s personal connectors: no org, workspace or channel bundle, never another member’s', async () => {
     const bundles = await effectiveBundles(w.store.db, { kind: 'dm', memberId: w.ada.id });
     expect(bundles.map((b) => b.name)).toEqual([PERSONAL_BUNDLE]);
