@@ -1,6 +1,7 @@
 import type { Place } from '../access/effective-policy.js';
 import { SANDBOX_USER } from '../sandbox/etc-files.js';
 import type { ExecHandle, ExecRequest } from '../sandbox/types.js';
+import { neutralise } from '../util/output-limits.js';
 import { placeKey } from './model.js';
 
 /**
@@ -29,23 +30,24 @@ export type Exec = (request: ExecRequest) => ExecHandle;
 /**
  * Writes `content` as the memory file, from stdin (never argv: it is the
  * agent's text, and argv is visible to every process). Whatever the agent
- * left at the path or its directory — a link, a directory, a FIFO — is
- * removed first, never written through; the file is the agent's own.
+ * left at the path or its directory — a link, a directory, a FIFO, a file
+ * it made read-only — is removed first, never written through; a regular
+ * file is rewritten. The file is the agent's own.
  */
 export async function copyMemoryIn(exec: Exec, content: string): Promise<void> {
   const script = [
     `d=${MEMORY_DIR}; f=${MEMORY_PATH}`,
-    'if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then rm -rf "$d" || exit 1; fi',
-    'mkdir -p "$d" && chmod u+rwx "$d" && rm -rf "$f" || exit 1',
-    // noclobber: if something was raced back in at the path, fail rather than write through it.
-    'set -C',
+    // Each repair costs a process, so it runs only when needed: a turn waits for this.
+    'if [ -L "$d" ] || [ ! -d "$d" ]; then rm -rf "$d" && mkdir -p "$d" || exit 1; fi',
+    'if [ ! -w "$d" ] || [ ! -x "$d" ]; then chmod u+rwx "$d" || exit 1; fi',
+    'if [ -L "$f" ] || { [ -e "$f" ] && { [ ! -f "$f" ] || [ ! -w "$f" ]; }; }; then rm -rf "$f" || exit 1; fi',
     'cat > "$f"',
   ].join('\n');
   const { exitCode, stderr } = await run(exec, script, Buffer.from(content, 'utf8'), 0);
   if (exitCode !== 0) throw new Error(`could not write ${MEMORY_PATH} in the sandbox (exit ${exitCode}): ${stderr}`);
 }
 
-export type MemoryCopy = { ok: true; content: string; cut: boolean } | { ok: false; reason: string };
+export type MemoryCopy = { ok: true; content: string; cut: boolean } | { ok: false; refused: 'link' | 'special' | 'unreadable'; reason: string };
 
 /**
  * Reads the memory file: at most the cap plus one byte (more means it is cut).
@@ -65,9 +67,9 @@ export async function copyMemoryOut(exec: Exec): Promise<MemoryCopy> {
     `exec head -c ${MEMORY_MAX_BYTES + 1} "$f"`,
   ].join('\n');
   const { exitCode, stdout, stderr } = await run(exec, script, undefined, MEMORY_MAX_BYTES + 1);
-  if (exitCode === REFUSED_LINK) return { ok: false, reason: `${MEMORY_PATH} (or its directory) is a symbolic link` };
-  if (exitCode === REFUSED_SPECIAL) return { ok: false, reason: `${MEMORY_PATH} is not a regular file` };
-  if (exitCode !== 0) return { ok: false, reason: `${MEMORY_PATH} could not be read (exit ${exitCode}${stderr ? `: ${stderr}` : ''})` };
+  if (exitCode === REFUSED_LINK) return { ok: false, refused: 'link', reason: `${MEMORY_PATH} (or its directory) is a symbolic link` };
+  if (exitCode === REFUSED_SPECIAL) return { ok: false, refused: 'special', reason: `${MEMORY_PATH} is not a regular file` };
+  if (exitCode !== 0) return { ok: false, refused: 'unreadable', reason: `${MEMORY_PATH} could not be read (exit ${exitCode}${stderr ? `: ${neutralise(stderr)}` : ''})` };
   return { ok: true, ...capMemory(stdout) };
 }
 

@@ -56,6 +56,8 @@ export async function startSessionLayer(options: SessionLayerOptions): Promise<S
     idleMs: agent.idleSeconds * 1000,
     logger,
     ...(options.limits ? { limits: options.limits } : {}),
+    // Made below; called only once turns run.
+    onNotice: (sessionId, text, turnId) => service.emit(sessionId, 'notice', { kind: 'memory', text }, turnId),
   });
   // The service wakes the runner, which posts through the service: one is made first.
   const wake: { runner?: TurnRunner } = {};

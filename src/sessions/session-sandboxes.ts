@@ -10,6 +10,7 @@ import type { Engine } from '../engines/engine.js';
 import { loadEngineState, saveEngineState } from './engine-state.js';
 import type { Session } from './model.js';
 import { releaseSandboxSlot } from './sandbox-slots.js';
+import { TurnMemory, type SandboxMemory } from './turn-memory.js';
 
 /**
  * The Agent Proxy as the session layer needs it: one listener per session
@@ -35,6 +36,8 @@ export interface SessionSandboxesOptions {
   idleMs: number;
   limits?: Partial<SandboxLimits>;
   logger: Logger;
+  /** A notice for a turn's thread from here (its channel memory was cut or refused). */
+  onNotice?: (sessionId: string, text: string, turnId: string | undefined) => Promise<void>;
 }
 
 /** A session's sandbox, ready for a turn. */
@@ -44,6 +47,8 @@ export interface TurnSandbox {
   created: boolean;
   /** The engine's state was restored into it. */
   restored: boolean;
+  /** The channel's (or DM's) memory, copied in at `path` for this turn. */
+  memory: SandboxMemory;
 }
 
 /**
@@ -63,8 +68,10 @@ export class SessionSandboxes {
   private readonly keepSlot = new Set<string>();
   /** Releases still closing their listener and freeing their slot. */
   private readonly releasing = new Set<Promise<void>>();
+  private readonly memory: TurnMemory;
 
   constructor(private readonly options: SessionSandboxesOptions) {
+    this.memory = new TurnMemory({ store: options.store, audit: options.audit, logger: options.logger, ...(options.onNotice ? { onNotice: options.onNotice } : {}) });
     this.manager = new SandboxManager({
       provider: options.provider,
       idleMs: options.idleMs,
@@ -77,8 +84,8 @@ export class SessionSandboxes {
     });
   }
 
-  /** The session's sandbox for a turn (marked busy until `done`). */
-  async forTurn(session: Session, engine: Engine): Promise<TurnSandbox> {
+  /** The session's sandbox for a turn (marked busy until `done`), with the latest memory copied in. */
+  async forTurn(session: Session, engine: Engine, turnId?: string): Promise<TurnSandbox> {
     this.sessions.set(session.id, session);
     this.busy.add(session.id);
     let acquired;
@@ -106,10 +113,12 @@ export class SessionSandboxes {
         ...(session.place.kind === 'channel' ? { channel: session.place.channelId } : {}),
       });
     }
-    return { exec: (request) => this.exec(session.id, request), created, restored };
+    const exec = (request: ExecRequest) => this.exec(session.id, request);
+    const memory = await this.memory.copyIn(session, exec, turnId);
+    return { exec, created, restored, memory };
   }
 
-  /** The turn is over: the engine's state is copied out, and the idle clock runs. */
+  /** The turn is over: the engine's state and the memory are copied out, and the idle clock runs. */
   async done(session: Session, engine: Engine): Promise<void> {
     try {
       if (engine.stateDir && this.manager.has(session.id)) {
@@ -118,6 +127,9 @@ export class SessionSandboxes {
       }
     } catch (error) {
       this.options.logger.warn({ err: error, session: session.id }, 'could not copy the engine state out of the sandbox');
+    }
+    try {
+      if (this.manager.has(session.id)) await this.memory.copyOut(session, (request) => this.exec(session.id, request));
     } finally {
       this.busy.delete(session.id);
     }

@@ -185,7 +185,7 @@ export class TurnRunner {
     const progress = new ProgressStream(this.options.progressBytesPerSecond, (text) => service.emit(session.id, 'progress', { text }, turn.id));
     try {
       if (!engine) throw new Error(`this thread's engine "${session.engine}" is not installed on this server (installed: ${engines.names().join(', ')})`);
-      const sandbox = await sandboxes.forTurn(session, engine);
+      const sandbox = await sandboxes.forTurn(session, engine, turn.id);
       try {
         const messages = (await turnMessages(this.options.store.db, turn.id)).map((m) => ({ text: m.text, author: m.author }));
         for await (const event of engine.runTurn({ sessionId: session.id, messages, exec: sandbox.exec, signal: r.abort.signal, restored: sandbox.restored })) {

@@ -61,17 +61,17 @@ describe('channel memory, in and out of a sandbox', () => {
     for (const target of ['/etc/passwd', '/workspace/secret-notes', '/nonexistent']) {
       await run(`echo private > /workspace/secret-notes; rm -rf ${MEMORY_PATH}; ln -s ${target} ${MEMORY_PATH}`);
       const copy = await copyMemoryOut(exec);
-      expect(copy).toEqual({ ok: false, reason: expect.stringMatching(/symbolic link/) });
+      expect(copy).toEqual({ ok: false, refused: 'link', reason: expect.stringMatching(/symbolic link/) });
     }
   });
 
   it('refuses a linked directory, a directory and a FIFO at the path', async () => {
     await run(`rm -rf ~/.tagbox; mkdir -p /workspace/elsewhere; echo theirs > /workspace/elsewhere/memory.md; ln -s /workspace/elsewhere ~/.tagbox`);
-    expect(await copyMemoryOut(exec)).toEqual({ ok: false, reason: expect.stringMatching(/symbolic link/) });
+    expect(await copyMemoryOut(exec)).toEqual({ ok: false, refused: 'link', reason: expect.stringMatching(/symbolic link/) });
     for (const make of [`mkdir ${MEMORY_PATH}`, `mkfifo ${MEMORY_PATH}`]) {
       await run(`rm -rf ~/.tagbox; mkdir -p ~/.tagbox; ${make}`);
       const started = Date.now();
-      expect(await copyMemoryOut(exec)).toEqual({ ok: false, reason: expect.stringMatching(/not a regular file/) });
+      expect(await copyMemoryOut(exec)).toEqual({ ok: false, refused: 'special', reason: expect.stringMatching(/not a regular file/) });
       // A FIFO is never opened: nothing waits for a writer.
       expect(Date.now() - started).toBeLessThan(5000);
     }
@@ -91,10 +91,13 @@ describe('channel memory, in and out of a sandbox', () => {
     expect(await copyMemoryOut(exec)).toEqual({ ok: true, content: 'third\n', cut: false });
   });
 
-  it('says why a file the agent made unreadable could not be read', async () => {
+  it('says why a file the agent made unreadable could not be read, and replaces it on the next copy in', async () => {
     await copyMemoryIn(exec, 'x\n');
     await run(`chmod 000 ${MEMORY_PATH}`);
     const copy = await copyMemoryOut(exec);
-    expect(copy).toEqual({ ok: false, reason: expect.stringMatching(/could not be read \(exit 1/) });
+    expect(copy).toEqual({ ok: false, refused: 'unreadable', reason: expect.stringMatching(/could not be read \(exit 1/) });
+    // The next copy in replaces it.
+    await copyMemoryIn(exec, 'y\n');
+    expect(await copyMemoryOut(exec)).toEqual({ ok: true, content: 'y\n', cut: false });
   });
 });
