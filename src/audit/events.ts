@@ -11,6 +11,7 @@ export const AUDIT_EVENT_TYPES = [
   'credential-use',
   'admin-change',
   'schedule-run',
+  'memory',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

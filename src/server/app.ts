@@ -14,6 +14,7 @@ import { auditRoutes } from './routes/audit.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { memoryRoutes } from './routes/memory.js';
 import { orgRoutes } from './routes/org.js';
 import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -79,6 +80,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await api.register(connectorRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(tokenRoutes(deps));
+      await api.register(memoryRoutes(deps));
       if (options.chat) await api.register(chatRoutes(deps, options.chat));
       for (const plugin of options.plugins ?? []) await api.register(plugin(deps));
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

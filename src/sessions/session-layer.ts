@@ -62,6 +62,8 @@ export async function startSessionLayer(options: SessionLayerOptions): Promise<S
     logger,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.pluginsFor ? { pluginsFor: options.pluginsFor } : {}),
+    // Made below; called only once turns run.
+    onNotice: (sessionId, text, turnId) => service.emit(sessionId, 'notice', { kind: 'memory', text }, turnId),
   });
   // The service wakes the runner, which posts through the service: one is made first.
   const wake: { runner?: TurnRunner } = {};

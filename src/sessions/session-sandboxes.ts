@@ -10,6 +10,7 @@ import type { Engine } from '../engines/engine.js';
 import { loadEngineState, saveEngineState } from './engine-state.js';
 import type { Session } from './model.js';
 import { releaseSandboxSlot } from './sandbox-slots.js';
+import { TurnMemory, type SandboxMemory } from './turn-memory.js';
 
 /**
  * The Agent Proxy as the session layer needs it: one listener per session
@@ -37,6 +38,8 @@ export interface SessionSandboxesOptions {
   logger: Logger;
   /** The plugins of a session's place, extracted on the host (mounted read-only when its sandbox is built). */
   pluginsFor?: (session: Session) => Promise<Array<{ name: string; hostDir: string }>>;
+  /** A notice for a turn's thread from here (its channel memory was cut or refused). */
+  onNotice?: (sessionId: string, text: string, turnId: string | undefined) => Promise<void>;
 }
 
 /** Where a session's plugins appear in its sandbox. */
@@ -49,8 +52,8 @@ export interface TurnSandbox {
   created: boolean;
   /** The engine's state was restored into it. */
   restored: boolean;
-  /** The place's memory file, copied in for this turn. */
-  memory?: { path: string; content: string };
+  /** The channel's (or DM's) memory, copied in at `path` for this turn. */
+  memory: SandboxMemory;
   /** The session's plugins, mounted read-only. */
   plugins?: Array<{ name: string; path: string }>;
 }
@@ -74,8 +77,10 @@ export class SessionSandboxes {
   private readonly releasing = new Set<Promise<void>>();
   /** What each session's sandbox was (or is being) built with: the engine's mounts and the plugins. */
   private readonly builds = new Map<string, { engine: Engine; plugins: Array<{ name: string; hostDir: string }> }>();
+  private readonly memory: TurnMemory;
 
   constructor(private readonly options: SessionSandboxesOptions) {
+    this.memory = new TurnMemory({ store: options.store, audit: options.audit, logger: options.logger, ...(options.onNotice ? { onNotice: options.onNotice } : {}) });
     this.manager = new SandboxManager({
       provider: options.provider,
       idleMs: options.idleMs,
@@ -88,8 +93,8 @@ export class SessionSandboxes {
     });
   }
 
-  /** The session's sandbox for a turn (marked busy until `done`). */
-  async forTurn(session: Session, engine: Engine): Promise<TurnSandbox> {
+  /** The session's sandbox for a turn (marked busy until `done`), with the latest memory copied in. */
+  async forTurn(session: Session, engine: Engine, turnId?: string): Promise<TurnSandbox> {
     this.sessions.set(session.id, session);
     this.busy.add(session.id);
     let acquired;
@@ -118,11 +123,13 @@ export class SessionSandboxes {
         ...(session.place.kind === 'channel' ? { channel: session.place.channelId } : {}),
       });
     }
+    const exec = (request: ExecRequest) => this.exec(session.id, request);
+    const memory = await this.memory.copyIn(session, exec, turnId);
     const plugins = (this.builds.get(session.id)?.plugins ?? []).map((p) => ({ name: p.name, path: `${PLUGINS_INSIDE}/${p.name}` }));
-    return { exec: (request) => this.exec(session.id, request), created, restored, plugins };
+    return { exec, created, restored, memory, plugins };
   }
 
-  /** The turn is over: the engine's state is copied out, and the idle clock runs. */
+  /** The turn is over: the engine's state and the memory are copied out, and the idle clock runs. */
   async done(session: Session, engine: Engine): Promise<void> {
     try {
       if (engine.stateDir && this.manager.has(session.id)) {
@@ -131,6 +138,9 @@ export class SessionSandboxes {
       }
     } catch (error) {
       this.options.logger.warn({ err: error, session: session.id }, 'could not copy the engine state out of the sandbox');
+    }
+    try {
+      if (this.manager.has(session.id)) await this.memory.copyOut(session, (request) => this.exec(session.id, request));
     } finally {
       this.busy.delete(session.id);
     }

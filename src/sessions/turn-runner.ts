@@ -188,7 +188,7 @@ export class TurnRunner {
     const progress = new ProgressStream(this.options.progressBytesPerSecond, (text) => service.emit(session.id, 'progress', { text }, turn.id));
     try {
       if (!engine) throw new Error(`this thread's engine "${session.engine}" is not installed on this server (installed: ${engines.names().join(', ')})`);
-      const sandbox = await sandboxes.forTurn(session, engine);
+      const sandbox = await sandboxes.forTurn(session, engine, turn.id);
       try {
         const messages = (await turnMessages(this.options.store.db, turn.id)).map((m) => ({ text: m.text, author: m.author, ...(m.context ? { context: true } : {}) }));
         const setting = await turnSetting(this.options.store.db, session, sandbox);

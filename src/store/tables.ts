@@ -245,6 +245,19 @@ export interface EngineStatesTable {
   created_at: string;
 }
 
+/** One version of a channel's (or a DM's) memory file. */
+export interface MemoryVersionsTable {
+  /** 'channel:<channel id>' | 'dm:<member id>' */
+  scope: string;
+  version: number;
+  content: string;
+  bytes: number;
+  session_id: string;
+  turn_id: string | null;
+  base_version: number | null;
+  created_at: string;
+}
+
 export interface ChannelMembersTable {
   channel_id: string;
   member_id: string;
@@ -303,6 +316,7 @@ export interface Database {
   channel_members: ChannelMembersTable;
   schedules: SchedulesTable;
   schedule_runs: ScheduleRunsTable;
+  memory_versions: MemoryVersionsTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

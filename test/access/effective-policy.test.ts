@@ -63,7 +63,7 @@ describe.each(BACKENDS)('effective policy on %s', (backendName) => {
       const at = (method: string, path: string, p = policy) => decide(p, { method, scheme: 'https', host: 'api.anthropic.com', port: 443, path });
       expect(at('POST', '/v1/messages', without).outcome).toBe('blocked');
       const messages = at('POST', '/v1/messages?beta=true');
-      expect([messages.outcome, messages.bundle, messages.inject?.secret, messages.inject?.header]).toEqual(['credential', 'tagbox-model', 'anthropic-key', 'x-api-key']);
+      expect([messages.outcome, messages.bundle, messages.inject?.secret, (messages.inject as { header?: string } | undefined)?.header]).toEqual(['credential', 'tagbox-model', 'anthropic-key', 'x-api-key']);
       expect(at('POST', '/v1/messages/count_tokens').outcome).toBe('credential');
       expect(at('GET', '/api/claude_code/policy_limits').outcome).toBe('credential');
       expect(at('GET', '/api/claude_code/settings').outcome).toBe('credential');
