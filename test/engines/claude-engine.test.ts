@@ -120,6 +120,23 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     }
   }, 120_000);
 
+  it("memory written in one session is in the next session's system prompt (the channel's file, copied across)", async () => {
+    const ops = await h.channel('ops-memory');
+    h.model.script({ toolUse: { name: 'Bash', input: { command: 'echo "deploys need a ticket" >> ~/.tagbox/memory.md' } } }, { text: 'Remembered.' });
+    const first = await h.say('@tagbox remember: deploys need a ticket', { place: { kind: 'channel', channelId: ops } });
+    await h.untilDone(first.thread, 1, 90_000);
+    const second = await h.say('@tagbox what do you know?', { place: { kind: 'channel', channelId: ops } });
+    await h.untilDone(second.thread, 1, 90_000);
+    expect(second.thread).not.toBe(first.thread);
+    const system = systemText(messagesRequests().at(-1)!);
+    expect(system).toContain('/home/agent/.tagbox/memory.md');
+    expect(system).toContain('<memory>\ndeploys need a ticket\n</memory>');
+    // Another channel's session does not see it.
+    const r = await h.say('@tagbox hi');
+    await h.untilDone(r.thread, 1, 90_000);
+    expect(systemText(messagesRequests().at(-1)!)).not.toContain('deploys need a ticket');
+  }, 180_000);
+
   it('a released sandbox resumes the conversation: the next model request carries the earlier turns', async () => {
     h.model.script({ text: 'Noted: the word is kiwi.' });
     const first = await h.say('@tagbox remember the word kiwi');
