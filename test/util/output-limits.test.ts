@@ -52,7 +52,8 @@ describe('capTail and capHead', () => {
 
   it('never splits a UTF-8 character, and a capped message stays within its cap', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.integer({ min: 80, max: 400 }), (text, max) => {
+      // U+FFFD in the input would be indistinguishable from a split character in the output.
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }).filter((t) => !t.includes('\ufffd')), fc.integer({ min: 80, max: 400 }), (text, max) => {
         const tail = capTail(text, max).text;
         expect(tail).not.toContain('\ufffd');
         const head = capHead(text, max);
