@@ -105,16 +105,18 @@ export async function detachPlugin(db: Kysely<Database>, pluginId: string, scope
   return Number(result.numDeletedRows) > 0;
 }
 
-/** Attachments of each plugin of the org, as scopes (`org`, a workspace, a channel). */
+const KIND_ORDER: Record<string, number> = { org: 0, workspace: 1, channel: 2 };
+
+/** Attachments of each plugin of the org, as scopes: the org, then workspaces, then channels. */
 export async function attachmentsByPlugin(db: Kysely<Database>, orgId: string): Promise<Map<string, Scope[]>> {
   const rows = await db
     .selectFrom('plugin_attachments')
     .innerJoin('plugins', 'plugins.id', 'plugin_attachments.plugin_id')
     .select(['plugin_attachments.plugin_id', 'plugin_attachments.scope_kind', 'plugin_attachments.scope_id'])
     .where('plugins.org_id', '=', orgId)
-    .orderBy('plugin_attachments.scope_kind')
     .orderBy('plugin_attachments.scope_id')
     .execute();
+  rows.sort((a, b) => (KIND_ORDER[a.scope_kind] ?? 3) - (KIND_ORDER[b.scope_kind] ?? 3));
   const out = new Map<string, Scope[]>();
   for (const r of rows) {
     const scope: Scope = r.scope_kind === 'org' ? { kind: 'org' } : { kind: r.scope_kind as 'workspace' | 'channel', id: r.scope_id };
