@@ -20,8 +20,12 @@ import { checkTree, PLUGIN_LIMITS, type PluginFile } from './plugin-tree.js';
 export const BLOB_FORMAT = 1;
 export const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 
-/** The largest canonical encoding a valid plugin can have: base64 of every byte, plus each file's JSON around it. */
-export const MAX_CANONICAL_BYTES = Math.ceil((PLUGIN_LIMITS.maxBytes * 4) / 3) + PLUGIN_LIMITS.maxFiles * (PLUGIN_LIMITS.maxPathBytes * 6 + 64) + 64;
+/**
+ * The largest canonical encoding a valid plugin can have: base64 of every byte,
+ * plus each file's JSON around it (a path escapes to at most twice its bytes:
+ * control characters are refused, so only `"` and `\` are escaped).
+ */
+export const MAX_CANONICAL_BYTES = Math.ceil((PLUGIN_LIMITS.maxBytes * 4) / 3) + PLUGIN_LIMITS.maxFiles * (PLUGIN_LIMITS.maxPathBytes * 2 + 64) + 64;
 
 export interface EncodedPlugin {
   /** sha256 hex of the canonical encoding. */

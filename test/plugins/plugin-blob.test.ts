@@ -52,7 +52,7 @@ describe('the stored encoding', () => {
       f(copy);
       return encodePlugin(copy).digest;
     };
-    expect(changed((fs) => (fs[0]!.data[0] ^= 1))).not.toBe(digest);
+    expect(changed((fs) => fs[0]!.data.writeUInt8(fs[0]!.data.readUInt8(0) ^ 1, 0))).not.toBe(digest);
     expect(changed((fs) => (fs[0]!.mode = 0o755))).not.toBe(digest);
     expect(changed((fs) => (fs[1]!.path = 'renamed.md'))).not.toBe(digest);
   });
@@ -72,7 +72,7 @@ describe('a stored blob treated as hostile', () => {
 
   it('is refused when its bytes changed (the digest no longer matches)', () => {
     const raw = Buffer.from(good.data, 'base64');
-    raw[raw.length - 9] ^= 0xff; // inside the gzip trailer's CRC: gunzip itself refuses
+    raw.writeUInt8(raw.readUInt8(raw.length - 9) ^ 0xff, raw.length - 9); // inside the gzip trailer's CRC: gunzip itself refuses
     expect(refusal(() => decodePlugin({ digest: good.digest, data: raw.toString('base64') }, 'plugin "kit"'))).toBe(
       'plugin "kit": stored blob refused: it is not gzip data; add the plugin again',
     );

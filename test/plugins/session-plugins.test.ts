@@ -174,7 +174,7 @@ describe.each(BACKENDS)('pluginsForPlace on %s', (backendName) => {
     it('refuses a blob whose bytes were changed', async () => {
       const row = await w.store.db.selectFrom('plugin_blobs').selectAll().executeTakeFirstOrThrow();
       const raw = Buffer.from(row.data, 'base64');
-      raw[20] ^= 0x01;
+      raw.writeUInt8(raw.readUInt8(20) ^ 0x01, 20);
       await w.store.db.updateTable('plugin_blobs').set({ data: raw.toString('base64') }).execute();
       await refusedWritingNothing('plugin "kit": stored blob refused');
     });
