@@ -24,6 +24,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'proxy-daemon': async () => (await import('./proxy-daemon.js')).registerProxyDaemon,
   'server-daemon': async () => (await import('./server-daemon.js')).registerServerDaemon,
   bundle: async () => (await import('./bundle.js')).registerBundle,
+  plugin: async () => (await import('./plugin.js')).registerPlugin,
   token: async () => (await import('./token.js')).registerToken,
   schedule: async () => (await import('./schedule.js')).registerSchedule,
 };

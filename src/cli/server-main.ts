@@ -13,6 +13,7 @@ import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.
 import type { ProxyListeners } from '../sessions/session-sandboxes.js';
 import { contextFrom } from './context.js';
 import { installedEngines } from '../engines/installed.js';
+import { pluginsForPlace } from '../plugins/session-plugins.js';
 import { writeOwnerToken } from './owner-token.js';
 import { scheduleRoutes } from '../server/routes/schedules.js';
 import { Scheduler } from '../surfaces/schedules/scheduler.js';
@@ -42,7 +43,18 @@ export async function runServer(opts: { control: string; port?: string }, comman
     return unavailableProvider(error);
   });
   const { engines, defaultEngine } = installedEngines(ctx.config.agent, ctx.logger);
-  const sessions: SessionLayer = await startSessionLayer({ store, audit, proxy: waitingForProxy(proxy), provider, agent: ctx.config.agent, logger: ctx.logger, engines, defaultEngine });
+  const sessions: SessionLayer = await startSessionLayer({
+    store,
+    audit,
+    proxy: waitingForProxy(proxy),
+    provider,
+    agent: ctx.config.agent,
+    logger: ctx.logger,
+    engines,
+    defaultEngine,
+    // A session's plugins, extracted once per digest, are mounted read-only into its sandbox.
+    pluginsFor: (session) => pluginsForPlace(store, session.place, provider.mountSourceDir('plugins')),
+  });
   // Schedules post through the same entry point as a person (an Invocation); each firing is claimed in the store.
   const scheduler = new Scheduler({ store, audit, port: sessions.service, logger: ctx.logger, graceSeconds: ctx.config.schedules.graceSeconds });
   scheduler.start();
@@ -127,6 +139,6 @@ function unavailableProvider(error: unknown): SandboxProvider {
   const fail = (): never => {
     throw error;
   };
-  return { name: 'unavailable', create: async () => fail(), exec: fail, release: async () => undefined, proxySocketPath: fail };
+  return { name: 'unavailable', create: async () => fail(), exec: fail, release: async () => undefined, proxySocketPath: fail, mountSourceDir: fail };
 }
 

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { homePaths } from '../home.js';
 import { hostLayout, ROOT_RUNTIME_DIR } from './host-layout.js';
 import { reapOrphanedRuntimeDirs, reapStaleExecSockets, reapStaleSandboxes } from './reaper.js';
@@ -66,6 +67,13 @@ export async function createBubblewrapProvider(
     proxySocketPath: (name: string) => {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$/.test(name)) throw new TypeError(`proxySocketPath: "${name}" is not a plain name`);
       return join(layout.sockets, `${name}.sock`);
+    },
+    mountSourceDir: (name: string) => {
+      if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) throw new TypeError(`mountSourceDir: "${name}" is not a plain name`);
+      // Beside the sandboxes' own host files: a directory bubblewrap's user reaches, that no one else writes.
+      const dir = join(dirname(layout.sandboxes), `mount-${name}`);
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      return dir;
     },
     create: (spec: SandboxSpec): Promise<Sandbox> => BwrapSandbox.start(host, spec),
     exec: (sandbox: Sandbox, request: ExecRequest): ExecHandle => own(sandbox).exec(request),

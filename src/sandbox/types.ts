@@ -19,6 +19,12 @@ export interface SandboxProvider {
    * provider can bind that socket into it (the one place the sandbox can reach).
    */
   proxySocketPath(name: string): string;
+  /**
+   * A host directory for files that sandboxes mount read-only (`SandboxSpec.mounts`),
+   * where the provider can reach them by path (as root, bubblewrap runs as the
+   * launcher user, which may not enter TAGBOX_HOME). Created on first use.
+   */
+  mountSourceDir(name: string): string;
 }
 
 export interface SandboxSpec {

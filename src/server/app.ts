@@ -16,6 +16,7 @@ import { connectorRoutes } from './routes/connectors.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { memoryRoutes } from './routes/memory.js';
 import { orgRoutes } from './routes/org.js';
+import { pluginRoutes } from './routes/plugins.js';
 import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { workspaceRoutes } from './routes/workspaces.js';
@@ -76,6 +77,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await api.register(orgRoutes(deps));
       await api.register(workspaceRoutes(deps));
       await api.register(bundleRoutes(deps));
+      await api.register(pluginRoutes(deps));
       await api.register(secretRoutes(deps));
       await api.register(connectorRoutes(deps));
       await api.register(auditRoutes(deps));

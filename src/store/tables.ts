@@ -292,6 +292,39 @@ export interface ScheduleRunsTable {
   created_at: string;
 }
 
+/** One distinct plugin tree (src/plugins/plugins-repo.ts), shared by every plugin row with that content. */
+export interface PluginBlobsTable {
+  /** sha256 hex of the canonical encoding (src/plugins/plugin-blob.ts). */
+  digest: string;
+  /** base64 of gzip of the canonical encoding. */
+  data: string;
+  /** Bytes of the canonical encoding. */
+  size: number;
+  created_at: string;
+}
+
+/** A Claude Code plugin an admin added to the org under a name. */
+export interface PluginsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  digest: string;
+  /** JSON: {plugin: the parsed plugin.json, counts, files, bytes} */
+  manifest: string;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Where a plugin applies: the org (scope_id = the org id), a workspace or a channel. */
+export interface PluginAttachmentsTable {
+  plugin_id: string;
+  /** 'org' | 'workspace' | 'channel' */
+  scope_kind: string;
+  scope_id: string;
+  created_at: string;
+}
+
 export interface Database {
   orgs: OrgsTable;
   workspaces: WorkspacesTable;
@@ -317,6 +350,9 @@ export interface Database {
   schedules: SchedulesTable;
   schedule_runs: ScheduleRunsTable;
   memory_versions: MemoryVersionsTable;
+  plugin_blobs: PluginBlobsTable;
+  plugins: PluginsTable;
+  plugin_attachments: PluginAttachmentsTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

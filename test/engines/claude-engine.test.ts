@@ -1,4 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { PluginAdmin } from '../../src/plugins/plugin-admin.js';
+import { pluginsForPlace } from '../../src/plugins/session-plugins.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DISABLED_TOOL_NAMES } from '../../src/engines/claude/disabled-tools.js';
 import { PLACEHOLDER_API_KEY } from '../../src/engines/claude/claude-engine.js';
@@ -15,7 +17,8 @@ import { MODEL_KEY, startClaude, type ClaudeHarness } from './claude-harness.js'
 describe('the claude engine (real binary, real sandbox, real proxy)', () => {
   let h: ClaudeHarness;
   beforeAll(async () => {
-    h = await startClaude('sqlite');
+    // Where the server puts them: a directory the provider can mount from (as root, bwrap runs as another user).
+    h = await startClaude('sqlite', {}, { pluginsFor: (session) => pluginsForPlace(h.store, session.place, h.provider.mountSourceDir('plugins')) });
     await h.proxy.secrets.put('echo-token', Buffer.from('echo-secret-value-91'));
     await h.access.putBundle('test', h.orgId, {
       name: 'echo',
@@ -135,6 +138,34 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     const r = await h.say('@tagbox hi');
     await h.untilDone(r.thread, 1, 90_000);
     expect(systemText(messagesRequests().at(-1)!)).not.toContain('deploys need a ticket');
+  }, 180_000);
+
+  it("a plugin attached to the channel is mounted read-only and its skill is offered to the engine", async () => {
+    const channel = await h.channel('plugins-chan');
+    const file = (path: string, text: string) => ({ path, mode: 0o644 as const, data: Buffer.from(text) });
+    const plugins = new PluginAdmin(h.store, h.audit);
+    await plugins.add('test', h.orgId, 'release-kit', [
+      file('.claude-plugin/plugin.json', JSON.stringify({ name: 'release-kit', version: '1.0.0', description: 'release helpers' })),
+      file('skills/cut-release/SKILL.md', '---\nname: cut-release\ndescription: Cuts a release branch and writes the changelog (zebra-7731)\n---\nRun the release steps.\n'),
+    ]);
+    await plugins.attach('test', h.orgId, 'release-kit', { kind: 'channel', id: channel });
+    h.model.script({ toolUse: { name: 'Bash', input: { command: 'cat /opt/tagbox/plugins/release-kit/skills/cut-release/SKILL.md | head -3; touch /opt/tagbox/plugins/release-kit/x 2>&1 | head -1' } } }, (req) => ({
+      text: `saw: ${toolResults(req).at(-1)?.content ?? ''}`,
+    }));
+    const r = await h.say('@tagbox cut a release', { place: { kind: 'channel', channelId: channel } });
+    const events = await h.untilDone(r.thread, 1, 90_000);
+    expect(messagesRequests().length, JSON.stringify(events.map((e) => e.data))).toBe(2);
+    const first = messagesRequests().at(-2)!;
+    // The skill is announced to the model (name and description), as the engine lists skills.
+    expect(JSON.stringify(first.body)).toContain('zebra-7731');
+    expect(JSON.stringify(first.body)).toContain('cut-release');
+    const answer = agentTexts(events).at(-1)!;
+    expect(answer).toContain('name: cut-release');
+    expect(answer).toMatch(/Read-only file system/);
+    // A channel without it does not get it.
+    const other = await h.say('@tagbox hi');
+    await h.untilDone(other.thread, 1, 90_000);
+    expect(JSON.stringify(messagesRequests().at(-1)!.body)).not.toContain('zebra-7731');
   }, 180_000);
 
   it('a released sandbox resumes the conversation: the next model request carries the earlier turns', async () => {

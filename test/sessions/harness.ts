@@ -9,6 +9,7 @@ import { AuditLog } from '../../src/audit/log.js';
 import { configSchema, type TagboxConfig } from '../../src/config/schema.js';
 import type { Engine } from '../../src/engines/engine.js';
 import { createBubblewrapProvider } from '../../src/sandbox/bubblewrap-provider.js';
+import type { SandboxProvider } from '../../src/sandbox/types.js';
 import { firstRun } from '../../src/server/first-run.js';
 import { ProxyControl } from '../../src/server/proxy-control.js';
 import { readEvents } from '../../src/sessions/event-log.js';
@@ -31,6 +32,7 @@ export interface SessionHarness {
   audit: AuditLog;
   access: AccessAdmin;
   proxy: ProxyControl;
+  provider: SandboxProvider;
   layer: SessionLayer;
   layers: SessionLayer[];
   orgId: string;
@@ -115,6 +117,7 @@ export async function startSessions(name: BackendName, agent: Partial<TagboxConf
     audit,
     access,
     proxy,
+    provider,
     layer,
     layers,
     orgId: first.org.id,

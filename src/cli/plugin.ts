@@ -1,0 +1,148 @@
+import type { Command } from 'commander';
+import { AccessAdmin } from '../access/admin-service.js';
+import { notFound } from '../access/errors.js';
+import type { Org, Scope } from '../access/model.js';
+import { scopeKey } from '../access/model.js';
+import { AuditLog } from '../audit/log.js';
+import { invalidInput } from '../errors.js';
+import { PluginAdmin, type PluginSummary } from '../plugins/plugin-admin.js';
+import type { PluginCounts } from '../plugins/plugin-layout.js';
+import { pluginNameProblem } from '../plugins/plugin-tree.js';
+import { readPluginDir } from '../plugins/read-plugin-dir.js';
+import { contextFrom, withStore } from './context.js';
+import { osUser } from './os-user.js';
+
+/**
+ * tagbox plugin add | list | rm | attach | detach: Claude Code plugins, stored
+ * content-addressed and attached to scopes like bundles (docs/PLUGINS.md).
+ * It works on the store directly, as `tagbox bundle` does; every change goes
+ * through PluginAdmin (validated, audited); the actor is `cli:$USER`.
+ */
+export function registerPlugin(program: Command): void {
+  const plugin = program.command('plugin').description('Claude Code plugins: add a plugin directory, list, remove, attach to and detach from scopes');
+
+  plugin
+    .command('add')
+    .description('validate DIR as a Claude Code plugin and store it as NAME (replacing the plugin of that name)')
+    .argument('<dir>', 'plugin directory (with .claude-plugin/plugin.json)')
+    .requiredOption('--name <name>', 'the plugin\'s name in Tagbox (its sandbox path is /opt/tagbox/plugins/NAME)')
+    .action(async (dir: string, opts: { name: string }, command: Command) => {
+      const problem = pluginNameProblem(opts.name);
+      if (problem) throw invalidInput(`--name ${problem}`);
+      const files = await readPluginDir(dir);
+      const root = dir.replace(/\/+$/, '');
+      await withAdmins(command, async ({ plugins }, org) => {
+        const { outcome, plugin: added } = await plugins.add(actor(), org.id, opts.name, files, { label: (p) => `${root}/${p}`, root });
+        if (outcome === 'unchanged') {
+          process.stdout.write('no changes\n');
+          return;
+        }
+        process.stdout.write(`${outcome === 'add' ? 'added' : 'replaced'} plugin ${added.name} (${shortDigest(added.digest)}, ${describeCounts(added.manifest.counts)})\n`);
+      });
+    });
+
+  plugin
+    .command('list')
+    .alias('ls')
+    .description('list plugins: name, digest, components and where they are attached')
+    .action(async (_opts, command: Command) => {
+      await withAdmins(command, async ({ plugins }, org) => {
+        for (const p of await plugins.list(org.id)) process.stdout.write(`${listLine(p)}\n`);
+      });
+    });
+
+  plugin
+    .command('rm')
+    .alias('remove')
+    .description('remove a plugin (and detach it everywhere)')
+    .argument('<name>', 'plugin name')
+    .action(async (name: string, _opts, command: Command) => {
+      await withAdmins(command, async ({ plugins }, org) => {
+        if (!(await plugins.remove(actor(), org.id, name))) throw notFound(`plugin "${name}"`);
+        process.stdout.write(`removed plugin ${name}\n`);
+      });
+    });
+
+  for (const verb of ['attach', 'detach'] as const) {
+    plugin
+      .command(verb)
+      .description(`${verb} a plugin ${verb === 'attach' ? 'to' : 'from'} the org, a workspace or a channel`)
+      .argument('<name>', 'plugin name')
+      .option('--org', 'the whole org')
+      .option('--workspace <workspace>', 'a workspace, by id or name (with --channel: where to look the channel up)')
+      .option('--channel <channel>', 'a channel, by id or name (#name works too)')
+      .action(async (name: string, opts: ScopeOptions, command: Command) => {
+        await withAdmins(command, async ({ access, plugins }, org) => {
+          const { scope, label } = await resolveScope(access, org, opts);
+          if (verb === 'attach') {
+            const added = await plugins.attach(actor(), org.id, name, scope);
+            process.stdout.write(added ? `attached plugin ${name} to ${label}\n` : `no changes: plugin ${name} is already attached to ${label}\n`);
+          } else {
+            const removed = await plugins.detach(actor(), org.id, name, scope);
+            process.stdout.write(removed ? `detached plugin ${name} from ${label}\n` : `no changes: plugin ${name} is not attached to ${label}\n`);
+          }
+        });
+      });
+  }
+}
+
+export function shortDigest(digest: string): string {
+  return `sha256:${digest.slice(0, 12)}…`;
+}
+
+/** `2 skills, 1 command` — only what the plugin has. */
+export function describeCounts(counts: PluginCounts): string {
+  const parts: Array<[number, string, string]> = [
+    [counts.skills, 'skill', 'skills'],
+    [counts.commands, 'command', 'commands'],
+    [counts.agents, 'agent', 'agents'],
+    [counts.hooks, 'hook event', 'hook events'],
+    [counts.mcpServers, 'MCP server', 'MCP servers'],
+  ];
+  return parts.filter(([n]) => n > 0).map(([n, one, many]) => `${n} ${n === 1 ? one : many}`).join(', ');
+}
+
+function listLine(p: PluginSummary): string {
+  const where = p.attachments.map(scopeKey).join(' ') || '(not attached)';
+  return `${p.name}\t${shortDigest(p.digest)}\t${describeCounts(p.manifest.counts)}\t${where}`;
+}
+
+interface ScopeOptions {
+  org?: boolean;
+  workspace?: string;
+  channel?: string;
+}
+
+/** The scope flags exactly as `tagbox bundle attach` reads them (same rules, same messages). */
+async function resolveScope(admin: AccessAdmin, org: Org, opts: ScopeOptions): Promise<{ scope: Scope; label: string }> {
+  const given = [opts.org, opts.workspace !== undefined && opts.channel === undefined, opts.channel !== undefined].filter(Boolean).length;
+  if (given !== 1) throw invalidInput('give exactly one of --org, --workspace W or --channel C (--workspace may narrow where --channel looks)');
+  if (opts.org) return { scope: { kind: 'org' }, label: 'the org' };
+  const workspaces = await admin.listWorkspaces(org.id);
+  const pick = <T extends { id: string; name: string }>(items: T[], key: string, what: string): T => {
+    const byId = items.find((i) => i.id === key);
+    if (byId) return byId;
+    const named = items.filter((i) => i.name === key);
+    if (named.length === 1) return named[0]!;
+    if (named.length > 1) throw invalidInput(`--${what} "${key}": ${named.length} ${what}s have that name; give the id (${named.map((n) => n.id).join(', ')})`);
+    throw invalidInput(`--${what} "${key}": no such ${what} (give an id or a name)`);
+  };
+  const ws = opts.workspace === undefined ? undefined : pick(workspaces, opts.workspace, 'workspace');
+  if (opts.channel === undefined) return { scope: { kind: 'workspace', id: ws!.id }, label: `workspace ${ws!.name}` };
+  const channels = (await Promise.all((ws ? [ws] : workspaces).map((w) => admin.listChannels(w.id)))).flat();
+  const channel = pick(channels, opts.channel.replace(/^#/, ''), 'channel');
+  return { scope: { kind: 'channel', id: channel.id }, label: `channel ${channel.name}` };
+}
+
+async function withAdmins(command: Command, fn: (admins: { access: AccessAdmin; plugins: PluginAdmin }, org: Org) => Promise<void>): Promise<void> {
+  const ctx = contextFrom(command);
+  await withStore(ctx, async (store) => {
+    const audit = new AuditLog(store);
+    const access = new AccessAdmin(store, audit);
+    await fn({ access, plugins: new PluginAdmin(store, audit) }, await access.ensureDefaultOrg());
+  });
+}
+
+function actor(): string {
+  return `cli:${osUser()}`;
+}
