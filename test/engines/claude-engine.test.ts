@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { PluginAdmin } from '../../src/plugins/plugin-admin.js';
+import { readPluginDir } from '../../src/plugins/read-plugin-dir.js';
 import { pluginsForPlace } from '../../src/plugins/session-plugins.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DISABLED_TOOL_NAMES } from '../../src/engines/claude/disabled-tools.js';
@@ -166,6 +168,31 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     const other = await h.say('@tagbox hi');
     await h.untilDone(other.thread, 1, 90_000);
     expect(JSON.stringify(messagesRequests().at(-1)!.body)).not.toContain('zebra-7731');
+  }, 180_000);
+
+  it("a plugin's MCP server runs inside the sandbox: its requests go through the proxy and obey the policy", async () => {
+    const channel = await h.channel('mcp-chan');
+    const plugins = new PluginAdmin(h.store, h.audit);
+    await plugins.add('test', h.orgId, 'netcheck', await readPluginDir(fileURLToPath(new URL('../fixtures/plugins/netcheck', import.meta.url))));
+    await plugins.attach('test', h.orgId, 'netcheck', { kind: 'channel', id: channel });
+    // The engine offers a plugin's MCP tools as deferred tools: loaded with ToolSearch, then called.
+    const probe = 'mcp__plugin_netcheck_netcheck__probe';
+    h.model.script(
+      { toolUse: { name: 'ToolSearch', input: { query: `select:${probe}` } } },
+      { toolUse: { name: probe, input: { url: 'https://echo.test/from-mcp' } } },
+      { toolUse: { name: probe, input: { url: 'https://not-allowed.example/x' } } },
+      (req) => ({ text: `results: ${toolResults(req).slice(-2).map((r) => r.content.replace(/\s+/g, ' ')).join(' | ')}` }),
+    );
+    const r = await h.say('@tagbox probe', { place: { kind: 'channel', channelId: channel } });
+    const events = await h.untilDone(r.thread, 1, 120_000);
+    const answer = agentTexts(events).at(-1) ?? JSON.stringify(events.map((e) => e.data));
+    expect(answer).toContain('"path":"/from-mcp"');
+    expect(answer).toContain('http=200');
+    // The blocked one: the proxy refused its tunnel, and the thread says which host was blocked.
+    expect(answer).toMatch(/http=000 curl: \(56\) CONNECT tunnel failed, response 403/);
+    expect(events.some((e) => e.type === 'notice' && String(e.data.text).startsWith('Blocked a request to not-allowed.example'))).toBe(true);
+    // The allowed request went out with the channel's credential, injected by the proxy, not by the plugin.
+    expect(h.echo.received.find((x) => x.path === '/from-mcp')?.headers.authorization).toBe('Bearer echo-secret-value-91');
   }, 180_000);
 
   it('a released sandbox resumes the conversation: the next model request carries the earlier turns', async () => {
