@@ -1,9 +1,7 @@
-import { getMember } from '../access/members-repo.js';
-import { getOrg } from '../access/orgs-repo.js';
 import { getChannel } from '../access/workspaces-repo.js';
 import type { AuditLog } from '../audit/log.js';
 import { describeError } from '../errors.js';
-import type { EngineRegistry, TurnSetting } from '../engines/engine.js';
+import type { EngineRegistry } from '../engines/engine.js';
 import type { Logger } from '../log.js';
 import type { ControlStore } from '../store/database.js';
 import { goneInstances, heartbeat, HEARTBEAT_MS, markStopped, pruneInstances, type Instance } from './instances.js';
@@ -12,7 +10,8 @@ import type { Author, Session, Turn, TurnStatus } from './model.js';
 import { blockedNotice, noticeKey, type BlockedFacts } from './notices.js';
 import { capHead, neutralise, ProgressLimiter } from '../util/output-limits.js';
 import { freeSlotsOf, releaseSandboxSlot, takeSandboxSlot } from './sandbox-slots.js';
-import type { SessionSandboxes, TurnSandbox } from './session-sandboxes.js';
+import type { SessionSandboxes } from './session-sandboxes.js';
+import { turnSetting } from './turn-setting.js';
 import { withWriteTransaction } from '../store/write-transaction.js';
 import type { SessionService } from './session-service.js';
 import { getSession } from './sessions-repo.js';
@@ -243,7 +242,7 @@ export class TurnRunner {
     this.queuedSaid.delete(joined.turn.id);
     // The joined turn's one `done`: its messages are answered by the running turn (clients follow `into`).
     await service.emit(r.session.id, 'done', { turn: joined.turn.id, status: 'joined', into: r.turn.id }, joined.turn.id);
-    await audit(this.options.audit, r, joined.turn.id);
+    await auditJoin(this.options.audit, r, joined.turn.id);
     return joined.messages.map((m) => ({ text: m.text, author: m.author }));
   }
 
@@ -300,29 +299,10 @@ export class TurnRunner {
 
 const LATE_FEED_MS = 3000;
 
-function audit(log: AuditLog, r: Running, joined: string): Promise<unknown> {
+function auditJoin(log: AuditLog, r: Running, joined: string): Promise<unknown> {
   return log.append({ type: 'session', action: 'turn-join', outcome: 'ok', session: r.session.id, turn: joined, into: r.turn.id, actor: 'system' });
 }
 
-/** What the engine is told about where it works: the place, the instructions (org, then channel), memory, plugins. */
-async function turnSetting(db: ControlStore['db'], session: Session, sandbox: TurnSandbox): Promise<TurnSetting> {
-  const org = await getOrg(db, session.orgId);
-  const base = { memory: sandbox.memory, plugins: sandbox.plugins ?? [] };
-  if (session.place.kind === 'channel') {
-    const channel = await getChannel(db, session.place.channelId);
-    return {
-      place: { kind: 'channel', ...(channel?.name ? { name: channel.name } : {}) },
-      instructions: { ...(org?.instructions ? { org: org.instructions } : {}), ...(channel?.instructions ? { channel: channel.instructions } : {}) },
-      ...defined(base),
-    };
-  }
-  const member = await getMember(db, session.place.memberId);
-  return { place: { kind: 'dm', ...(member ? { memberName: member.displayName } : {}) }, instructions: { ...(org?.instructions ? { org: org.instructions } : {}) }, ...defined(base) };
-}
-
-function defined<T extends Record<string, unknown>>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
-}
 
 /** Progress of one turn: coalesced over a few milliseconds, then rate-limited (invariant 9). */
 class ProgressStream {
