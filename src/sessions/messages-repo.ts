@@ -6,7 +6,7 @@ import type { Author, Message } from './model.js';
 /** A thread's messages, oldest first; each records its author. */
 export async function insertMessage(
   db: Kysely<Database>,
-  input: { sessionId: string; author: Author; text: string; turnId?: string; dedupeKey?: string; context?: boolean },
+  input: { sessionId: string; author: Author; text: string; turnId?: string; dedupeKey?: string; context?: boolean; createdAt?: string },
 ): Promise<Message> {
   const row: Selectable<MessagesTable> = {
     id: newId(),
@@ -17,7 +17,7 @@ export async function insertMessage(
     text: input.text,
     dedupe_key: input.dedupeKey ?? null,
     turn_id: input.turnId ?? null,
-    created_at: nowIso(),
+    created_at: input.createdAt ?? nowIso(),
     context: input.context ? 1 : 0,
   };
   await db.insertInto('messages').values(row).execute();

@@ -78,8 +78,12 @@ export class SessionService implements InvocationPort {
           postgres: this.options.store.dialect === 'postgres',
         });
         if (created && invocation.context?.length) {
-          for (const earlier of contextToKeep(invocation.context)) {
-            await insertMessage(db, { sessionId: session.id, author: { kind: 'member', ...earlier.author }, text: earlier.text, turnId: turn.id, context: true });
+          // Stamped a millisecond apart, before the message that tagged the agent: the thread's order is theirs.
+          const kept = contextToKeep(invocation.context);
+          const now = Date.now();
+          for (const [i, earlier] of kept.entries()) {
+            const createdAt = new Date(now - (kept.length - i)).toISOString();
+            await insertMessage(db, { sessionId: session.id, author: { kind: 'member', ...earlier.author }, text: earlier.text, turnId: turn.id, context: true, createdAt });
           }
         }
         const author: Author = { kind: 'member', id: where.member!.id, name: where.member!.displayName };

@@ -212,6 +212,8 @@ describe.each(BACKENDS)('tagbox chat against a real tagbox up (%s)', (name) => {
       await term.waitFor(/Stopped by Owner\./);
       term.type('cat /workspace/f\r');
       await term.waitFor(/\none\r?\n\[exit code 0\]/);
+      // Ctrl-D at the prompt (the turn is over once the prompt is back; during a turn it would exit 130).
+      await term.waitFor(/#general> /);
       term.type('\x04');
       expect(await term.exited).toBe(0);
       const thread = THREAD_LINE.exec(term.output().replace(/\r/g, ''))?.[1];
