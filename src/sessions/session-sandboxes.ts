@@ -131,20 +131,26 @@ export class SessionSandboxes {
 
   /** The turn is over: the engine's state and the memory are copied out, and the idle clock runs. */
   async done(session: Session, engine: Engine): Promise<void> {
-    try {
-      if (engine.stateDir && this.manager.has(session.id)) {
+    // The two copies are independent: side by side (each is an exec in the sandbox).
+    const state = async () => {
+      try {
+        if (!engine.stateDir || !this.manager.has(session.id)) return;
         const data = await this.collect(session.id, ['sh', '-c', `cd ${shellQuote(engine.stateDir)} 2>/dev/null && tar -czf - . 2>/dev/null || true`]);
         if (data.length) await saveEngineState(this.options.store.db, session.id, engine.name, data);
+      } catch (error) {
+        this.options.logger.warn({ err: error, session: session.id }, 'could not copy the engine state out of the sandbox');
       }
-    } catch (error) {
-      this.options.logger.warn({ err: error, session: session.id }, 'could not copy the engine state out of the sandbox');
-    }
-    try {
+    };
+    const memory = async () => {
       if (this.manager.has(session.id)) await this.memory.copyOut(session, (request) => this.exec(session.id, request));
+    };
+    try {
+      await Promise.all([state(), memory()]);
     } finally {
       this.busy.delete(session.id);
     }
   }
+
 
   /** Releases the least recently used idle sandbox of the org held here; false when there is none. */
   async evictIdle(orgId: string): Promise<boolean> {
