@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { AccessAdmin } from '../access/admin-service.js';
 import { notFound } from '../access/errors.js';
-import type { Org, Scope } from '../access/model.js';
+import type { Org } from '../access/model.js';
 import { scopeKey } from '../access/model.js';
 import { AuditLog } from '../audit/log.js';
 import { invalidInput } from '../errors.js';
@@ -9,6 +9,7 @@ import { PluginAdmin, type PluginSummary } from '../plugins/plugin-admin.js';
 import type { PluginCounts } from '../plugins/plugin-layout.js';
 import { pluginNameProblem } from '../plugins/plugin-tree.js';
 import { readPluginDir } from '../plugins/read-plugin-dir.js';
+import { resolveScope, type ScopeOptions } from './scope-flags.js';
 import { contextFrom, withStore } from './context.js';
 import { osUser } from './os-user.js';
 
@@ -107,32 +108,6 @@ function listLine(p: PluginSummary): string {
   return `${p.name}\t${shortDigest(p.digest)}\t${describeCounts(p.manifest.counts)}\t${where}`;
 }
 
-interface ScopeOptions {
-  org?: boolean;
-  workspace?: string;
-  channel?: string;
-}
-
-/** The scope flags exactly as `tagbox bundle attach` reads them (same rules, same messages). */
-async function resolveScope(admin: AccessAdmin, org: Org, opts: ScopeOptions): Promise<{ scope: Scope; label: string }> {
-  const given = [opts.org, opts.workspace !== undefined && opts.channel === undefined, opts.channel !== undefined].filter(Boolean).length;
-  if (given !== 1) throw invalidInput('give exactly one of --org, --workspace W or --channel C (--workspace may narrow where --channel looks)');
-  if (opts.org) return { scope: { kind: 'org' }, label: 'the org' };
-  const workspaces = await admin.listWorkspaces(org.id);
-  const pick = <T extends { id: string; name: string }>(items: T[], key: string, what: string): T => {
-    const byId = items.find((i) => i.id === key);
-    if (byId) return byId;
-    const named = items.filter((i) => i.name === key);
-    if (named.length === 1) return named[0]!;
-    if (named.length > 1) throw invalidInput(`--${what} "${key}": ${named.length} ${what}s have that name; give the id (${named.map((n) => n.id).join(', ')})`);
-    throw invalidInput(`--${what} "${key}": no such ${what} (give an id or a name)`);
-  };
-  const ws = opts.workspace === undefined ? undefined : pick(workspaces, opts.workspace, 'workspace');
-  if (opts.channel === undefined) return { scope: { kind: 'workspace', id: ws!.id }, label: `workspace ${ws!.name}` };
-  const channels = (await Promise.all((ws ? [ws] : workspaces).map((w) => admin.listChannels(w.id)))).flat();
-  const channel = pick(channels, opts.channel.replace(/^#/, ''), 'channel');
-  return { scope: { kind: 'channel', id: channel.id }, label: `channel ${channel.name}` };
-}
 
 async function withAdmins(command: Command, fn: (admins: { access: AccessAdmin; plugins: PluginAdmin }, org: Org) => Promise<void>): Promise<void> {
   const ctx = contextFrom(command);
