@@ -55,8 +55,8 @@ export const MAX_TOKENS = 10_000_000;
 export const DEFAULT_TAP_LIMITS: TapLimits = { maxJsonBytes: 2 * 1024 * 1024, tailBytes: 64 * 1024, maxLineBytes: 1024 * 1024, maxEventBytes: 1024 * 1024 };
 
 /** A tap for this content type, or undefined when it is neither JSON nor SSE (nothing to read). */
-export function usageTap(contentType: string | undefined, limits: Partial<TapLimits> = {}): UsageTap | undefined {
-  const all = { ...DEFAULT_TAP_LIMITS, ...limits };
+export function usageTap(contentType: string | undefined, limits?: Partial<TapLimits>): UsageTap | undefined {
+  const all = limits ? { ...DEFAULT_TAP_LIMITS, ...limits } : DEFAULT_TAP_LIMITS;
   const media = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (media === 'text/event-stream') return new SseTap(all);
   if (media === 'application/json' || /^application\/[\w.+-]+\+json$/.test(media)) return new JsonTap(all);
@@ -101,6 +101,9 @@ class Counts {
   }
 }
 
+/** The events that carry usage or say the request failed (and unnamed ones, read by their data's type); content deltas are passed over unread. */
+const USAGE_EVENTS = ['message_start', 'message_delta', 'error', 'message', ''];
+
 class SseTap implements UsageTap {
   private readonly counts = new Counts();
   private readonly reader: SseLineReader;
@@ -108,7 +111,7 @@ class SseTap implements UsageTap {
   private done: TapResult | undefined;
 
   constructor(limits: TapLimits) {
-    this.reader = new SseLineReader((m) => this.message(m), limits);
+    this.reader = new SseLineReader((m) => this.message(m), limits === DEFAULT_TAP_LIMITS ? undefined : limits, USAGE_EVENTS);
   }
 
   write(chunk: Uint8Array): void {
@@ -123,8 +126,20 @@ class SseTap implements UsageTap {
   }
 
   private message({ event, data }: SseMessage): void {
-    // Only the events that carry usage (or say the request failed) are parsed; content deltas are passed over.
-    if (event !== '' && event !== 'message' && event !== 'message_start' && event !== 'message_delta' && event !== 'error') return;
+    if (event === 'error') {
+      this.counts.error = true;
+      return;
+    }
+    // The API's own shape (one usage object, one model): read just those, not the whole event. Anything else is parsed whole.
+    if (event === 'message_start' || event === 'message_delta') {
+      const usage = soleObject(data, '"usage"');
+      const model = event === 'message_start' ? soleString(data, '"model"') : undefined;
+      if (usage !== undefined && (event === 'message_delta' || model !== undefined)) {
+        if (model !== undefined) this.counts.setModel(model);
+        this.counts.usage(usage);
+        return;
+      }
+    }
     let value: unknown;
     try {
       value = JSON.parse(data);
@@ -206,22 +221,45 @@ class JsonTap implements UsageTap {
   }
 }
 
-/** The last `"usage": {...}` object in a piece of JSON text (flat: the Messages API's usage has no nested objects we need). */
+/** The last `"usage": {...}` object in a piece of JSON text (the Messages API puts it last). */
 function lastUsageObject(text: string): unknown {
   const at = text.lastIndexOf('"usage"');
-  if (at < 0 || text[at - 1] === '\\') return undefined;
-  const open = text.indexOf('{', at);
-  if (open < 0 || !/^"usage"\s*:\s*$/.test(text.slice(at, open))) return undefined;
+  return at < 0 || text[at - 1] === '\\' ? undefined : objectAfter(text, at + '"usage"'.length);
+}
+
+/** The object value of `key` when the text names that key exactly once (so it cannot be some other object's). */
+function soleObject(text: string, key: string): unknown {
+  const at = text.indexOf(key);
+  if (at < 0 || text.indexOf(key, at + key.length) !== -1) return undefined;
+  return objectAfter(text, at + key.length);
+}
+
+/** The string value of `key` when the text names that key exactly once. */
+function soleString(text: string, key: string): string | undefined {
+  const at = text.indexOf(key);
+  if (at < 0 || text.indexOf(key, at + key.length) !== -1) return undefined;
+  return /^\s*:\s*"([^"\\]{0,200})"/.exec(text.slice(at + key.length, at + key.length + 256))?.[1];
+}
+
+/** The JSON object right after a key (`: {...}`), parsed; undefined when there is none or it does not parse. */
+function objectAfter(text: string, from: number): unknown {
+  let i = from;
+  while (text.charCodeAt(i) === 0x20) i++;
+  if (text[i] !== ':') return undefined;
+  i++;
+  while (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x0a || text.charCodeAt(i) === 0x09 || text.charCodeAt(i) === 0x0d) i++;
+  if (text[i] !== '{') return undefined;
+  const open = i;
   let depth = 0;
   let inString = false;
-  for (let i = open; i < text.length; i++) {
-    const c = text[i];
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
     if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{') depth++;
-    else if (c === '}' && --depth === 0) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b) depth++;
+    else if (c === 0x7d && --depth === 0) {
       try {
         return JSON.parse(text.slice(open, i + 1));
       } catch {

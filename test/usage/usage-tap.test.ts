@@ -108,12 +108,15 @@ describe('the SSE tap', () => {
 
   it('records what was seen of a stream cut short, at any point', () => {
     const body = Buffer.from(messageStream());
+    // message_start's usage object is whole from here on (the rest of its event may still be cut off).
+    const usageWhole = body.indexOf('}', body.indexOf('"usage"')) + 1;
     const startEnd = body.indexOf('event: content_block_start');
     const lastDelta = body.lastIndexOf('event: message_delta');
     for (let i = 0; i <= body.length; i++) {
       const r = run('text/event-stream', [body.subarray(0, i)]);
-      if (i < startEnd - 2) expect(r.seen).toBe(false);
-      if (i >= startEnd) expect(r).toMatchObject({ seen: true, inputTokens: 1200, cacheReadTokens: 300, cacheCreationTokens: 40 });
+      if (i < usageWhole) expect(r.seen).toBe(false);
+      if (i >= usageWhole) expect(r).toMatchObject({ seen: true, inputTokens: 1200, cacheReadTokens: 300, cacheCreationTokens: 40 });
+      if (i >= startEnd) expect(r.model).toBe('claude-sonnet-4-5-20250929');
       // Never more than the stream said, never less than the last delta that came whole.
       expect(r.outputTokens).toBeLessThanOrEqual(57);
       if (i >= body.length - 'event: message_stop\n'.length) expect(r.outputTokens).toBe(57);
@@ -165,6 +168,29 @@ describe('the SSE tap', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("reading only the usage of the API's own shape", () => {
+  it('falls back to the whole event when usage or model is named more than once, or differently', () => {
+    // A second "usage" (in a delta, say): the top-level one is found by parsing, not by position.
+    const twice = sse([['message_delta', { type: 'message_delta', delta: { usage: { output_tokens: 1 } }, usage: { output_tokens: 9 } }]]);
+    expect(run('text/event-stream', [twice]).outputTokens).toBe(9);
+    const twoModels = sse([['message_start', { type: 'message_start', message: { model: 'claude-haiku-4-5', content: [{ type: 'tool_use', input: { model: 'gpt' } }], usage: { input_tokens: 3 } } }]]);
+    expect(run('text/event-stream', [twoModels])).toMatchObject({ model: 'claude-haiku-4-5', inputTokens: 3 });
+    const spaced = 'event: message_start\ndata: { "type" : "message_start", "message" : { "model" : "m-2", "usage" :\t{ "input_tokens" : 4 } } }\n\n';
+    expect(run('text/event-stream', [spaced])).toMatchObject({ model: 'm-2', inputTokens: 4 });
+    const escaped = sse([['message_start', { type: 'message_start', message: { model: 'a"b', usage: { input_tokens: 5 } } }]]);
+    expect(run('text/event-stream', [escaped])).toMatchObject({ model: undefined, inputTokens: 5 });
+    const quoted = sse([['message_delta', { type: 'message_delta', delta: { text: 'the "usage": {"output_tokens": 99}' }, usage: { output_tokens: 2 } }]]);
+    expect(run('text/event-stream', [quoted]).outputTokens).toBe(2);
+  });
+
+  it('an event line after its data, or two event lines: read when wanted, said when it could not be', () => {
+    const late = `data: ${JSON.stringify({ type: 'message_start', message: { model: 'm', usage: { input_tokens: 6 } } })}\nevent: message_start\n\n`;
+    expect(run('text/event-stream', [late])).toMatchObject({ inputTokens: 6, complete: true });
+    const renamed = `event: content_block_delta\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'm', usage: { input_tokens: 7 } } })}\nevent: message_start\n\n`;
+    expect(run('text/event-stream', [renamed])).toMatchObject({ seen: false, complete: false });
   });
 });
 
