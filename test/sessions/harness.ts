@@ -55,13 +55,18 @@ export function agentConfig(overrides: Partial<TagboxConfig['agent']> = {}): Tag
   return { ...configSchema.parse({}).agent, ...overrides };
 }
 
-export async function startSessions(name: BackendName, agent: Partial<TagboxConfig['agent']> = {}, engines: Engine[] = []): Promise<SessionHarness> {
+export interface SessionsOptions {
+  /** More environment for the proxy daemon (TAGBOX_UPSTREAM_CONNECT_TO, say, to reach a fake upstream). */
+  daemonEnv?: Record<string, string>;
+}
+
+export async function startSessions(name: BackendName, agent: Partial<TagboxConfig['agent']> = {}, engines: Engine[] = [], options: SessionsOptions = {}): Promise<SessionHarness> {
   const backend = await createTestBackend(name);
   const control = join(backend.home, 'run', `control-${process.pid}.sock`);
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
   const daemon: ChildProcess = spawn(process.execPath, [TAGBOX_BIN, 'proxy-daemon', '--control', control, '--peer-pid', String(process.pid)], {
     cwd: REPO_ROOT,
-    env: { ...base, ...backend.env, TAGBOX_LOG_LEVEL: 'warn' },
+    env: { ...base, ...backend.env, TAGBOX_LOG_LEVEL: 'warn', ...options.daemonEnv },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
