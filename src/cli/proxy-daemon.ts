@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { effectivePolicy } from '../access/effective-policy.js';
+import { effectivePolicy, orgOfPlace } from '../access/effective-policy.js';
 import { watchPolicy, type PolicyWatch } from '../access/policy-watch.js';
 import type { SessionPolicyOptions } from '../access/effective-policy.js';
 import { describeError, invalidInput, isTagboxError } from '../errors.js';
@@ -184,7 +184,9 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
           await effectivePolicy(runtime.store.db, request.place, daemon.sessionPolicy)
         : // Default deny: no bundles, nothing reachable.
           compilePolicy(validateBundles(request.bundles ?? [], `open-listener ${request.session}`));
-      const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy });
+      // A channel's or DM's model use is metered against the org and that place (never a request's say).
+      const usage = request.place ? { orgId: await orgOfPlace(runtime.store.db, request.place), place: request.place } : undefined;
+      const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy, ...(usage ? { usage } : {}) });
       // A sandbox may be a host uid of its own: it must be able to connect. The
       // directory the server chose (its run/ or runtime directory) keeps the rest of the host out.
       chmodSync(request.socketPath, 0o666);

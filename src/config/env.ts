@@ -41,5 +41,15 @@ function parserFor(type: z.ZodType): (raw: string) => unknown {
   if (type instanceof z.ZodNumber) return (raw) => (raw.trim() === '' ? raw : Number(raw));
   if (type instanceof z.ZodBoolean) return (raw) => ({ true: true, '1': true, false: false, '0': false })[raw.toLowerCase()] ?? raw;
   if (type instanceof z.ZodArray) return (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  // A map (usage.prices) is JSON; what does not parse is passed on for the schema to name.
+  if (type instanceof z.ZodRecord) {
+    return (raw) => {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        return raw;
+      }
+    };
+  }
   return (raw) => raw;
 }

@@ -12,6 +12,12 @@ export const CONNECT_TO_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5}):(\
 
 const port = z.number().int().min(1).max(65535);
 
+/** USD per million tokens of one model (see usage/prices.ts). */
+const usdPerMillion = z.number({ error: 'expected USD per million tokens (a number)' }).min(0, 'expected USD per million tokens, 0 or more').max(10_000, 'expected USD per million tokens, at most 10000');
+const modelPrice = z.object({ input: usdPerMillion, output: usdPerMillion, cacheRead: usdPerMillion, cacheWrite: usdPerMillion }).strict();
+const MODEL_KEY_EXPECTED = 'expected a model name such as claude-sonnet-4 (a prefix of the API model ids it prices) or "default"';
+const modelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}$/, MODEL_KEY_EXPECTED);
+
 const connectTo = z
   .string()
   .regex(CONNECT_TO_PATTERN, 'expected HOST:PORT:TOHOST:TOPORT (curl --connect-to form)')
@@ -134,6 +140,17 @@ export const configSchema = z
       })
       .strict()
       .default({ graceSeconds: 600 }),
+    usage: z
+      .object({
+        /**
+         * Model name -> USD per million tokens {input, output, cacheRead, cacheWrite}, over the
+         * defaults of usage/prices.ts (Claude 4 list prices, and `default` for unknown models).
+         * A model is priced by its own entry, else the longest entry that prefixes its name at a '-'.
+         */
+        prices: z.record(modelKey, modelPrice, { error: (issue) => (issue.code === 'invalid_key' ? MODEL_KEY_EXPECTED : undefined) }).default({}),
+      })
+      .strict()
+      .default({ prices: {} }),
     audit: z
       .object({
         /**

@@ -15,6 +15,7 @@ import { connectionBudget, openFilesLimit } from './fd-budget.js';
 import { LeafCache, type CaPem } from './leaf-cache.js';
 import { ListenerState, type TunnelInfo } from './listener-state.js';
 import { ProxyMetrics } from './metrics.js';
+import type { ModelMeter, UsageContext } from './model-meter.js';
 import { EgressRecorder } from './record.js';
 import { loggable } from './redact.js';
 import { handleConnect, type TunnelDeps } from './tunnel.js';
@@ -49,6 +50,8 @@ export interface AgentProxyOptions {
    * requests alike. What it throws is logged, never seen by the request.
    */
   onBlocked?: (event: BlockedEvent) => void;
+  /** Meters model requests of listeners opened with a usage context (budgets before, usage after); flushed on close. */
+  meter?: ModelMeter;
 }
 
 export interface ProxyLimits {
@@ -131,7 +134,13 @@ export class AgentProxy {
     this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
     const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger, options.onBlocked);
-    this.exchangeDeps = { upstreams: this.upstreams, resolver: options.resolver, record, signingBuffers: { held: 0, max: this.limits.maxSigningBufferBytes } };
+    this.exchangeDeps = {
+      upstreams: this.upstreams,
+      resolver: options.resolver,
+      record,
+      signingBuffers: { held: 0, max: this.limits.maxSigningBufferBytes },
+      ...(options.meter ? { meter: options.meter } : {}),
+    };
 
     // Requests inside intercepted tunnels: never listens itself; tunnels hand it sockets.
     this.inner = createHttpServer(this.serverOptions());
@@ -154,8 +163,14 @@ export class AgentProxy {
     return { ...this.caps.usage(), limits: { ...this.caps.limits, perClient: this.caps.perClient } };
   }
 
-  async listen(where: ListenAddress, binding: { session?: string; policy: EgressPolicy }): Promise<ProxyListener> {
-    const state = new ListenerState(binding.session, binding.policy);
+  /**
+   * A listener for one session (or, on TCP, for all comers). With `usage` its
+   * model requests are metered and held to the budgets of that org and place.
+   */
+  async listen(where: ListenAddress, binding: { session?: string; policy: EgressPolicy; usage?: UsageContext }): Promise<ProxyListener> {
+    // Fail closed: a listener that should be metered is never opened unmetered.
+    if (binding.usage && !this.options.meter) throw new Error('a listener with a usage context needs a proxy with a model meter');
+    const state = new ListenerState(binding.session, binding.policy, binding.usage);
     if (this.options.warmLeaves) this.leaves.warm(binding.policy.allow.exactHosts());
     // The HTTP server parses; the net server below accepts, so that every
     // connection is counted (and refused beyond its caps) before any parsing.
@@ -219,6 +234,7 @@ export class AgentProxy {
     this.inner.closeAllConnections();
     this.inner.close();
     await this.upstreams.close();
+    await this.options.meter?.close();
     await this.auditWriter.close();
   }
 

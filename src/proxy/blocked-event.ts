@@ -1,3 +1,4 @@
+import type { BudgetPeriod, BudgetScope } from '../usage/budgets.js';
 import { shownTarget, withoutQueries } from './redact.js';
 
 /**
@@ -21,6 +22,13 @@ export interface BlockedEvent {
   reason: string;
   /** The rule that matched, when one did (a narrowing that refused the method or path, say). */
   rule?: string;
+  /** A model request refused because this budget is spent (the thread says so in those words). */
+  budget?: BudgetFacts;
+}
+
+export interface BudgetFacts {
+  scope: BudgetScope;
+  period: BudgetPeriod;
 }
 
 export const BLOCKED_EVENT_LIMITS = { host: 255, path: 512, reason: 512, method: 32, rule: 512 } as const;
@@ -33,6 +41,7 @@ export interface BlockedFacts {
   path: string;
   reason: string;
   rule?: string;
+  budget?: BudgetFacts;
 }
 
 export function blockedEvent(session: string, facts: BlockedFacts, at: Date = new Date()): BlockedEvent {
@@ -45,8 +54,10 @@ export function blockedEvent(session: string, facts: BlockedFacts, at: Date = ne
     host: shownTarget(facts.host, BLOCKED_EVENT_LIMITS.host),
     port: facts.port,
     path: shownTarget(facts.path, BLOCKED_EVENT_LIMITS.path),
-    reason: capped(withoutQueries(facts.reason), BLOCKED_EVENT_LIMITS.reason),
+    // A budget's reason is Tagbox's own sentence ("the budget for #eng is spent..."), not request data.
+    reason: capped(facts.budget ? facts.reason : withoutQueries(facts.reason), BLOCKED_EVENT_LIMITS.reason),
     ...(facts.rule ? { rule: capped(facts.rule, BLOCKED_EVENT_LIMITS.rule) } : {}),
+    ...(facts.budget ? { budget: { scope: facts.budget.scope, period: facts.budget.period } } : {}),
   };
 }
 

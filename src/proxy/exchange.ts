@@ -8,14 +8,17 @@ import { describeError, failure, isTagboxError } from '../errors.js';
 import type { CredentialResolver, ResolvedCredential } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
+import type { Gate, ModelMeter } from './model-meter.js';
 import type { EgressRecorder } from './record.js';
 import { shownTarget } from './redact.js';
 import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type UpstreamTarget } from './upstream.js';
 
 /**
  * One HTTP request through the proxy, in the order the design reads:
- * authority checks -> decide(policy, request) -> SSRF guard -> credential
- * (resolved from the vault now) -> forward -> one audit record.
+ * authority checks -> decide(policy, request) -> the model budgets (a model
+ * request of a metered listener) -> SSRF guard -> credential (resolved from
+ * the vault now) -> forward (a model response tapped for its usage as it
+ * passes) -> one audit record.
  */
 /** Headers some frameworks read as the real method; never sent along with a credential. */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
@@ -28,6 +31,8 @@ export interface ExchangeDeps {
   maxSignedBodyBytes?: number;
   /** ...and together: one session's concurrent uploads must not fill the proxy's memory. */
   signingBuffers?: { held: number; max: number };
+  /** Model requests of listeners with a usage context: budgets before, usage after (model-meter.ts). */
+  meter?: ModelMeter;
 }
 
 export interface RequestTarget {
@@ -42,7 +47,7 @@ export type Recording = ReturnType<EgressRecorder['begin']>;
 
 /** The answer to "may this request go out, and exactly how?" — refusals are already recorded. */
 export type Admission =
-  | { ok: false; malformed: boolean; status: number; reason: string }
+  | { ok: false; malformed: boolean; status: number; reason: string; refusal?: Extract<Gate, { ok: false }> }
   | { ok: true; target: RequestTarget; decision: Decision; upstream: UpstreamTarget; headers: OutgoingHeaders; body?: Buffer; record: Recording };
 
 /**
@@ -63,6 +68,16 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
   if (decision.outcome === 'blocked') {
     record.finish({ status: 403 });
     return { ok: false, malformed: false, status: 403, reason: decision.reason };
+  }
+  // Invariant 12: a model request over budget is not sent (nor is its credential fetched).
+  if (deps.meter?.meters(state.usage, decision.host)) {
+    const answer = deps.meter.gate(state.usage);
+    // Usually answered at once, from what the meter has cached: no promise to wait on.
+    const gate = answer instanceof Promise ? await answer : answer;
+    if (!gate.ok) {
+      record.finish({ status: gate.status, outcome: 'blocked', reason: gate.reason, ...(gate.budget ? { budget: gate.budget } : {}) });
+      return { ok: false, malformed: false, status: gate.status, reason: gate.reason, refusal: gate };
+    }
   }
   const resolved = await deps.upstreams.resolve(scheme, decision.host, port, policy.addresses);
   if (!resolved.ok) {
@@ -88,11 +103,16 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
 export async function handleExchange(deps: ExchangeDeps, state: ListenerState, req: IncomingMessage, res: ServerResponse, tunnel?: TunnelInfo): Promise<void> {
   const admission = await admit(deps, state, req, tunnel);
   if (!admission.ok) {
+    if (admission.refusal) return modelRefusal(res, admission.refusal);
     return admission.malformed ? reject(res, admission.status, admission.reason) : blocked(res, admission.reason, admission.status);
   }
   const { target, decision, headers, record } = admission;
   const body = admission.body ?? req;
   const { port, pathAndQuery, scheme } = target;
+  const metered = deps.meter?.meters(state.usage, decision.host) ? state.usage : undefined;
+  // The meter reads what passes: ask for it unencoded (it can decode gzip, deflate and br, but need not).
+  // (A signed request keeps its headers as signed.)
+  if (metered && !admission.body) headers['accept-encoding'] = 'identity';
 
   try {
     const upstream = await deps.upstreams.pool(admission.upstream, poolOwner(state.id, decision)).request({
@@ -103,9 +123,19 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
     });
     res.writeHead(upstream.statusCode, forwardableResponseHeaders(upstream.headers));
     let bytes = 0;
-    upstream.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    const metering = metered && deps.meter!.open(metered, state.session, upstream.headers);
+    if (metering) {
+      upstream.body.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        metering.write(chunk);
+      });
+      // Before the pipeline passes the end on: the usage is counted before the client can send its next request.
+      upstream.body.once('end', () => void metering.end());
+    } else upstream.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
     await pipeline(upstream.body, res).catch(() => undefined);
-    record.finish({ status: upstream.statusCode, bytesOut: bytes });
+    // Also when the client went away mid-answer: what was seen is recorded.
+    const usage = metering ? await metering.end() : undefined;
+    record.finish({ status: upstream.statusCode, bytesOut: bytes, ...(usage ? { usage } : {}) });
   } catch (error) {
     const { status, reason } = describeUpstreamError(error, decision.host);
     if (!res.headersSent) {
@@ -261,6 +291,18 @@ export function blocked(res: ServerResponse, reason: string, status = 403): void
   if (res.headersSent) return void res.destroy();
   const body = `blocked by Tagbox: ${reason}\n`;
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-tagbox-decision': 'blocked' });
+  res.end(body);
+}
+
+/**
+ * A model request refused at the proxy (a spent budget): answered as the
+ * Messages API answers a refusal, so that the engine shows its message, with
+ * the blocked decision header of every refusal.
+ */
+function modelRefusal(res: ServerResponse, refusal: Extract<Gate, { ok: false }>): void {
+  if (res.headersSent) return void res.destroy();
+  const body = JSON.stringify({ type: 'error', error: { type: refusal.errorType, message: refusal.message } });
+  res.writeHead(refusal.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-tagbox-decision': 'blocked' });
   res.end(body);
 }
 

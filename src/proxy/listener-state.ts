@@ -1,9 +1,10 @@
 import type { EgressPolicy } from '../policy/compile.js';
+import type { UsageContext } from './model-meter.js';
 
 /**
  * What a listener knows about its callers: which session they are (the socket
- * they arrived on decides that; nothing they send can change it) and the
- * policy in force. The policy is swapped atomically: a request reads it once,
+ * they arrived on decides that; nothing they send can change it), whose
+ * model use they are, and the policy in force. The policy is swapped atomically: a request reads it once,
  * at decision time, so in-flight requests finish on the policy they started with.
  */
 let nextId = 0;
@@ -15,6 +16,8 @@ export class ListenerState {
   constructor(
     readonly session: string | undefined,
     private current: EgressPolicy,
+    /** Whose model use this listener's requests are (set by the proxy daemon for a channel or DM); none: not metered. */
+    readonly usage?: UsageContext,
   ) {}
 
   get policy(): EgressPolicy {

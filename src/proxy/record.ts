@@ -5,6 +5,7 @@ import type { AuditWriter } from './audit-writer.js';
 import { blockedEvent, type BlockedEvent } from './blocked-event.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { ProxyMetrics } from './metrics.js';
+import type { BudgetBlock, MeteredUsage } from './model-meter.js';
 import { loggable, shownTarget, withoutQueries } from './redact.js';
 
 /**
@@ -14,7 +15,8 @@ import { loggable, shownTarget, withoutQueries } from './redact.js';
  * of the recorded path, host and reason (see redact.ts): they often carry
  * tokens. Bodies are never recorded. A blocked decision of a session's
  * listener is also handed to `onBlocked` (the feed to the server, so that the
- * thread can say what was blocked), redacted alike.
+ * thread can say what was blocked), redacted alike. A metered model
+ * request's event carries its usage, or the budget it was refused for.
  */
 export interface EgressFacts {
   method: string;
@@ -30,6 +32,10 @@ export interface Finish {
   reason?: string;
   bytesOut?: number;
   bytesIn?: number;
+  /** A metered model response: the usage read from it (tokens, model, cost). */
+  usage?: MeteredUsage;
+  /** A model request refused for a budget: which one, and what was spent. */
+  budget?: BudgetBlock;
 }
 
 export class EgressRecorder {
@@ -53,7 +59,8 @@ export class EgressRecorder {
         const event = {
           type: 'egress' as const,
           outcome,
-          reason: withoutQueries(end.reason ?? decision.reason),
+          // A budget's reason is Tagbox's own sentence (it names the channel: "#eng"), nothing from the request.
+          reason: end.budget && end.reason ? end.reason : withoutQueries(end.reason ?? decision.reason),
           ...(decision.rule ? { rule: decision.rule } : {}),
           ...(decision.connection ? { connection: decision.connection } : {}),
           ...(decision.bundle ? { bundle: decision.bundle } : {}),
@@ -66,10 +73,12 @@ export class EgressRecorder {
           ...(end.status !== undefined ? { status: end.status } : {}),
           ...(end.bytesOut !== undefined ? { bytes: end.bytesOut } : {}),
           ...(end.bytesIn !== undefined ? { bytesSent: end.bytesIn } : {}),
+          ...(end.usage ? { usage: end.usage } : {}),
+          ...(end.budget ? { budget: end.budget } : {}),
           durationMs: Math.round(seconds * 1e6) / 1e3,
         };
         this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: loggable(error) }, 'egress audit event lost'));
-        if (outcome === 'blocked' && state.session !== undefined) this.tellBlocked(state.session, facts, event.reason, decision.rule);
+        if (outcome === 'blocked' && state.session !== undefined) this.tellBlocked(state.session, facts, event.reason, decision.rule, end.budget);
       },
     };
   }
@@ -88,10 +97,10 @@ export class EgressRecorder {
   }
 
   /** Never throws into the request path: the feed is a courtesy, the audit event is the record. */
-  private tellBlocked(session: string, facts: EgressFacts, reason: string, rule: string | undefined): void {
+  private tellBlocked(session: string, facts: EgressFacts, reason: string, rule: string | undefined, budget: BudgetBlock | undefined): void {
     if (!this.onBlocked) return;
     try {
-      this.onBlocked(blockedEvent(session, { ...facts, reason, ...(rule ? { rule } : {}) }));
+      this.onBlocked(blockedEvent(session, { ...facts, reason, ...(rule ? { rule } : {}), ...(budget ? { budget: { scope: budget.scope, period: budget.period } } : {}) }));
     } catch (error) {
       this.logger?.error({ err: loggable(error) }, 'blocked-request feed failed');
     }

@@ -8,11 +8,15 @@ import { AgentProxy, type AgentProxyOptions, type ProxyLimits } from './agent-pr
 import { AuditWriter } from './audit-writer.js';
 import { loadOrCreateDeploymentCa } from './ca.js';
 import { parseConnectTo } from './connect-to.js';
+import { ModelMeter } from './model-meter.js';
+import { priceTable } from '../usage/prices.js';
 
 /**
  * The proxy process's wiring, shared by `tagbox proxy` and `tagbox exec`: the
  * deployment CA, the audit log, the vault (this process is the only one that
- * unlocks it) and the upstream settings from flags and tagbox.yaml.
+ * unlocks it), the model meter (prices from tagbox.yaml; it meters only
+ * listeners opened with a usage context) and the upstream settings from
+ * flags and tagbox.yaml.
  */
 export interface ProxyRuntime {
   proxy: AgentProxy;
@@ -65,9 +69,11 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
     // request that would need a credential.
     ctx.logger.warn({ err: describeError(error) }, 'vault unavailable: requests that need a credential will be blocked');
   }
+  const meter = new ModelMeter({ store, prices: priceTable(ctx.config.usage.prices), logger: ctx.logger });
   const proxy = new AgentProxy({
     ca,
     audit,
+    meter,
     ...(vault ? { resolver: vault.resolver } : {}),
     upstream: { connectTo, ...(extraCaPem ? { extraCaPem } : {}), ...(options.listenAddresses ? { listenAddresses: options.listenAddresses } : {}) },
     passthrough: ctx.config.proxy.passthrough,

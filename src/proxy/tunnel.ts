@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { MODEL_HOST } from '../engines/model-connection.js';
 import { decideTunnel } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
 import type { HostMatcher } from '../policy/passthrough.js';
@@ -77,7 +78,13 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
   });
   client.setTimeout(deps.idleTimeoutMs, () => client.destroy());
 
-  if (deps.passthrough.match(decision.host, target.port)) return passthrough(deps, state, facts, decision, client, head);
+  if (deps.passthrough.match(decision.host, target.port)) {
+    // An unopened tunnel cannot be metered: a metered listener's model host is always intercepted.
+    if (state.usage !== undefined && decision.host === MODEL_HOST) {
+      return refuseRecorded(deps, state, facts, client, 403, `${decision.host} is metered (model usage and budgets) and cannot be tunnelled unopened: remove it from proxy.passthrough`);
+    }
+    return passthrough(deps, state, facts, decision, client, head);
+  }
 
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   // One deadline from here to a usable tunnel: a client that sends a byte and

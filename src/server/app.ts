@@ -19,6 +19,7 @@ import { orgRoutes } from './routes/org.js';
 import { pluginRoutes } from './routes/plugins.js';
 import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { usageRoutes } from './routes/usage.js';
 import { workspaceRoutes } from './routes/workspaces.js';
 import { chatRoutes, type ChatDeps } from '../surfaces/web/chat-routes.js';
 
@@ -83,6 +84,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await api.register(auditRoutes(deps));
       await api.register(tokenRoutes(deps));
       await api.register(memoryRoutes(deps));
+      await api.register(usageRoutes(deps));
       if (options.chat) await api.register(chatRoutes(deps, options.chat));
       for (const plugin of options.plugins ?? []) await api.register(plugin(deps));
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

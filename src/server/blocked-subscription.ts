@@ -2,6 +2,7 @@ import { createConnection, type Socket } from 'node:net';
 import { z } from 'zod';
 import type { BlockedEvent } from '../proxy/blocked-event.js';
 import { BLOCKED_EVENT_LIMITS } from '../proxy/blocked-event.js';
+import { BUDGET_PERIODS, BUDGET_SCOPES } from '../usage/budgets.js';
 import { MAX_CONTROL_LINE } from './control-protocol.js';
 
 /**
@@ -40,6 +41,7 @@ const blockedLine = z.object({
   path: text(BLOCKED_EVENT_LIMITS.path),
   reason: text(BLOCKED_EVENT_LIMITS.reason),
   rule: text(BLOCKED_EVENT_LIMITS.rule).optional(),
+  budget: z.strictObject({ scope: z.enum(BUDGET_SCOPES), period: z.enum(BUDGET_PERIODS) }).optional(),
 });
 const droppedLine = z.object({ event: z.literal('dropped'), session: text(256).min(1), count: z.number().int().positive() });
 const feedLine = z.discriminatedUnion('event', [blockedLine, droppedLine]);

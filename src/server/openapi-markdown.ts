@@ -55,7 +55,7 @@ export function renderMarkdown(doc: Awaited<ReturnType<typeof openApiDocument>>)
     '| role | may |',
     '|---|---|',
     '| `owner` | everything, including org settings (member access, DMs, retention, zero data retention) and the owner role |',
-    '| `admin` | workspaces, channels, members and admins (not owners), bundles, connections, scopes, plugins, org secrets, the audit log, channel and DM memory (read, clear), their own tokens up to admin, revoking members\' and admins\' tokens |',
+    '| `admin` | workspaces, channels, members and admins (not owners), bundles, connections, scopes, plugins, org secrets, the audit log, channel and DM memory (read, clear), model usage and budgets, their own tokens up to admin, revoking members\' and admins\' tokens |',
     '| `member` | their own personal connectors (`/me/connectors`), their own DM\'s memory (`/members/{id}/memory`) and their own tokens |',
     '',
     'Nobody grants a role above their own or changes the roles of someone who outranks them; the org keeps at least one owner.',

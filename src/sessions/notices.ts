@@ -1,3 +1,4 @@
+import { budgetSpentText, type BudgetPeriod, type BudgetScope } from '../usage/budgets.js';
 import { neutralise } from '../util/output-limits.js';
 
 /** What the thread is told when the proxy blocked one of its requests. Pure. */
@@ -5,16 +6,24 @@ export interface BlockedFacts {
   host: string;
   port: number;
   reason: string;
+  /** A model request refused because this budget is spent. */
+  budget?: { scope: BudgetScope; period: BudgetPeriod };
 }
 
 export type NoticePlace = { kind: 'channel'; channelName: string | undefined } | { kind: 'dm' };
 
-/** One notice per host per turn: the key it is counted by. */
+/** One notice per host per turn (and one per spent budget): the key it is counted by. */
 export function noticeKey(facts: BlockedFacts): string {
+  if (facts.budget) return `budget:${facts.budget.scope}:${facts.budget.period}`;
   return `${facts.host.toLowerCase()}:${facts.port}`;
 }
 
 export function blockedNotice(facts: BlockedFacts, place: NoticePlace): string {
+  // "The budget for #eng is spent for today; an admin can raise it."
+  if (facts.budget) {
+    const text = budgetSpentText(facts.budget, place.kind === 'channel' ? channelRef(place) : 'this channel');
+    return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+  }
   // Host and reason come from the sandbox's request: shown as data, and short.
   const host = neutralise(facts.host).slice(0, 255);
   const reason = neutralise(facts.reason).slice(0, 300);

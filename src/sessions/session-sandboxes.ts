@@ -9,6 +9,7 @@ import type { ControlStore } from '../store/database.js';
 import type { Engine } from '../engines/engine.js';
 import { loadEngineState, saveEngineState } from './engine-state.js';
 import type { Session } from './model.js';
+import type { BlockedFacts } from './notices.js';
 import { releaseSandboxSlot } from './sandbox-slots.js';
 import { TurnMemory, type SandboxMemory } from './turn-memory.js';
 
@@ -24,7 +25,7 @@ export interface ProxyListeners {
   /** The proxy process's id: when it changes, the proxy restarted and its listeners are gone. */
   ping(): Promise<number | undefined>;
   /** The proxy's feed of requests it blocked for sessions (for the threads' notices). */
-  subscribeBlocked?(onEvent: (event: { session: string; host: string; port: number; reason: string }) => void): { close(): void };
+  subscribeBlocked?(onEvent: (event: { session: string; host: string; port: number; reason: string; budget?: BlockedFacts['budget'] }) => void): { close(): void };
 }
 
 export interface SessionSandboxesOptions {

@@ -104,7 +104,7 @@ export class TurnRunner {
     for (const r of this.running.values()) if (r.turn.id === turnId) this.abort(r, { kind: 'cancel', by });
   }
 
-  /** A blocked decision of one of this process's sessions: one notice per host per turn. */
+  /** A blocked decision of one of this process's sessions: one notice per host (or spent budget) per turn. */
   async blocked(sessionId: string, facts: BlockedFacts): Promise<void> {
     const late = this.recent.get(sessionId);
     const r = this.running.get(sessionId) ?? (late && late.until > Date.now() ? late.entry : undefined);
@@ -114,7 +114,9 @@ export class TurnRunner {
     r.notices.add(key);
     const channelName = r.session.place.kind === 'channel' ? (await getChannel(this.options.store.db, r.session.place.channelId))?.name : undefined;
     const text = blockedNotice(facts, r.session.place.kind === 'channel' ? { kind: 'channel', channelName } : { kind: 'dm' });
-    await this.options.service.emit(sessionId, 'notice', { kind: 'blocked', host: neutralise(facts.host).slice(0, 255), port: facts.port, text }, r.turn.id);
+    const host = neutralise(facts.host).slice(0, 255);
+    const data = facts.budget ? { kind: 'budget', scope: facts.budget.scope, period: facts.budget.period, host, text } : { kind: 'blocked', host, port: facts.port, text };
+    await this.options.service.emit(sessionId, 'notice', data, r.turn.id);
   }
 
   /** Stops: running turns are interrupted (and say so), sandboxes released, the instance marked gone. */

@@ -325,6 +325,44 @@ export interface PluginAttachmentsTable {
   created_at: string;
 }
 
+/** One model response the proxy read usage from (src/usage/usage-repo.ts). */
+export interface UsageEventsTable {
+  id: string;
+  org_id: string;
+  session_id: string;
+  /** org (channel work) | member (DM work) */
+  payer_kind: string;
+  payer_id: string;
+  channel_id: string | null;
+  /** The DM's member, for DM work. */
+  member_id: string | null;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  /** micro-USD */
+  cost: number;
+  created_at: string;
+}
+
+/** A spend limit (src/usage/budgets-repo.ts); unique per (scope_kind, scope_id, period, unit). */
+export interface BudgetsTable {
+  id: string;
+  org_id: string;
+  /** org | channel | member */
+  scope_kind: string;
+  scope_id: string;
+  /** day | month (UTC) */
+  period: string;
+  /** tokens | cost */
+  unit: string;
+  /** Tokens, or micro-USD. */
+  limit: number;
+  updated_at: string;
+  updated_by: string;
+}
+
 export interface Database {
   orgs: OrgsTable;
   workspaces: WorkspacesTable;
@@ -353,6 +391,8 @@ export interface Database {
   plugin_blobs: PluginBlobsTable;
   plugins: PluginsTable;
   plugin_attachments: PluginAttachmentsTable;
+  usage_events: UsageEventsTable;
+  budgets: BudgetsTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

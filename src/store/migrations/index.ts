@@ -6,6 +6,7 @@ import * as m0004 from './0004_audit_checkpoints.js';
 import * as m0005 from './0005_connection_plain_http.js';
 import * as m0006 from './0006_sessions.js';
 import * as m0007 from './0007_schedules.js';
+import * as m0008 from './0008_usage.js';
 import * as m0009 from './0009_plugins.js';
 import * as m0010 from './0010_memory.js';
 import * as m0011 from './0011_message_context.js';
@@ -22,6 +23,7 @@ export const migrations: Record<string, Migration> = {
   '0005_connection_plain_http': m0005,
   '0006_sessions': m0006,
   '0007_schedules': m0007,
+  '0008_usage': m0008,
   '0009_plugins': m0009,
   '0010_memory': m0010,
   '0011_message_context': m0011,
