@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { PluginAdmin } from '../../src/plugins/plugin-admin.js';
 import { readPluginDir } from '../../src/plugins/read-plugin-dir.js';
 import { pluginsForPlace } from '../../src/plugins/session-plugins.js';
+import { putBudget } from '../../src/usage/budget-service.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DISABLED_TOOL_NAMES } from '../../src/engines/claude/disabled-tools.js';
 import { PLACEHOLDER_API_KEY } from '../../src/engines/claude/claude-engine.js';
@@ -250,6 +251,38 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     const stored = await h.store.db.selectFrom('messages').select(['text', 'context']).where('session_id', '=', r.thread).orderBy('created_at').execute();
     expect(stored.filter((m) => m.context === 1).map((m) => m.text)).toEqual(['the deploy failed at step 3', 'it was the migration']);
   }, 120_000);
+
+  it('usage is metered at the proxy against the right payer; a spent budget blocks the next model request, and the thread says so', async () => {
+    const budgeted = await h.channel('budgeted');
+    h.model.script({ text: 'one', usage: { input_tokens: 400, output_tokens: 100, cache_read_input_tokens: 7 } });
+    const first = await h.say('@tagbox hello', { place: { kind: 'channel', channelId: budgeted } });
+    await h.untilDone(first.thread, 1, 90_000);
+    // Written by the proxy as the response passed (batched: wait for it).
+    const usage = await h.until('the usage event', async () => (await h.store.db.selectFrom('usage_events').selectAll().where('session_id', '=', first.thread).execute())[0]);
+    expect(usage).toMatchObject({ payer_kind: 'org', payer_id: h.orgId, channel_id: budgeted, member_id: null, model: 'claude-sonnet-4-5' });
+    expect([Number(usage.input_tokens), Number(usage.output_tokens), Number(usage.cache_read_tokens)]).toEqual([400, 100, 7]);
+
+    // A DM's usage is the member's.
+    const ada = await h.member('Ada-usage');
+    const dm = await h.say('@tagbox hi', { by: ada, place: { kind: 'dm', memberId: ada.id } });
+    await h.untilDone(dm.thread, 1, 90_000);
+    const dmUsage = await h.until('the DM usage event', async () => (await h.store.db.selectFrom('usage_events').selectAll().where('session_id', '=', dm.thread).execute())[0]);
+    expect(dmUsage).toMatchObject({ payer_kind: 'member', payer_id: ada.id, member_id: ada.id, channel_id: null });
+
+    // 500 tokens today in #budgeted; a budget of 500 is spent: the next model request is never sent.
+    await putBudget(h.store, h.audit, 'test', { orgId: h.orgId, scope: { kind: 'channel', id: budgeted }, period: 'day', unit: 'tokens', limit: 500 });
+    const sent = messagesRequests().length;
+    const second = await h.say('@tagbox again', { place: { kind: 'channel', channelId: budgeted } });
+    const events = await h.untilDone(second.thread, 1, 90_000);
+    expect(messagesRequests().length).toBe(sent);
+    expect(events.filter((e) => e.type === 'done').at(-1)!.data.status).toBe('failed');
+    const notices = events.filter((e) => e.type === 'notice').map((e) => e.data.text as string);
+    expect(notices).toContain('The budget for #budgeted is spent for today; an admin can raise it.');
+    expect(systemTexts(events).at(-1)).toMatch(/^The turn failed: .*the budget for #budgeted is spent for today/i);
+    // Another channel is not held by #budgeted's budget.
+    const elsewhere = await h.say('@tagbox still there?');
+    expect((await h.untilDone(elsewhere.thread, 1, 90_000)).filter((e) => e.type === 'done').at(-1)!.data.status).toBe('done');
+  }, 180_000);
 
   it('a model error fails the turn and the thread says why', async () => {
     h.model.script({ status: 400, error: { type: 'invalid_request_error', message: 'prompt is too long: 999999 tokens' }, headers: { 'x-should-retry': 'false' } });
