@@ -271,6 +271,8 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
 
     // 500 tokens today in #budgeted; a budget of 500 is spent: the next model request is never sent.
     await putBudget(h.store, h.audit, 'test', { orgId: h.orgId, scope: { kind: 'channel', id: budgeted }, period: 'day', unit: 'tokens', limit: 500 });
+    // The proxy keeps an org's list of budgets for up to a second (USAGE.md: a new budget applies within 1 s).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     const sent = messagesRequests().length;
     const second = await h.say('@tagbox again', { place: { kind: 'channel', channelId: budgeted } });
     const events = await h.untilDone(second.thread, 1, 90_000);
