@@ -81,10 +81,9 @@ describe.each(BACKENDS)('the session layer (%s)', (name) => {
     const { thread } = await h.say('sleep 30; echo never');
     await h.until('running', async () => (await h.events(thread)).some((e) => e.type === 'status' && e.data.state === 'running'));
     await h.until('the command started', async () => h.layer.sandboxes.liveCount > 0);
-    const started = Date.now();
     expect(await h.layer.service.cancel(thread, { id: bob.id, name: bob.displayName })).toEqual({ cancelled: true });
-    const events = await h.untilDone(thread, 1, 20_000);
-    expect(Date.now() - started).toBeLessThan(20_000);
+    // Stopped, not finished: had the command run its 30 s, "never" would be in the reply (no clock is read here).
+    const events = await h.untilDone(thread, 1, 60_000);
     expect(events.find((e) => e.type === 'done')!.data.status).toBe('cancelled');
     expect(systemTexts(events).at(-1)).toBe(`Stopped by ${bob.displayName}.`);
     expect(agentTexts(events).join('')).not.toContain('never');
