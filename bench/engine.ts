@@ -11,10 +11,10 @@
  *            the answer in the thread (the engine state copied out);
  *   cold     the same, in a new thread (its sandbox and listener built first).
  * Target: tagbox <= 1.3x bare (p50). The machine is shared and noisy: read
- * the ratios, not the absolute figures. Then the proxy's usage tap, if built.
+ * the ratios, not the absolute figures. Then the proxy's usage tap (bench/usage-tap.ts).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,11 +75,8 @@ async function main(): Promise<void> {
     await h.close();
     rmSync(home, { recursive: true, force: true });
   }
-  const tap = fileURLToPath(new URL('./usage-tap.ts', import.meta.url));
-  if (existsSync(tap)) {
-    process.stdout.write('\nusage tap on the model connection\n');
-    await run(process.execPath, ['--import', 'tsx', tap], process.env as Record<string, string>, 'inherit');
-  }
+  process.stdout.write('\nusage tap on the model connection\n');
+  await run(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./usage-tap.ts', import.meta.url))], process.env as Record<string, string>, 'inherit');
 }
 
 function doneCount(events: Array<{ type: string }>): number {
