@@ -3,11 +3,11 @@ import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { AccessAdmin } from '../access/admin-service.js';
 import { describeChange } from '../access/bundle-diff.js';
-import type { BundleSpec, Org } from '../access/model.js';
+import { scopeKey, type BundleSpec, type Org } from '../access/model.js';
 import { connectionInput, fromPolicyBundle, specOf } from '../access/spec.js';
 import { AuditLog } from '../audit/log.js';
 import { loadBundleFile } from '../policy/load-bundle-file.js';
-import { resolveScope, type ScopeOptions } from './scope-flags.js';
+import { resolveScope, withScopeFlags, type ScopeOptions } from './scope-flags.js';
 import { contextFrom, withStore } from './context.js';
 
 /**
@@ -64,27 +64,24 @@ export function registerBundle(program: Command): void {
     });
 
   for (const verb of ['attach', 'detach'] as const) {
-    bundle
-      .command(verb)
-      .description(`${verb} a bundle ${verb === 'attach' ? 'to' : 'from'} the org, a workspace or a channel`)
-      .argument('<name>', 'bundle name')
-      .option('--org', 'the whole org')
-      .option('--workspace <workspace>', 'a workspace, by id or name (with --channel: where to look the channel up)')
-      .option('--channel <channel>', 'a channel, by id or name (#name works too)')
-      .action(async (name: string, opts: ScopeOptions, command: Command) => {
-        await withAdmin(command, async (admin, org) => {
-          const { scope, label } = await resolveScope(admin, org, opts);
-          if (verb === 'attach') {
-            const before = await admin.bundleScopes(org.id, name);
-            await admin.attach(actor(), org.id, name, scope);
-            const key = scope.kind === 'org' ? 'org' : `${scope.kind}:${scope.id}`;
-            process.stdout.write(before.includes(key) ? `no changes: bundle ${name} is already attached to ${label}\n` : `attached bundle ${name} to ${label}\n`);
-          } else {
-            const removed = await admin.detach(actor(), org.id, name, scope);
-            process.stdout.write(removed ? `detached bundle ${name} from ${label}\n` : `no changes: bundle ${name} is not attached to ${label}\n`);
-          }
-        });
+    withScopeFlags(
+      bundle
+        .command(verb)
+        .description(`${verb} a bundle ${verb === 'attach' ? 'to' : 'from'} the org, a workspace or a channel`)
+        .argument('<name>', 'bundle name'),
+    ).action(async (name: string, opts: ScopeOptions, command: Command) => {
+      await withAdmin(command, async (admin, org) => {
+        const { scope, label } = await resolveScope(admin, org, opts);
+        if (verb === 'attach') {
+          const before = await admin.bundleScopes(org.id, name);
+          await admin.attach(actor(), org.id, name, scope);
+          process.stdout.write(before.includes(scopeKey(scope)) ? `no changes: bundle ${name} is already attached to ${label}\n` : `attached bundle ${name} to ${label}\n`);
+        } else {
+          const removed = await admin.detach(actor(), org.id, name, scope);
+          process.stdout.write(removed ? `detached bundle ${name} from ${label}\n` : `no changes: bundle ${name} is not attached to ${label}\n`);
+        }
       });
+    });
   }
 }
 

@@ -9,7 +9,7 @@ import { PluginAdmin, type PluginSummary } from '../plugins/plugin-admin.js';
 import type { PluginCounts } from '../plugins/plugin-layout.js';
 import { pluginNameProblem } from '../plugins/plugin-tree.js';
 import { readPluginDir } from '../plugins/read-plugin-dir.js';
-import { resolveScope, type ScopeOptions } from './scope-flags.js';
+import { resolveScope, withScopeFlags, type ScopeOptions } from './scope-flags.js';
 import { contextFrom, withStore } from './context.js';
 import { osUser } from './os-user.js';
 
@@ -65,25 +65,23 @@ export function registerPlugin(program: Command): void {
     });
 
   for (const verb of ['attach', 'detach'] as const) {
-    plugin
-      .command(verb)
-      .description(`${verb} a plugin ${verb === 'attach' ? 'to' : 'from'} the org, a workspace or a channel`)
-      .argument('<name>', 'plugin name')
-      .option('--org', 'the whole org')
-      .option('--workspace <workspace>', 'a workspace, by id or name (with --channel: where to look the channel up)')
-      .option('--channel <channel>', 'a channel, by id or name (#name works too)')
-      .action(async (name: string, opts: ScopeOptions, command: Command) => {
-        await withAdmins(command, async ({ access, plugins }, org) => {
-          const { scope, label } = await resolveScope(access, org, opts);
-          if (verb === 'attach') {
-            const added = await plugins.attach(actor(), org.id, name, scope);
-            process.stdout.write(added ? `attached plugin ${name} to ${label}\n` : `no changes: plugin ${name} is already attached to ${label}\n`);
-          } else {
-            const removed = await plugins.detach(actor(), org.id, name, scope);
-            process.stdout.write(removed ? `detached plugin ${name} from ${label}\n` : `no changes: plugin ${name} is not attached to ${label}\n`);
-          }
-        });
+    withScopeFlags(
+      plugin
+        .command(verb)
+        .description(`${verb} a plugin ${verb === 'attach' ? 'to' : 'from'} the org, a workspace or a channel`)
+        .argument('<name>', 'plugin name'),
+    ).action(async (name: string, opts: ScopeOptions, command: Command) => {
+      await withAdmins(command, async ({ access, plugins }, org) => {
+        const { scope, label } = await resolveScope(access, org, opts);
+        if (verb === 'attach') {
+          const added = await plugins.attach(actor(), org.id, name, scope);
+          process.stdout.write(added ? `attached plugin ${name} to ${label}\n` : `no changes: plugin ${name} is already attached to ${label}\n`);
+        } else {
+          const removed = await plugins.detach(actor(), org.id, name, scope);
+          process.stdout.write(removed ? `detached plugin ${name} from ${label}\n` : `no changes: plugin ${name} is not attached to ${label}\n`);
+        }
       });
+    });
   }
 }
 

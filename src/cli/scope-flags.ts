@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import type { AccessAdmin } from '../access/admin-service.js';
 import type { Org, Scope } from '../access/model.js';
 import { invalidInput } from '../errors.js';
@@ -30,4 +31,12 @@ export async function resolveScope(admin: AccessAdmin, org: Org, opts: ScopeOpti
   const channels = (await Promise.all((ws ? [ws] : workspaces).map((w) => admin.listChannels(w.id)))).flat();
   const channel = pick(channels, opts.channel.replace(/^#/, ''), 'channel');
   return { scope: { kind: 'channel', id: channel.id }, label: `channel ${channel.name}` };
+}
+
+/** Adds --org, --workspace and --channel to a verb (read them with resolveScope). */
+export function withScopeFlags(command: Command): Command {
+  return command
+    .option('--org', 'the whole org')
+    .option('--workspace <workspace>', 'a workspace, by id or name (with --channel: where to look the channel up)')
+    .option('--channel <channel>', 'a channel, by id or name (#name works too)');
 }

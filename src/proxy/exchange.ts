@@ -8,7 +8,7 @@ import { describeError, failure, isTagboxError } from '../errors.js';
 import type { CredentialResolver, ResolvedCredential } from '../vault/credentials.js';
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
-import type { Gate, ModelMeter } from './model-meter.js';
+import type { Gate, ModelMeter, UsageContext } from './model-meter.js';
 import type { EgressRecorder } from './record.js';
 import { shownTarget } from './redact.js';
 import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type UpstreamTarget } from './upstream.js';
@@ -48,7 +48,17 @@ export type Recording = ReturnType<EgressRecorder['begin']>;
 /** The answer to "may this request go out, and exactly how?" — refusals are already recorded. */
 export type Admission =
   | { ok: false; malformed: boolean; status: number; reason: string; refusal?: Extract<Gate, { ok: false }> }
-  | { ok: true; target: RequestTarget; decision: Decision; upstream: UpstreamTarget; headers: OutgoingHeaders; body?: Buffer; record: Recording };
+  | {
+      ok: true;
+      target: RequestTarget;
+      decision: Decision;
+      upstream: UpstreamTarget;
+      headers: OutgoingHeaders;
+      body?: Buffer;
+      record: Recording;
+      /** A model request of a metered listener: whose usage its answer is (decided once, with the budgets). */
+      metered?: UsageContext;
+    };
 
 /**
  * Authority checks -> decide(policy, request) -> SSRF guard -> credential from
@@ -70,8 +80,9 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
     return { ok: false, malformed: false, status: 403, reason: decision.reason };
   }
   // Invariant 12: a model request over budget is not sent (nor is its credential fetched).
-  if (deps.meter?.meters(state.usage, decision.host)) {
-    const answer = deps.meter.gate(state.usage);
+  const metered = deps.meter?.meters(state.usage, decision.host) ? state.usage : undefined;
+  if (metered) {
+    const answer = deps.meter!.gate(metered);
     // Usually answered at once, from what the meter has cached: no promise to wait on.
     const gate = answer instanceof Promise ? await answer : answer;
     if (!gate.ok) {
@@ -86,7 +97,7 @@ export async function admit(deps: ExchangeDeps, state: ListenerState, req: Incom
   }
   try {
     const prepared = await prepareHeaders(deps, state, req, decision, target.value, options.bodyless === true);
-    return { ok: true, target: target.value, decision, upstream: resolved.target, ...prepared, record };
+    return { ok: true, target: target.value, decision, upstream: resolved.target, ...prepared, record, ...(metered ? { metered } : {}) };
   } catch (error) {
     // Fail closed: a credential that cannot be had means the request is not sent at all.
     // A token endpoint's failure is told to the caller in general terms only (its
@@ -106,10 +117,9 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
     if (admission.refusal) return modelRefusal(res, admission.refusal);
     return admission.malformed ? reject(res, admission.status, admission.reason) : blocked(res, admission.reason, admission.status);
   }
-  const { target, decision, headers, record } = admission;
+  const { target, decision, headers, record, metered } = admission;
   const body = admission.body ?? req;
   const { port, pathAndQuery, scheme } = target;
-  const metered = deps.meter?.meters(state.usage, decision.host) ? state.usage : undefined;
   // The meter reads what passes: ask for it unencoded (it can decode gzip, deflate and br, but need not).
   // (A signed request keeps its headers as signed.)
   if (metered && !admission.body) headers['accept-encoding'] = 'identity';

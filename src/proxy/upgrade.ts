@@ -57,7 +57,7 @@ export async function handleUpgrade(
   if (!admission.ok) return answer(client, admission.status, admission.malformed ? admission.reason : `blocked by Tagbox: ${admission.reason}`);
   const { decision, headers, record } = admission;
   // A raw byte stream cannot be metered: the model host of a metered listener is reached by plain requests only.
-  if (deps.meter?.meters(state.usage, decision.host)) {
+  if (admission.metered) {
     const reason = `${decision.host} is metered (model usage and budgets): upgrades to it are refused`;
     record.finish({ status: 403, outcome: 'blocked', reason });
     return answer(client, 403, `blocked by Tagbox: ${reason}`);

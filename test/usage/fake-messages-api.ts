@@ -5,8 +5,9 @@ import { gzipSync } from 'node:zlib';
 import type { TestCa } from '../fixtures/ca.js';
 
 /**
- * A minimal Messages API for the meter's tests (the full fake, with tool use
- * and scripting, is test/fixtures/fake-anthropic.ts where it exists): HTTPS
+ * A minimal Messages API for the meter's tests, with the raw misbehaviours
+ * they need (lying counts, garbage, gzip, a held stream) that the scripted
+ * fake of the engine tests (test/fixtures/fake-anthropic.ts) does not: HTTPS
  * with the test CA, for api.anthropic.com and a second name. The answer is
  * chosen by the `s` query parameter, so that a test says what the model
  * "returns" in the request it sends through the proxy:

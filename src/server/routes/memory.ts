@@ -81,6 +81,14 @@ export function memoryRoutes(deps: ServerDeps) {
     await deps.audit.append({ type: 'memory', action: 'read', outcome: 'ok', org: principal.orgId, scope, member: member.id, ...auditActor(principal) });
   }
 
+  /** The scope of a DM's memory the caller may read (the member, or an admin: recorded). */
+  async function readableDmScope(principal: Principal, memberId: string): Promise<string> {
+    const member = await dmMember(principal, memberId, 'read');
+    const scope = memoryScope({ kind: 'dm', memberId: member.id });
+    await noteRead(principal, member, scope);
+    return scope;
+  }
+
   return async (app: FastifyInstance) => {
     route(app, {
       method: 'GET',
@@ -119,12 +127,7 @@ export function memoryRoutes(deps: ServerDeps) {
       summary: "The memory of a member's DM and its versions (the member, or an admin)",
       role: 'member',
       params: z.strictObject({ id }),
-      handler: async ({ params, principal }) => {
-        const member = await dmMember(principal, params.id, 'read');
-        const scope = memoryScope({ kind: 'dm', memberId: member.id });
-        await noteRead(principal, member, scope);
-        return current(scope);
-      },
+      handler: async ({ params, principal }) => current(await readableDmScope(principal, params.id)),
     });
     route(app, {
       method: 'GET',
@@ -133,12 +136,7 @@ export function memoryRoutes(deps: ServerDeps) {
       summary: "One version of the memory of a member's DM (the member, or an admin)",
       role: 'member',
       params: z.strictObject({ id, version }),
-      handler: async ({ params, principal }) => {
-        const member = await dmMember(principal, params.id, 'read');
-        const scope = memoryScope({ kind: 'dm', memberId: member.id });
-        await noteRead(principal, member, scope);
-        return oneVersion(scope, params.version);
-      },
+      handler: async ({ params, principal }) => oneVersion(await readableDmScope(principal, params.id), params.version),
     });
     route(app, {
       method: 'DELETE',
