@@ -18,6 +18,7 @@ import { writeOwnerToken } from './owner-token.js';
 import { scheduleRoutes } from '../server/routes/schedules.js';
 import { Scheduler } from '../surfaces/schedules/scheduler.js';
 import { parsePort } from './options.js';
+import { WEB_ROOT } from '../server/web-app.js';
 
 
 /** The server child's life: see server-daemon.ts. */
@@ -72,6 +73,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     },
     chat: { service: sessions.service, hub: sessions.hub, engines: sessions.engines.names() },
     plugins: [(deps) => scheduleRoutes(deps, { maxPromptBytes: ctx.config.agent.maxMessageBytes })],
+    webRoot: WEB_ROOT,
     readiness: async () => {
       const pid = await proxy.ping();
       return { ready: pid !== undefined, detail: { proxy: pid !== undefined ? 'ready' : 'starting' } };
@@ -89,7 +91,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     const url = `http://${host}:${address.port}`;
     const proxyPid = await Promise.race([proxy.waitReady(60_000), stopped.then(() => undefined)]);
     proxyEverReady = proxyEverReady || proxyPid !== undefined;
-    const out: string[] = [`Tagbox is up at ${url}`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
+    const out: string[] = [`Tagbox is up at ${url}`, `  Web app: ${url}/`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
     out.push(proxyPid !== undefined ? `  Agent Proxy: ready, pid ${proxyPid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
     out.push(`  Talk to the agent (in #general): npx tagbox chat "uname -a"`);
     if (first.ownerToken) {

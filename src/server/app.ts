@@ -21,6 +21,7 @@ import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { usageRoutes } from './routes/usage.js';
 import { workspaceRoutes } from './routes/workspaces.js';
+import { webApp } from './web-app.js';
 import { chatRoutes, type ChatDeps } from '../surfaces/web/chat-routes.js';
 
 export interface ServerOptions {
@@ -37,6 +38,8 @@ export interface ServerOptions {
   chat?: ChatDeps;
   /** Further route plugins under /api/v1 (schedules, ...). */
   plugins?: Array<(deps: ServerDeps) => (api: FastifyInstance) => Promise<void>>;
+  /** Serve the web app at / from this directory (dist/web); absent: API only. */
+  webRoot?: string;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -91,5 +94,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
     { prefix: API_PREFIX },
   );
+  if (options.webRoot !== undefined) await app.register(webApp(options.webRoot));
   return app;
 }
