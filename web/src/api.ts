@@ -78,3 +78,21 @@ export const del = <T>(path: string, body?: unknown) => api<T>('DELETE', path, b
 
 /** A path segment, encoded. */
 export const seg = (value: string) => encodeURIComponent(value);
+
+/**
+ * POST with extra headers (the chat's Idempotency-Key). On failure the
+ * ApiError also carries the answer's body (`.body`): a refused message names
+ * the thread its reason was posted in.
+ */
+export async function postWith<T>(path: string, body: unknown, extra: Record<string, string>): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', 'content-type': 'application/json', ...extra };
+  if (csrfToken) headers['x-csrf-token'] = csrfToken;
+  const response = await fetch(`/api/v1/${path}`, { method: 'POST', headers, credentials: 'same-origin', body: JSON.stringify(body) });
+  const text = await response.text();
+  const data = text ? safeJson(text) : undefined;
+  if (!response.ok) {
+    if (response.status === 401) onSignedOut?.();
+    throw Object.assign(errorOf(response.status, data, text), { body: data });
+  }
+  return data as T;
+}
