@@ -101,7 +101,7 @@ export function Composer(props: { place: Place; thread?: string; label: string; 
           rows={2}
           value={text}
           disabled={busy}
-          placeholder="Message the agent — Enter sends, Shift+Enter for a new line"
+          placeholder="Message the agent…"
           aria-describedby={`${id}-hint`}
           onInput={(e) => change((e.currentTarget as HTMLTextAreaElement).value)}
           onKeyDown={(e) => {

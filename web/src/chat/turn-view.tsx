@@ -93,7 +93,6 @@ function TurnFoot({ turn }: { turn: Turn }) {
   const parts: string[] = [];
   const ended = ENDED[turn.state];
   if (ended) parts.push(ended);
-  if (turn.exitCode !== undefined && turn.exitCode !== 0) parts.push(`exit code ${turn.exitCode}`);
   const u = turn.usage;
   if (u) {
     const n = (k: string) => (typeof u[k] === 'number' ? (u[k] as number) : undefined);
