@@ -53,7 +53,7 @@ describe.each(BACKENDS)('the web chat (%s)', { timeout: E2E_TIMEOUT }, (backendN
     open.splice(open.indexOf(tp), 1);
   }
 
-  const focused = (l: Locator) => l.evaluate<boolean, undefined>('(el) => el === document.activeElement');
+  const focused = (l: Locator) => l.evaluate((el) => el === (el as unknown as { ownerDocument: { activeElement: unknown } }).ownerDocument.activeElement);
   const composer = (page: Page) => page.getByRole('textbox', { name: /^(New thread in|Reply in) / });
   const log = (page: Page) => page.getByRole('log', { name: 'Messages' });
   const agentAnswers = (page: Page) => log(page).getByRole('article', { name: 'Agent, message' });
@@ -95,13 +95,13 @@ describe.each(BACKENDS)('the web chat (%s)', { timeout: E2E_TIMEOUT }, (backendN
     await work.getByText('line 1').waitFor();
     // Progress is on screen while the turn runs: no answer yet, the fold open, the status running, Stop offered.
     expect(await agentAnswers(page).count()).toBe(0);
-    expect(await work.evaluate<boolean, undefined>('(el) => el.open')).toBe(true);
+    expect(await work.evaluate((el) => (el as unknown as { open: boolean }).open)).toBe(true);
     expect(await work.locator('summary').textContent()).toMatch(/^Working… \d+ steps?$/);
     await shot(page, 'streaming');
     await agentAnswers(page).getByText('line 3').waitFor();
     await page.getByRole('status').getByText('Idle').waitFor();
     expect(await page.getByRole('button', { name: 'Stop' }).count()).toBe(0);
-    await until('the work folded', async () => ((await work.evaluate<boolean, undefined>('(el) => !el.open')) ? true : undefined), 10_000);
+    await until('the work folded', async () => ((await work.evaluate((el) => !(el as unknown as { open: boolean }).open)) ? true : undefined), 10_000);
     expect(await work.locator('summary').textContent()).toMatch(/^Worked: \d+ steps?$/);
     // The answer, once: the stream's replay (and the thread's own messages) never duplicate it.
     expect(await agentAnswers(page).count()).toBe(1);

@@ -34,6 +34,8 @@ export function ChatPage({ path }: { path: string }) {
     navigate(first ? placePath({ kind: 'channel', channelId: first.id }) : '/chat/dm', { replace: true });
   }, [path, channels.data]);
   useEffect(() => setChatTitle(placeName), [placeName]);
+  // Picking a place or thread folds the list away again (on a phone).
+  useEffect(() => setSideOpen(false), [path]);
 
   const activity = () => setTick((t) => t + 1);
   return (
@@ -44,7 +46,7 @@ export function ChatPage({ path }: { path: string }) {
       <aside id="chat-side" class="chat-side" aria-label="Channels and threads">
         {channels.loading && !channels.data && <Loading what="channels" />}
         <ErrorNote error={channels.error} />
-        <Sidebar channels={channels.data} place={place} thread={thread} tick={tick} onPick={() => setSideOpen(false)} />
+        <Sidebar channels={channels.data} place={place} thread={thread} tick={tick} />
       </aside>
       <div class="chat-main">
         {place && thread && <ThreadPane key={thread} place={place} placeName={placeName} thread={thread} onActivity={activity} />}

@@ -5,7 +5,7 @@ import { relative } from '../ui/parts';
 import { listThreads, placePath, type Channel, type Place, type ThreadSummary } from './chat-api';
 
 /** Places (channels, the DM) and the selected place's threads. */
-export function Sidebar(props: { channels: Channel[] | undefined; place: Place | undefined; thread: string | undefined; tick: number; onPick: () => void }) {
+export function Sidebar(props: { channels: Channel[] | undefined; place: Place | undefined; thread: string | undefined; tick: number }) {
   const { channels, place, thread } = props;
   const here = (p: Place) => (place?.kind === p.kind && (p.kind === 'dm' || (place.kind === 'channel' && place.channelId === p.channelId)) ? 'page' : undefined);
   return (
@@ -15,7 +15,7 @@ export function Sidebar(props: { channels: Channel[] | undefined; place: Place |
         <ul class="side-list">
           {channels?.map((c) => (
             <li key={c.id}>
-              <Link href={placePath({ kind: 'channel', channelId: c.id })} aria-current={thread ? undefined : here({ kind: 'channel', channelId: c.id })} class={here({ kind: 'channel', channelId: c.id }) ? 'side-here' : undefined} onClick={props.onPick}>
+              <Link href={placePath({ kind: 'channel', channelId: c.id })} aria-current={thread ? undefined : here({ kind: 'channel', channelId: c.id })} class={here({ kind: 'channel', channelId: c.id }) ? 'side-here' : undefined}>
                 <span aria-hidden="true">{c.isPrivate ? '🔒' : '#'}</span> {c.name}
               </Link>
             </li>
@@ -25,18 +25,18 @@ export function Sidebar(props: { channels: Channel[] | undefined; place: Place |
         <h2 class="side-heading">Direct</h2>
         <ul class="side-list">
           <li>
-            <Link href="/chat/dm" aria-current={thread ? undefined : here({ kind: 'dm' })} class={here({ kind: 'dm' }) ? 'side-here' : undefined} onClick={props.onPick}>
+            <Link href="/chat/dm" aria-current={thread ? undefined : here({ kind: 'dm' })} class={here({ kind: 'dm' }) ? 'side-here' : undefined}>
               <span aria-hidden="true">✦</span> Agent (your DM)
             </Link>
           </li>
         </ul>
       </nav>
-      {place && <Threads place={place} thread={thread} tick={props.tick} onPick={props.onPick} />}
+      {place && <Threads place={place} thread={thread} tick={props.tick} />}
     </div>
   );
 }
 
-function Threads({ place, thread, tick, onPick }: { place: Place; thread: string | undefined; tick: number; onPick: () => void }) {
+function Threads({ place, thread, tick }: { place: Place; thread: string | undefined; tick: number }) {
   const [threads, setThreads] = useState<ThreadSummary[] | undefined>();
   const [error, setError] = useState<ApiError | undefined>();
   const [poll, setPoll] = useState(0);
@@ -62,7 +62,7 @@ function Threads({ place, thread, tick, onPick }: { place: Place; thread: string
     <nav aria-label="Threads" class="side-threads">
       <div class="side-threads-head">
         <h2 class="side-heading">Threads</h2>
-        <Link class="btn btn-primary btn-small" href={placePath(place)} onClick={onPick}>
+        <Link class="btn btn-primary btn-small" href={placePath(place)}>
           New thread
         </Link>
       </div>
@@ -71,7 +71,7 @@ function Threads({ place, thread, tick, onPick }: { place: Place; thread: string
       <ul class="side-list thread-list">
         {threads?.map((t) => (
           <li key={t.thread}>
-            <Link href={placePath(place, t.thread)} aria-current={t.thread === thread ? 'page' : undefined} onClick={onPick}>
+            <Link href={placePath(place, t.thread)} aria-current={t.thread === thread ? 'page' : undefined}>
               <span class="thread-item-title">{t.title || 'Untitled thread'}</span>
               <span class="thread-item-meta">
                 {t.state !== 'idle' && <span class={`badge badge-${t.state}`}>{t.state}</span>}

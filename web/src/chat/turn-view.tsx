@@ -10,7 +10,7 @@ export function MessageView({ message, joined }: { message: ChatMessage; joined?
     return (
       <div class="msg msg-system" role="note" aria-label="From Tagbox">
         <span class="msg-system-mark" aria-hidden="true">
-          ⓘ
+          i
         </span>
         <RichText text={message.text} />
       </div>
