@@ -61,7 +61,7 @@ describe('web app: signing in and out (sqlite)', { timeout: E2E_TIMEOUT }, () =>
     expect(tp.page.url()).not.toContain('token=');
     const cookies = await tp.context.cookies();
     expect(cookies).toEqual([expect.objectContaining({ name: 'tagbox_session', httpOnly: true, sameSite: 'Lax' })]);
-    expect(await tp.page.evaluate(() => document.cookie)).toBe('');
+    expect(await tp.page.evaluate<string>('document.cookie')).toBe('');
     await tp.page.getByRole('link', { name: 'Admin' }).waitFor();
     await screenshot(tp.page, 'shell-signed-in-owner');
     // A reload keeps the session.
@@ -95,16 +95,16 @@ describe('web app: signing in and out (sqlite)', { timeout: E2E_TIMEOUT }, () =>
   it('fits a phone, and works with the keyboard alone', async () => {
     const tp = await open(PHONE);
     await signInAs(tp, web, web.ownerId);
-    const overflow = await tp.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = await tp.page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(tp.page, 'shell-phone');
     // Tab from the top: the skip link first, then the app's own links and buttons.
     await tp.page.keyboard.press('Tab');
-    expect(await tp.page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    expect(await tp.page.evaluate<string | undefined>('document.activeElement?.textContent')).toBe('Skip to content');
     const names: string[] = [];
     for (let i = 0; i < 5; i++) {
       await tp.page.keyboard.press('Tab');
-      names.push(await tp.page.evaluate(() => document.activeElement?.textContent?.trim() ?? ''));
+      names.push(await tp.page.evaluate<string>("document.activeElement?.textContent?.trim() ?? ''"));
     }
     expect(names).toEqual(expect.arrayContaining(['Chat', 'Admin', 'Sign out']));
   });
