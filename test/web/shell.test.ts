@@ -68,12 +68,21 @@ describe('web app: signing in and out (sqlite)', { timeout: E2E_TIMEOUT }, () =>
     await tp.page.reload();
     await tp.page.locator('.topbar').getByText('Owner').waitFor();
 
+    expect(tp.problems).toEqual([]);
+    // Signed in, opening another member's link signs in as them (a new session, not the old one). The page
+    // first tries without the old session's CSRF token (a 403 the browser logs), then with it.
+    const ada = await web.up.api(web.owner, 'POST', '/invitations', { name: 'Ada Lovelace' });
+    expect(ada.status, ada.text).toBe(201);
+    await tp.page.goto(ada.body.link.url);
+    await tp.page.locator('.topbar').getByText('Ada Lovelace').waitFor();
+    expect(await tp.page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
+    expect((await tp.context.cookies())[0]!.value).not.toBe(cookies[0]!.value);
+
     // The same link in another browser: refused.
     const again = await open();
     await again.page.goto(link.body.url);
     await again.page.getByRole('alert').filter({ hasText: 'not valid' }).waitFor();
     expect(await again.context.cookies()).toEqual([]);
-    expect(tp.problems).toEqual([]);
   });
 
   it('signing out ends the session on the server: the old cookie is refused afterwards', async () => {
