@@ -57,6 +57,8 @@ export interface ApiOptions {
    * same deps, auth and error handling (a feature before the integrator wires it in).
    */
   routes?: ((deps: ServerDeps) => (app: FastifyInstance) => Promise<void>)[];
+  /** agent.modelSecret, as `tagbox up` passes it. */
+  modelSecret?: string;
 }
 
 export async function startApi(name: BackendName, options: ApiOptions = {}): Promise<ApiHarness> {
@@ -88,8 +90,9 @@ export async function startApi(name: BackendName, options: ApiOptions = {}): Pro
     if (!member) return undefined;
     return { via: 'session', credentialId: memberId, memberId: member.id, orgId: run.org.id, role: apiRoleOf(member.roles) };
   };
-  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver] });
-  const deps: ServerDeps = { store, audit, access, sealer: async () => sealer };
+  const model = options.modelSecret ? { modelSecret: options.modelSecret } : {};
+  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver], ...model });
+  const deps: ServerDeps = { store, audit, access, sealer: async () => sealer, ...model };
   for (const plugin of options.routes ?? []) await app.register(plugin(deps), { prefix: API_PREFIX });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
