@@ -95,7 +95,9 @@ async function apiRound(chat: ChatClient, s: ThreadStream, channel: string, thre
 async function browserRound(page: Page, tok: string): Promise<number> {
   const box = page.getByRole('textbox', { name: /^Reply in / });
   await box.fill(command(tok));
-  const took = await page.evaluate<number, string>(MEASURE, tok);
+  // A string is evaluated as an expression (not called with an argument): the call is written into it.
+  const took = await page.evaluate<number>(`(${MEASURE})(${JSON.stringify(tok)})`);
+  if (!Number.isFinite(took)) throw new Error(`the page measured no time for ${tok}: ${String(took)}`);
   await page.getByRole('status').getByText('Idle').waitFor({ timeout: 60_000 });
   return took;
 }
