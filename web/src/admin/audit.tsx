@@ -4,6 +4,7 @@ import { useSearch } from '../router';
 import { useAction, useGet, useTitle } from '../ui/hooks';
 import { Button, Empty, ErrorNote, Loading, Page, Select, TextInput } from '../ui/parts';
 import { AuditChain, summary } from './org/audit-chain';
+import { allChannels } from './org/channels-data';
 import { loadMembers } from './org/members-data';
 import type { AuditEvent } from './org/types';
 import { readQuery, writeQuery } from './org/url-query';
@@ -28,7 +29,11 @@ export function AuditPage(_props: { params: Record<string, string> }) {
   apiQuery.set('limit', '500');
   const events = useGet<{ events: AuditEvent[] }>(`audit?${apiQuery.toString()}`);
   const [names, setNames] = useState(new Map<string, string>());
-  useEffect(() => void loadMembers().then((r) => setNames(new Map(r.members.map((m) => [m.id, m.displayName]))), () => undefined), []);
+  const [channels, setChannels] = useState(new Map<string, string>());
+  useEffect(() => {
+    void loadMembers().then((r) => setNames(new Map(r.members.map((m) => [m.id, m.displayName]))), () => undefined);
+    void allChannels().then((cs) => setChannels(new Map(cs.map((c) => [c.id, `#${c.name}`]))), () => undefined);
+  }, []);
   const nameOf = (id: string) => names.get(id) ?? id;
   const follow = applied.follow;
   return (
@@ -56,7 +61,7 @@ export function AuditPage(_props: { params: Record<string, string> }) {
             </thead>
             <tbody>
               {[...events.data.events].reverse().map((e) => (
-                <EventRow key={e.seq} event={e} nameOf={nameOf} onFollow={(t) => writeQuery({ ...applied, follow: t })} />
+                <EventRow key={e.seq} event={e} nameOf={nameOf} channelOf={(id) => channels.get(id) ?? id} onFollow={(t) => writeQuery({ ...applied, follow: t })} />
               ))}
             </tbody>
           </table>
@@ -66,7 +71,7 @@ export function AuditPage(_props: { params: Record<string, string> }) {
   );
 }
 
-function EventRow({ event: e, nameOf, onFollow }: { event: AuditEvent; nameOf: (id: string) => string; onFollow: (thread: string) => void }) {
+function EventRow({ event: e, nameOf, channelOf, onFollow }: { event: AuditEvent; nameOf: (id: string) => string; channelOf: (id: string) => string; onFollow: (thread: string) => void }) {
   const { seq, hash, prevHash, ...rest } = e;
   void seq;
   void hash;
@@ -81,7 +86,7 @@ function EventRow({ event: e, nameOf, onFollow }: { event: AuditEvent; nameOf: (
       <td>{e.type}</td>
       <td>{e.actor ? nameOf(e.actor) : '—'}</td>
       <td>
-        {e.channel && <div>channel {e.channel}</div>}
+        {e.channel && <div>{channelOf(e.channel)}</div>}
         {e.session && (
           <div>
             <span class="mono">thread {e.session}</span>{' '}
