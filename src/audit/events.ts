@@ -12,6 +12,7 @@ export const AUDIT_EVENT_TYPES = [
   'admin-change',
   'schedule-run',
   'memory',
+  'signin',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -26,6 +26,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   bundle: async () => (await import('./bundle.js')).registerBundle,
   plugin: async () => (await import('./plugin.js')).registerPlugin,
   token: async () => (await import('./token.js')).registerToken,
+  'login-link': async () => (await import('./login-link.js')).registerLoginLink,
   schedule: async () => (await import('./schedule.js')).registerSchedule,
 };
 

@@ -19,6 +19,7 @@ import { scheduleRoutes } from '../server/routes/schedules.js';
 import { Scheduler } from '../surfaces/schedules/scheduler.js';
 import { parsePort } from './options.js';
 import { WEB_ROOT } from '../server/web-app.js';
+import { signInUrl } from '../server/web-auth/web-config.js';
 
 
 /** The server child's life: see server-daemon.ts. */
@@ -32,7 +33,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
   const store = await ctx.openStore();
   const audit = new AuditLog(store);
   const access = new AccessAdmin(store, audit);
-  const first = await firstRun(store, access, audit);
+  const first = await firstRun(store, access, audit, { signInLinkHours: ctx.config.web.signInLinkHours });
   const proxy = new ProxyControl(opts.control);
   let proxyEverReady = false;
   const housekeeping = startHousekeeping({ store, access, orgId: first.org.id, home: ctx.home, logger: ctx.logger });
@@ -64,6 +65,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     audit,
     access,
     logger: ctx.logger,
+    web: ctx.config.web,
     sealer: async () => {
       if (!proxyEverReady && (await proxy.ping()) === undefined) {
         throw unavailable('the Agent Proxy (and with it the vault) is still starting; try again in a moment', 'vault_starting');
@@ -95,10 +97,19 @@ export async function runServer(opts: { control: string; port?: string }, comman
     out.push(proxyPid !== undefined ? `  Agent Proxy: ready, pid ${proxyPid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
     out.push(`  Talk to the agent (in #general): npx tagbox chat "uname -a"`);
     if (first.ownerToken) {
+      out.push('', 'First run: created the org and its first Owner.');
+      if (first.ownerSignInToken) {
+        const hours = ctx.config.web.signInLinkHours;
+        out.push(
+          `Open this one-time link to sign in as the Owner (valid ${hours} h; later: npx tagbox login-link --member ${first.ownerMemberId}):`,
+          '',
+          `    ${signInUrl(ctx.config.web.publicUrl ?? url, first.ownerSignInToken)}`,
+        );
+      }
       out.push(
         '',
-        'First run: created the org and its first Owner. Sign in with this one-time API token;',
-        'it is shown only now and cannot be recovered (create more with POST /api/v1/tokens):',
+        "For scripts and the API, the Owner's one-time API token; it is shown only now",
+        'and cannot be recovered (create more with POST /api/v1/tokens):',
         '',
         `  ${first.ownerToken}`,
         '',

@@ -25,6 +25,37 @@ const connectTo = z
     message: 'ports must be 1-65535',
   });
 
+/** An http(s) origin with no path: where browsers reach this server (sign-in links, cookies, OIDC redirect). */
+const publicUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password && !v.endsWith('/');
+    } catch {
+      return false;
+    }
+  }, 'expected an http:// or https:// URL with no path, such as https://tagbox.example.com');
+
+const oidc = z
+  .object({
+    /** The provider's issuer URL (discovery: ISSUER/.well-known/openid-configuration). */
+    issuer: z.url({ protocol: /^https?$/, error: 'expected the issuer URL (https://...)' }),
+    clientId: z.string().min(1),
+    /** Also TAGBOX_WEB_OIDC_CLIENT_SECRET; absent: a public client (PKCE only). */
+    clientSecret: z.string().min(1).optional(),
+    /** What the sign-in page calls the button ("Sign in with NAME"). */
+    name: z.string().min(1).max(100).default('SSO'),
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'expected a scope token')).min(1).default(['openid', 'email', 'profile']),
+    /** Verified emails of these domains may sign in without an invitation (as role member). */
+    allowedEmailDomains: z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, 'expected a domain such as example.com')).default([]),
+    /** Extra CA (PEM file) trusted for the provider's TLS. */
+    caFile: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const WEB_DEFAULTS = { sessionHours: 168, sessionIdleHours: 24, signInLinkHours: 24 };
+
 export const configSchema = z
   .object({
     server: z
@@ -151,6 +182,20 @@ export const configSchema = z
       })
       .strict()
       .default({ prices: {} }),
+    web: z
+      .object({
+        /** Where browsers reach Tagbox; default: the request's own origin (see docs/WEB.md). */
+        publicUrl: publicUrl.optional(),
+        /** A cookie session ends this long after sign-in, whatever its use. */
+        sessionHours: z.number().int().min(1).max(24 * 365).default(WEB_DEFAULTS.sessionHours),
+        /** ... or after this long unused. */
+        sessionIdleHours: z.number().int().min(1).max(24 * 365).default(WEB_DEFAULTS.sessionIdleHours),
+        /** A one-time sign-in link expires this long after it was made. */
+        signInLinkHours: z.number().int().min(1).max(24 * 30).default(WEB_DEFAULTS.signInLinkHours),
+        oidc: oidc.optional(),
+      })
+      .strict()
+      .default(WEB_DEFAULTS),
     audit: z
       .object({
         /**

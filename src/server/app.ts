@@ -1,3 +1,4 @@
+import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
@@ -23,6 +24,10 @@ import { usageRoutes } from './routes/usage.js';
 import { workspaceRoutes } from './routes/workspaces.js';
 import { webApp } from './web-app.js';
 import { chatRoutes, type ChatDeps } from '../surfaces/web/chat-routes.js';
+import { installCsrf } from './web-auth/csrf.js';
+import { webAuthRoutes } from './web-auth/routes.js';
+import { sessionResolver } from './web-auth/session-resolver.js';
+import { DEFAULT_WEB_CONFIG, type WebConfig } from './web-auth/web-config.js';
 
 export interface ServerOptions {
   store: ControlStore;
@@ -36,6 +41,8 @@ export interface ServerOptions {
   resolvers?: PrincipalResolver[];
   /** The session layer, for the chat API (absent: admin API only). */
   chat?: ChatDeps;
+  /** The `web` section of tagbox.yaml (sign-in links, cookie sessions, OIDC); defaults when absent. */
+  web?: WebConfig;
   /** Further route plugins under /api/v1 (schedules, ...). */
   plugins?: Array<(deps: ServerDeps) => (api: FastifyInstance) => Promise<void>>;
   /** Serve the web app at / from this directory (dist/web); absent: API only. */
@@ -59,7 +66,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // Validation is zod's, in route.ts; the JSON Schemas are for the OpenAPI document.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   installErrorHandlers(app);
-  installAuth(app, [tokenResolver(options.store), ...(options.resolvers ?? [])]);
+  // Cookies are parsed (an onRequest hook of the plugin) before auth reads them; then CSRF, after auth, for every route.
+  await app.register(cookie);
+  const web = options.web ?? DEFAULT_WEB_CONFIG;
+  installAuth(app, [tokenResolver(options.store), sessionResolver(options.store, () => web.sessionIdleHours), ...(options.resolvers ?? [])]);
+  app.decorateRequest('webSession', undefined);
+  installCsrf(app, () => web);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tagbox_server_' });
@@ -86,6 +98,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await api.register(connectorRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(tokenRoutes(deps));
+      await api.register(webAuthRoutes(deps, { web: () => web, oidc: () => null }));
       await api.register(memoryRoutes(deps));
       await api.register(usageRoutes(deps));
       if (options.chat) await api.register(chatRoutes(deps, options.chat));

@@ -6,12 +6,16 @@ import { createChannel, createWorkspace } from '../access/workspaces-repo.js';
 import type { AuditLog } from '../audit/log.js';
 import type { ControlStore } from '../store/database.js';
 import { createToken } from './tokens-repo.js';
+import { createLinkIn } from './web-auth/signin-links.js';
 
 export interface FirstRun {
   org: Org;
   /** Set only in the one process that created the first Owner: its one-time token. */
   ownerToken?: string;
   ownerMemberId?: string;
+  /** With ownerToken: a one-time web sign-in link's token for the Owner (server-main formats the URL once it listens). */
+  ownerSignInToken?: string;
+  ownerSignInExpiresAt?: string;
 }
 
 export const WEB_WORKSPACE_EXTERNAL_ID = 'web';
@@ -24,7 +28,7 @@ export const WEB_WORKSPACE_EXTERNAL_ID = 'web';
  * exactly one of them gets a token to print. Later starts find an Owner and
  * mint nothing: a restart never hands out owner access.
  */
-export async function firstRun(store: ControlStore, access: AccessAdmin, audit: AuditLog): Promise<FirstRun> {
+export async function firstRun(store: ControlStore, access: AccessAdmin, audit: AuditLog, options: { signInLinkHours?: number } = {}): Promise<FirstRun> {
   const org = await access.ensureDefaultOrg();
   const created = await accessTransaction(store, async (db) => {
     await lockNamed(db, store, 'first_owner');
@@ -45,12 +49,15 @@ export async function firstRun(store: ControlStore, access: AccessAdmin, audit: 
     const general = await db.selectFrom('channels').select('id').where('workspace_id', '=', web.id).where('external_id', '=', 'general').executeTakeFirst();
     if (!general) await createChannel(db, { workspaceId: web.id, externalId: 'general', name: 'general' });
     const { token, record } = await createToken(db, { orgId: org.id, memberId: member.id, role: 'owner', name: 'first-run', createdBy: 'system' });
-    return { token, memberId: member.id, tokenId: record.id, workspaceId: web.id };
+    // The browser's way in, made with the token so that exactly one process has both to print.
+    const link = await createLinkIn(db, { orgId: org.id, memberId: member.id, createdBy: 'system', hours: options.signInLinkHours ?? 24 });
+    return { token, memberId: member.id, tokenId: record.id, workspaceId: web.id, link };
   });
   if (!created) return { org };
   await audit.appendMany([
     { type: 'admin-change', actor: 'system', outcome: 'ok', action: 'create', target: `member:${created.memberId}`, fields: ['roles'], roles: ['owner'] },
     { type: 'admin-change', actor: 'system', outcome: 'ok', action: 'token.create', target: `token:${created.tokenId}`, member: created.memberId, role: 'owner', name: 'first-run' },
+    { type: 'admin-change', actor: 'system', outcome: 'ok', org: org.id, action: 'login-link.create', target: `member:${created.memberId}`, link: created.link.id, expiresAt: created.link.expiresAt },
   ]);
-  return { org, ownerToken: created.token, ownerMemberId: created.memberId };
+  return { org, ownerToken: created.token, ownerMemberId: created.memberId, ownerSignInToken: created.link.token, ownerSignInExpiresAt: created.link.expiresAt };
 }

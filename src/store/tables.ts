@@ -159,6 +159,59 @@ export interface ApiTokensTable {
   last_used_at: string | null;
 }
 
+/** A one-time web sign-in link (src/server/web-auth/signin-links.ts). */
+export interface WebSigninLinksTable {
+  id: string;
+  org_id: string;
+  member_id: string;
+  /** Hex SHA-256 of the link's token. */
+  token_hash: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+/** A browser's cookie session (src/server/web-auth/web-sessions.ts). */
+export interface WebSessionsTable {
+  id: string;
+  org_id: string;
+  member_id: string;
+  /** Hex SHA-256 of the cookie value. */
+  session_hash: string;
+  /** 'link' | 'oidc' */
+  method: string;
+  created_at: string;
+  expires_at: string;
+  last_seen_at: string;
+  revoked_at: string | null;
+}
+
+export interface MemberEmailsTable {
+  member_id: string;
+  email: string;
+  created_at: string;
+}
+
+export interface OidcIdentitiesTable {
+  issuer: string;
+  subject: string;
+  member_id: string;
+  email: string | null;
+  created_at: string;
+}
+
+/** A pending OIDC login, keyed by the hash of its browser cookie. */
+export interface OidcLoginsTable {
+  id_hash: string;
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  next: string;
+  created_at: string;
+  expires_at: string;
+}
+
 /** A running server process (src/sessions/instances.ts): turns and sandboxes are held by one. */
 export interface ServerInstancesTable {
   id: string;
@@ -377,6 +430,11 @@ export interface Database {
   audit_anchor: AuditAnchorTable;
   audit_checkpoints: AuditCheckpointsTable;
   api_tokens: ApiTokensTable;
+  web_signin_links: WebSigninLinksTable;
+  web_sessions: WebSessionsTable;
+  member_emails: MemberEmailsTable;
+  oidc_identities: OidcIdentitiesTable;
+  oidc_logins: OidcLoginsTable;
   policy_revisions: PolicyRevisionsTable;
   server_instances: ServerInstancesTable;
   sessions: SessionsTable;

@@ -9,6 +9,8 @@ export interface RunningUp {
   port: number;
   /** The first Owner's token (only the first start of a home prints it). */
   token: string | undefined;
+  /** The first Owner's one-time web sign-in link (first start only). */
+  signInUrl: string | undefined;
   /** The Agent Proxy child's pid, as the banner names it. */
   proxyPid: number;
   /** What it was started with (besides the caller's non-TAGBOX_ environment). */
@@ -56,6 +58,7 @@ export async function startUp(env: Record<string, string>, port = 0, timeoutMs =
     url,
     port: Number(new URL(url).port),
     token: /^\s+(tbx_\S+)$/m.exec(out)?.[1],
+    signInUrl: /^\s+(https?:\/\/\S+\/signin#token=tbl_\S+)$/m.exec(out)?.[1],
     proxyPid: Number(/Agent Proxy: ready, pid (\d+)/.exec(out)?.[1]),
     env: fullEnv,
     exited,

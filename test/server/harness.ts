@@ -11,6 +11,7 @@ import type { ServerDeps } from '../../src/server/deps.js';
 import { firstRun } from '../../src/server/first-run.js';
 import type { PrincipalResolver } from '../../src/server/principal.js';
 import { apiRoleOf } from '../../src/server/roles.js';
+import type { WebConfig } from '../../src/server/web-auth/web-config.js';
 import { mintOperatorToken } from '../../src/server/token-service.js';
 import { openControlStore, type ControlStore } from '../../src/store/database.js';
 import { initializeVault } from '../../src/vault/bootstrap.js';
@@ -57,6 +58,8 @@ export interface ApiOptions {
    * same deps, auth and error handling (a feature before the integrator wires it in).
    */
   routes?: ((deps: ServerDeps) => (app: FastifyInstance) => Promise<void>)[];
+  /** The `web` section of tagbox.yaml (defaults when absent). */
+  web?: WebConfig;
 }
 
 export async function startApi(name: BackendName, options: ApiOptions = {}): Promise<ApiHarness> {
@@ -88,7 +91,7 @@ export async function startApi(name: BackendName, options: ApiOptions = {}): Pro
     if (!member) return undefined;
     return { via: 'session', credentialId: memberId, memberId: member.id, orgId: run.org.id, role: apiRoleOf(member.roles) };
   };
-  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver] });
+  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver], ...(options.web ? { web: options.web } : {}) });
   const deps: ServerDeps = { store, audit, access, sealer: async () => sealer };
   for (const plugin of options.routes ?? []) await app.register(plugin(deps), { prefix: API_PREFIX });
   await app.listen({ host: '127.0.0.1', port: 0 });

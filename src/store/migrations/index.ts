@@ -10,6 +10,7 @@ import * as m0008 from './0008_usage.js';
 import * as m0009 from './0009_plugins.js';
 import * as m0010 from './0010_memory.js';
 import * as m0011 from './0011_message_context.js';
+import * as m0012 from './0012_web_auth.js';
 
 /**
  * One ordered list of migrations for both dialects. Later issues append
@@ -27,6 +28,7 @@ export const migrations: Record<string, Migration> = {
   '0009_plugins': m0009,
   '0010_memory': m0010,
   '0011_message_context': m0011,
+  '0012_web_auth': m0012,
 };
 
 export const migrationProvider: MigrationProvider = {
