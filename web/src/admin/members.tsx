@@ -1,6 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { post, put, seg } from '../api';
-import { useMe } from '../session';
 import { useAction, useTitle } from '../ui/hooks';
 import { Button, Empty, ErrorNote, Loading, Page, Select, TextInput } from '../ui/parts';
 import { LinkReveal } from './org/link-reveal';
@@ -109,7 +108,6 @@ function MemberRow({ member, onChanged, onLink }: { member: Member; onChanged: (
 }
 
 function InviteForm({ onInvited }: { onInvited: (r: Reveal) => void }) {
-  const me = useMe();
   const [name, setName] = useState('');
   const [email, setEmail] = useState('');
   const [role, setRole] = useState('member');
@@ -123,10 +121,10 @@ function InviteForm({ onInvited }: { onInvited: (r: Reveal) => void }) {
     setName('');
     setEmail('');
   });
+  // An invitation makes a member or an admin; an owner is made by changing an existing member's roles.
   const roles = [
     { value: 'member', label: 'Member' },
     { value: 'admin', label: 'Admin' },
-    ...(me.role === 'owner' ? [{ value: 'owner', label: 'Owner' }] : []),
   ];
   const err = invite.error;
   return (
@@ -142,7 +140,7 @@ function InviteForm({ onInvited }: { onInvited: (r: Reveal) => void }) {
       <div class="form-grid">
         <TextInput label="Name" value={name} onInput={setName} required error={err?.field === 'name' ? err.message : undefined} />
         <TextInput label="Email (optional)" type="email" value={email} onInput={setEmail} error={err?.field === 'email' ? err.message : undefined} hint="Only to remember who it is for; Tagbox sends no mail." />
-        <Select label="Role" value={role} onChange={setRole} options={roles} error={err?.field === 'role' ? err.message : undefined} hint="Admins cannot invite owners." />
+        <Select label="Role" value={role} onChange={setRole} options={roles} error={err?.field === 'role' ? err.message : undefined} hint="To make an owner, invite them, then give them the owner role below (owners only)." />
       </div>
       {err && !['name', 'email', 'role'].includes(err.field ?? '') && <ErrorNote error={err} />}
       <Button kind="primary" type="submit" busy={invite.busy} disabled={!name.trim()}>
