@@ -67,6 +67,16 @@ export async function scopesOf(db: Db, bundleId: string): Promise<string[]> {
   return rows.map((r) => r.scope);
 }
 
+/** Each bundle's scope keys, for several bundles in one query. */
+export async function scopeKeysOf(db: Db, bundleIds: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < bundleIds.length; i += 500) {
+    const rows = await db.selectFrom('bundle_scopes').select(['bundle_id', 'scope']).where('bundle_id', 'in', bundleIds.slice(i, i + 500)).execute();
+    for (const r of rows) out.set(r.bundle_id, [...(out.get(r.bundle_id) ?? []), r.scope]);
+  }
+  return out;
+}
+
 /** Bundles attached to any of the given scopes (the union a channel gets), each once. */
 export async function bundlesAttachedTo(db: Db, orgId: string, scopes: Scope[]): Promise<Bundle[]> {
   if (scopes.length === 0) return [];

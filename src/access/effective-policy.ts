@@ -4,9 +4,9 @@ import { compileCidrs } from '../policy/cidr.js';
 import { compilePolicy, type EgressPolicy } from '../policy/compile.js';
 import { personalHostProblem, type Bundle as PolicyBundle } from '../policy/bundle-schema.js';
 import type { Database } from '../store/tables.js';
-import { bundlesAttachedTo, personalConnectors } from './bundles-repo.js';
+import { bundlesAttachedTo, personalConnectors, scopeKeysOf } from './bundles-repo.js';
 import { getMember } from './members-repo.js';
-import type { Connection } from './model.js';
+import { scopeKey, type Connection, type Scope } from './model.js';
 import { isPersonalSecretName, personalSecretName } from './personal-secrets.js';
 import { getChannel, getWorkspace } from './workspaces-repo.js';
 import { toPolicyBundle } from './spec.js';
@@ -44,14 +44,28 @@ export async function effectiveBundles(db: Kysely<Database>, place: Place): Prom
 
 /** The union for a workspace (and optionally one of its channels); also used to vet changes before they commit. */
 export async function scopeBundles(db: Kysely<Database>, orgId: string, workspaceId?: string, channelId?: string): Promise<PolicyBundle[]> {
-  const scopes = [
+  return (await attributedScopeBundles(db, orgId, workspaceId, channelId)).map((a) => a.bundle);
+}
+
+/** One bundle of the union, with the scopes (of those asked about) it is attached to: org, then workspace, then channel. */
+export interface AttributedBundle {
+  bundle: PolicyBundle;
+  scopes: Scope[];
+}
+
+/** The union itself, saying where each part comes from (the admin console's effective access shows it). */
+export async function attributedScopeBundles(db: Kysely<Database>, orgId: string, workspaceId?: string, channelId?: string): Promise<AttributedBundle[]> {
+  const scopes: Scope[] = [
     { kind: 'org' as const },
     ...(workspaceId ? [{ kind: 'workspace' as const, id: workspaceId }] : []),
     ...(channelId ? [{ kind: 'channel' as const, id: channelId }] : []),
   ];
-  return (await bundlesAttachedTo(db, orgId, scopes)).map((b) =>
-    toPolicyBundle({ ...b, connections: b.connections.filter((c) => !isPersonalSecretName(c.secret)) }),
-  );
+  const bundles = await bundlesAttachedTo(db, orgId, scopes);
+  const attached = await scopeKeysOf(db, bundles.map((b) => b.id));
+  return bundles.map((b) => ({
+    bundle: toPolicyBundle({ ...b, connections: b.connections.filter((c) => !isPersonalSecretName(c.secret)) }),
+    scopes: scopes.filter((s) => attached.get(b.id)?.includes(scopeKey(s))),
+  }));
 }
 
 /**

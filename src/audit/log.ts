@@ -1,5 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ControlStore } from '../store/database.js';
 import type { Database } from '../store/tables.js';
 import { canonicalJson, chainHash, eventColumns, GENESIS_HASH } from './chain.js';
@@ -19,6 +19,14 @@ export interface AuditQuery {
   actor?: string;
   session?: string;
   channel?: string;
+  outcome?: string;
+  /** The event's `host` field (egress and credential-use events). */
+  host?: string;
+  /**
+   * Who asked: events the member did (actor), and events of the threads they
+   * started (a session's egress carries the session, not a person).
+   */
+  member?: string;
   limit?: number;
 }
 
@@ -108,12 +116,23 @@ export class AuditLog {
       if (filter.actor) q = q.where('actor', '=', filter.actor);
       if (filter.session) q = q.where('session_id', '=', filter.session);
       if (filter.channel) q = q.where('channel_id', '=', filter.channel);
+      if (filter.outcome) q = q.where('outcome', '=', filter.outcome);
+      if (filter.host) q = q.where(this.jsonField('host'), '=', filter.host.toLowerCase());
+      if (filter.member) {
+        const member = filter.member;
+        q = q.where((eb) => eb.or([eb('actor', '=', member), eb('session_id', 'in', eb.selectFrom('sessions').select('sessions.id').where('sessions.created_by', '=', member))]));
+      }
       const rows = await q.execute();
       for (const row of rows) yield { ...(JSON.parse(row.data) as AuditEvent), hash: row.hash };
       if (rows.length < pageSize) return;
       after = rows[rows.length - 1]!.seq;
       remaining -= rows.length;
     }
+  }
+
+  /** A top-level text field of the stored (hashed) event JSON, in the store's dialect. */
+  private jsonField(field: 'host') {
+    return this.store.location.dialect === 'postgres' ? sql<string>`(data::jsonb ->> ${field})` : sql<string>`json_extract(data, ${`$.${field}`})`;
   }
 
   /**

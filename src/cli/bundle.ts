@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { userInfo } from 'node:os';
-import { stringify } from 'yaml';
 import { AccessAdmin } from '../access/admin-service.js';
-import { describeChange } from '../access/bundle-diff.js';
-import { scopeKey, type BundleSpec, type Org } from '../access/model.js';
-import { connectionInput, fromPolicyBundle, specOf } from '../access/spec.js';
+import { applyBundleSpecs, exportBundlesYaml } from '../access/bundles-as-code.js';
+import { fromPolicyBundle } from '../access/spec.js';
+import { scopeKey, type Org } from '../access/model.js';
 import { AuditLog } from '../audit/log.js';
 import { loadBundleFile } from '../policy/load-bundle-file.js';
 import { resolveScope, withScopeFlags, type ScopeOptions } from './scope-flags.js';
@@ -30,13 +29,13 @@ export function registerBundle(program: Command): void {
       const wanted = loadBundleFile(file).bundles.map((b) => fromPolicyBundle(b));
       await withAdmin(command, async (admin, org) => {
         // One transaction for the whole file: all of it is applied, or none.
-        const plan = await admin.applyBundles(actor(), org.id, wanted, { prune: opts.prune ?? false, dryRun: opts.dryRun ?? false });
-        if (plan.length === 0) {
+        const { changes } = await applyBundleSpecs(admin, actor(), org.id, wanted, { prune: opts.prune ?? false, dryRun: opts.dryRun ?? false });
+        if (changes.length === 0) {
           process.stdout.write('no changes\n');
           return;
         }
-        for (const change of plan) process.stdout.write(`${describeChange(change)}\n`);
-        process.stdout.write(opts.dryRun ? `dry run: ${plan.length} change(s) not applied\n` : `applied ${plan.length} change(s)\n`);
+        for (const change of changes) process.stdout.write(`${change.description}\n`);
+        process.stdout.write(opts.dryRun ? `dry run: ${changes.length} change(s) not applied\n` : `applied ${changes.length} change(s)\n`);
       });
     });
 
@@ -45,8 +44,7 @@ export function registerBundle(program: Command): void {
     .description('print every stored bundle as a bundle file (YAML); `apply` of it changes nothing')
     .action(async (_opts, command: Command) => {
       await withAdmin(command, async (admin, org) => {
-        const bundles = (await admin.listBundles(org.id)).map((b) => fileShape(specOf(b)));
-        process.stdout.write(stringify({ bundles }, { lineWidth: 0 }));
+        process.stdout.write(await exportBundlesYaml(admin, org.id));
       });
     });
 
@@ -102,13 +100,4 @@ function actor(): string {
     // no passwd entry (containers): the plain actor is enough
   }
   return user ? `cli:${user}` : 'cli';
-}
-
-/** A stored bundle in the bundle-file shape (plain strings for hosts without ports). */
-function fileShape(spec: BundleSpec): unknown {
-  return {
-    name: spec.name,
-    domains: spec.domains.map((d) => (d.ports ? { host: d.host, ports: d.ports } : d.host)),
-    connections: spec.connections.map(connectionInput),
-  };
 }

@@ -73,6 +73,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
       proxyEverReady = true;
       return proxy.secrets;
     },
+    ...(ctx.config.agent.modelSecret ? { modelSecret: ctx.config.agent.modelSecret } : {}),
     chat: { service: sessions.service, hub: sessions.hub, engines: sessions.engines.names() },
     plugins: [(deps) => scheduleRoutes(deps, { maxPromptBytes: ctx.config.agent.maxMessageBytes })],
     webRoot: WEB_ROOT,

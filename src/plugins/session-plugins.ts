@@ -26,7 +26,7 @@ export interface SessionPlugin {
  * call with an error naming the plugin, and nothing is written outside cacheDir.
  */
 export async function pluginsForPlace(store: ControlStore, place: Place, cacheDir: string): Promise<SessionPlugin[]> {
-  const { orgId, scopes } = await scopesOf(store.db, place);
+  const { orgId, scopes } = await placeScopes(store.db, place);
   const out: SessionPlugin[] = [];
   for (const plugin of await pluginsAttachedTo(store.db, orgId, scopes)) {
     const problem = pluginNameProblem(plugin.name);
@@ -39,7 +39,7 @@ export async function pluginsForPlace(store: ControlStore, place: Place, cacheDi
 }
 
 /** A place's org and the scopes whose plugins it gets (a DM has no channel). */
-async function scopesOf(db: Kysely<Database>, place: Place): Promise<{ orgId: string; scopes: StoredScope[] }> {
+export async function placeScopes(db: Kysely<Database>, place: Place): Promise<{ orgId: string; scopes: StoredScope[] }> {
   let workspaceId: string;
   let channelId: string | undefined;
   if (place.kind === 'dm') {

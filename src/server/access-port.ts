@@ -1,5 +1,6 @@
 import type { ActorRef } from '../access/actor.js';
 import type { Bundle, BundleSpec, Channel, Connection, Member, Org, PersonalConnectorSpec, Scope, Workspace, WorkspaceKind } from '../access/model.js';
+import type { BundleChange } from '../access/bundle-diff.js';
 import type { OrgSettings } from '../access/orgs-repo.js';
 
 /**
@@ -25,6 +26,8 @@ export interface AccessAdminPort {
   setMemberRoles(actor: ActorRef, memberId: string, roles: string[]): Promise<Member>;
   putBundle(actor: ActorRef, orgId: string, spec: BundleSpec): Promise<Bundle>;
   deleteBundle(actor: ActorRef, orgId: string, name: string): Promise<unknown>;
+  /** Declarative apply of whole bundles, in one transaction (bundles as code). */
+  applyBundles(actor: ActorRef, orgId: string, specs: BundleSpec[], options: { prune?: boolean; dryRun?: boolean }): Promise<BundleChange[]>;
   listBundles(orgId: string): Promise<Bundle[]>;
   getBundle(orgId: string, name: string): Promise<Bundle | undefined>;
   attach(actor: ActorRef, orgId: string, bundleName: string, scope: Scope): Promise<unknown>;

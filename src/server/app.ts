@@ -11,10 +11,12 @@ import { installAuth, tokenResolver } from './auth.js';
 import type { ServerDeps } from './deps.js';
 import { installErrorHandlers } from './error-handler.js';
 import type { PrincipalResolver } from './principal.js';
+import { accessRoutes } from './routes/access.js';
 import { auditRoutes } from './routes/audit.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { memberRoutes } from './routes/members.js';
 import { memoryRoutes } from './routes/memory.js';
 import { orgRoutes } from './routes/org.js';
 import { pluginRoutes } from './routes/plugins.js';
@@ -43,6 +45,8 @@ export interface ServerOptions {
   chat?: ChatDeps;
   /** The `web` section of tagbox.yaml (sign-in links, cookie sessions, OIDC); defaults when absent. */
   web?: WebConfig;
+  /** agent.modelSecret, for what the effective access of a channel shows. */
+  modelSecret?: string;
   /** Further route plugins under /api/v1 (schedules, ...). */
   plugins?: Array<(deps: ServerDeps) => (api: FastifyInstance) => Promise<void>>;
   /** Serve the web app at / from this directory (dist/web); absent: API only. */
@@ -86,13 +90,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
   });
 
-  const deps: ServerDeps = { store: options.store, audit: options.audit, access: options.access, sealer: options.sealer };
+  const deps: ServerDeps = { store: options.store, audit: options.audit, access: options.access, sealer: options.sealer, ...(options.modelSecret ? { modelSecret: options.modelSecret } : {}) };
   await app.register(healthRoutes(options.readiness ?? (async () => ({ ready: true })), registry));
   await app.register(
     async (api) => {
       await api.register(orgRoutes(deps));
       await api.register(workspaceRoutes(deps));
       await api.register(bundleRoutes(deps));
+      await api.register(accessRoutes(deps));
+      await api.register(memberRoutes(deps));
       await api.register(pluginRoutes(deps));
       await api.register(secretRoutes(deps));
       await api.register(connectorRoutes(deps));

@@ -10,4 +10,6 @@ export interface ServerDeps {
   access: AccessAdminPort;
   /** The vault's write-only face (under `tagbox up`, the proxy's); throws (503) while the vault is not reachable. */
   sealer(): Promise<SecretStore>;
+  /** agent.modelSecret: the vault name of the org's model key (the model connection of every session's policy). */
+  modelSecret?: string;
 }

@@ -120,13 +120,24 @@ export interface UsageTotals extends UsageCounts {
  * The org's usage in [since, until), grouped: by org (everything), by channel
  * (channel work), or by member (DM work: what each member pays).
  */
-export async function aggregateUsage(db: Kysely<Database>, input: { orgId: string; by: UsageGrouping; since: string; until: string }): Promise<Array<{ id: string } & UsageTotals>> {
+/**
+ * Usage summed per key (org, channel or member) in [since, until); with
+ * `bucket: 'day'` per key and UTC day too (the console's chart), oldest day first.
+ */
+export async function aggregateUsage(
+  db: Kysely<Database>,
+  input: { orgId: string; by: UsageGrouping; since: string; until: string; bucket?: 'day' },
+): Promise<Array<{ id: string; day?: string } & UsageTotals>> {
   const key = input.by === 'org' ? 'org_id' : input.by === 'channel' ? 'channel_id' : 'member_id';
   const all = sql`1 = 1`;
+  // created_at is an ISO 8601 UTC string: its first ten characters are the UTC day, in both dialects.
+  const day = sql<string>`substr(created_at, 1, 10)`;
+  const byDay = input.bucket === 'day';
   const rows = await db
     .selectFrom('usage_events')
     .select([
       sql<string>`${sql.ref(key)}`.as('key'),
+      (byDay ? day : sql<string>`''`).as('day'),
       sql<number>`count(*)`.as('requests'),
       total(sql`input_tokens`, all).as('input_tokens'),
       total(sql`output_tokens`, all).as('output_tokens'),
@@ -138,11 +149,13 @@ export async function aggregateUsage(db: Kysely<Database>, input: { orgId: strin
     .where('created_at', '>=', input.since)
     .where('created_at', '<', input.until)
     .where(sql.ref(key), 'is not', null)
+    .$if(byDay, (q) => q.groupBy(day).orderBy(day))
     .groupBy(sql.ref(key))
     .orderBy(sql.ref(key))
     .execute();
   return rows.map((r) => ({
     id: r.key,
+    ...(byDay ? { day: r.day } : {}),
     requests: Number(r.requests),
     inputTokens: Number(r.input_tokens),
     outputTokens: Number(r.output_tokens),

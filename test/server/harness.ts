@@ -60,6 +60,8 @@ export interface ApiOptions {
   routes?: ((deps: ServerDeps) => (app: FastifyInstance) => Promise<void>)[];
   /** The `web` section of tagbox.yaml (defaults when absent). */
   web?: WebConfig;
+  /** agent.modelSecret, as `tagbox up` passes it. */
+  modelSecret?: string;
 }
 
 export async function startApi(name: BackendName, options: ApiOptions = {}): Promise<ApiHarness> {
@@ -91,8 +93,9 @@ export async function startApi(name: BackendName, options: ApiOptions = {}): Pro
     if (!member) return undefined;
     return { via: 'session', credentialId: memberId, memberId: member.id, orgId: run.org.id, role: apiRoleOf(member.roles) };
   };
-  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver], ...(options.web ? { web: options.web } : {}) });
-  const deps: ServerDeps = { store, audit, access, sealer: async () => sealer };
+  const model = options.modelSecret ? { modelSecret: options.modelSecret } : {};
+  const app: FastifyInstance = await buildServer({ store, audit, access, sealer: async () => sealer, logger, resolvers: [sessionResolver], ...model, ...(options.web ? { web: options.web } : {}) });
+  const deps: ServerDeps = { store, audit, access, sealer: async () => sealer, ...model };
   for (const plugin of options.routes ?? []) await app.register(plugin(deps), { prefix: API_PREFIX });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

@@ -32,7 +32,9 @@ export function App() {
       setCsrfToken(undefined);
       setState({ kind: 'signed-out', reason: 'Your session has ended. Sign in again to go on.' });
     });
-    void load();
+    // Opening a sign-in link: sign in first (the page asks who it is afterwards).
+    if (location.pathname === '/signin' && location.hash.includes('token=')) setState({ kind: 'signed-out' });
+    else void load();
   }, []);
 
   if (state.kind === 'loading') return <Loading what="Tagbox" />;

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { applyBundleSpecs, bundleSpecsFromText, exportBundlesYaml } from '../../access/bundles-as-code.js';
 import { scopesOf } from '../../access/bundles-repo.js';
 import type { Bundle, BundleSpec, DomainEntry, Scope } from '../../access/model.js';
 import { parseScopeKey } from '../../access/model.js';
@@ -19,6 +20,12 @@ const bundleBody = z.strictObject({
 });
 const scopeBody = z.strictObject({
   scope: z.string().refine((s) => parseScopeKey(s) !== undefined, 'expected "org", "workspace:<id>" or "channel:<id>"'),
+});
+
+const applyBody = z.strictObject({
+  yaml: z.string({ error: 'expected the bundle file as text (YAML)' }),
+  dryRun: z.boolean().optional(),
+  prune: z.boolean().optional(),
 });
 
 /** Access bundles and where they are attached: admins. */
@@ -46,6 +53,28 @@ export function bundleRoutes(deps: ServerDeps) {
   }
 
   return async (app: FastifyInstance) => {
+    // Registered before /bundles/:name so that "apply" and "export" are never read as bundle names.
+    route(app, {
+      method: 'POST',
+      url: '/bundles/apply',
+      tag: 'bundles',
+      summary: 'Make the stored bundles match a bundle file (YAML, as `tagbox bundle apply`): one transaction; dryRun plans only; prune deletes bundles the file lacks; attachments are kept',
+      role: 'admin',
+      body: applyBody,
+      handler: async ({ body, principal }) => {
+        // The same parser as the CLI's file: errors name the line and the field (source "body.yaml").
+        const specs = bundleSpecsFromText(body.yaml, 'body.yaml');
+        return applyBundleSpecs(deps.access, actorOf(principal), principal.orgId, specs, { prune: body.prune ?? false, dryRun: body.dryRun ?? false });
+      },
+    });
+    route(app, {
+      method: 'GET',
+      url: '/bundles/export',
+      tag: 'bundles',
+      summary: 'Every stored bundle as a bundle file (YAML, as `tagbox bundle export`); applying it changes nothing',
+      role: 'admin',
+      handler: async ({ principal }) => ({ yaml: await exportBundlesYaml(deps.access, principal.orgId) }),
+    });
     route(app, {
       method: 'GET',
       url: '/bundles',

@@ -19,6 +19,11 @@ import { roleAtLeast } from '../roles.js';
 
 const idParams = z.strictObject({ id: z.string().min(1).max(100) });
 const RECENT_RUNS = 20;
+const previewQuery = z.strictObject({
+  cron: z.string({ error: 'expected a cron expression such as "0 9 * * 1-5"' }).max(MAX_CRON_LENGTH, `expected at most ${MAX_CRON_LENGTH} characters`),
+  timezone: z.string().max(100, 'expected an IANA time zone such as "Europe/Paris"').optional(),
+  count: z.coerce.number({ error: 'expected a whole number from 1 to 20' }).int('expected a whole number from 1 to 20').min(1, 'expected a whole number from 1 to 20').max(20, 'expected a whole number from 1 to 20').default(5),
+});
 
 /**
  * Schedules (CONTRACT.md "Schedules"): a cron-timed prompt in a channel. Any
@@ -84,6 +89,20 @@ export function scheduleRoutes(deps: ServerDeps, options: { maxPromptBytes: numb
   }
 
   return async (app: FastifyInstance) => {
+    route(app, {
+      method: 'GET',
+      url: '/schedules/preview',
+      tag: 'schedules',
+      summary: 'The next fire times of a cron expression in a time zone, checked as schedule creation checks it (nothing is saved)',
+      role: 'member',
+      query: previewQuery,
+      handler: async ({ query }) => {
+        const compiled = compileCron(query.cron, query.timezone ?? DEFAULT_TIMEZONE, { cron: 'query.cron', timezone: 'query.timezone' });
+        const next: string[] = [];
+        for (let t = nextFireTime(compiled, new Date()); t && next.length < query.count; t = nextFireTime(compiled, t)) next.push(t.toISOString());
+        return { next };
+      },
+    });
     route(app, {
       method: 'POST',
       url: '/channels/:id/schedules',

@@ -19,6 +19,8 @@ const usageQuery = z.strictObject({
   by: z.enum(['org', 'channel', 'member'], { error: 'expected org, channel or member' }).default('org'),
   since: isoTime('the start, included').optional(),
   until: isoTime('the end, excluded').optional(),
+  /** day: one row per UTC day and key (the console's chart). */
+  bucket: z.enum(['day'], { error: 'expected day' }).optional(),
 });
 
 const budgetBody = z.strictObject({
@@ -80,8 +82,8 @@ export function usageRoutes(deps: ServerDeps) {
         const since = query.since ? new Date(query.since) : new Date(periodStart('month', now));
         const until = query.until ? new Date(query.until) : now;
         if (since.getTime() >= until.getTime()) throw badRequest(`query.since: expected a time before until (${until.toISOString()}), got ${since.toISOString()}`);
-        const rows = await aggregateUsage(db, { orgId: principal.orgId, by: query.by, since: since.toISOString(), until: until.toISOString() });
-        const names = await namesOf(query.by, rows.map((r) => r.id));
+        const rows = await aggregateUsage(db, { orgId: principal.orgId, by: query.by, since: since.toISOString(), until: until.toISOString(), ...(query.bucket ? { bucket: query.bucket } : {}) });
+        const names = await namesOf(query.by, [...new Set(rows.map((r) => r.id))]);
         const total = rows.reduce<UsageTotals>(
           (t, r) => ({
             requests: t.requests + r.requests,
@@ -93,12 +95,16 @@ export function usageRoutes(deps: ServerDeps) {
           }),
           { requests: 0, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0, cost: 0 },
         );
+        const label = (id: string) => (query.by === 'org' ? 'org' : query.by === 'channel' ? (names.has(id) ? `#${names.get(id)}` : id) : (names.get(id) ?? id));
         return {
           by: query.by,
           since: since.toISOString(),
           until: until.toISOString(),
-          rows: rows.map((r) => ({ id: r.id, name: names.get(r.id) ?? null, ...totalsView(r) })),
+          ...(query.bucket ? { bucket: query.bucket } : {}),
+          // Per day: `day`, and `key`/`label` (what the chart plots) beside the usual id and name.
+          rows: rows.map((r) => ({ ...(r.day ? { day: r.day, key: r.id, label: label(r.id) } : {}), id: r.id, name: names.get(r.id) ?? null, ...totalsView(r) })),
           total: totalsView(total),
+          ...(query.bucket ? { totals: totalsView(total) } : {}),
         };
       },
     });

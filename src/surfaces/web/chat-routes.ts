@@ -15,6 +15,7 @@ import type { Session } from '../../sessions/model.js';
 import type { SessionService } from '../../sessions/session-service.js';
 import { openTurnsOf } from '../../sessions/turns-repo.js';
 import { resumeCursor, streamEvents } from './sse.js';
+import { threadListRoutes } from './thread-list-routes.js';
 
 export interface ChatDeps {
   service: SessionService;
@@ -103,6 +104,7 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
     // or closing would wait for every connected client forever.
     const closing = new AbortController();
     app.addHook('preClose', async () => closing.abort());
+    await app.register(threadListRoutes(deps));
     route(app, {
       method: 'GET',
       url: '/channels',

@@ -28,7 +28,7 @@ export function SignIn({ reason, onSignedIn }: { reason?: string | undefined; on
     if (error) setStatus({ kind: 'failed', message: error });
     if (token) {
       setStatus({ kind: 'working' });
-      post<{ csrfToken: string }>('auth/link', { token }).then(
+      signInWithLink(token).then(
         (session) => {
           setCsrfToken(session.csrfToken);
           navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/chat', { replace: true });
@@ -66,4 +66,20 @@ export function SignIn({ reason, onSignedIn }: { reason?: string | undefined; on
       </section>
     </main>
   );
+}
+
+/**
+ * Exchanges a link's token for a session. A browser that is still signed in
+ * (another member's session) must show that session's CSRF token even to sign
+ * in anew: fetch it and try once more.
+ */
+async function signInWithLink(token: string): Promise<{ csrfToken: string }> {
+  try {
+    return await post<{ csrfToken: string }>('auth/link', { token });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== 'csrf') throw e;
+    const me = await get<{ csrfToken?: string }>('me');
+    setCsrfToken(me.csrfToken);
+    return post<{ csrfToken: string }>('auth/link', { token });
+  }
 }
