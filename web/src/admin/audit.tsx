@@ -142,7 +142,7 @@ function Filters({ applied }: { applied: Record<string, string> }) {
 }
 
 function VerifyChain() {
-  const [result, setResult] = useState<{ ok: boolean; events: number; brokenAt?: number; message?: string } | undefined>();
+  const [result, setResult] = useState<{ ok: boolean; events: number; brokenAt?: { seq: number; type?: string; problem?: string }; message?: string } | undefined>();
   const verify = useAction(async () => setResult(await post('audit/verify')));
   return (
     <div class="verify">
@@ -150,7 +150,7 @@ function VerifyChain() {
         Verify chain
       </Button>
       <span role="status" class={result ? (result.ok ? 'verify-ok' : 'verify-bad') : undefined}>
-        {result && (result.ok ? `Intact: ${result.events} events checked.` : `Broken at event ${result.brokenAt ?? '?'}: ${result.message ?? 'the chain does not hold'}`)}
+        {result && (result.ok ? `Intact: ${result.events} events checked.` : `Broken at event ${result.brokenAt?.seq ?? '?'}${result.brokenAt?.type ? ` (${result.brokenAt.type})` : ''}: ${result.message ?? result.brokenAt?.problem ?? 'the chain does not hold'}`)}
       </span>
       {verify.error && <ErrorNote error={verify.error} />}
     </div>
