@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 apt_install_missing bubblewrap ca-certificates gcc libc6-dev libseccomp-dev uidmap
+# Not needed to run Tagbox: Chromium for the web app's browser tests and `npm run bench:web`.
+apt_install_missing chromium fonts-dejavu-core
 [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund
 npm run build
 

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-# socat only for the escape tests, which try it as an attacker would.
-apt_install_missing bubblewrap socat ca-certificates gcc libc6-dev libseccomp-dev uidmap keyutils curl python3 procps iproute2
+# socat only for the escape tests, which try it as an attacker would; chromium (Debian's, driven by
+# playwright-core: nothing is downloaded) for the web app's browser tests.
+apt_install_missing bubblewrap socat ca-certificates gcc libc6-dev libseccomp-dev uidmap keyutils curl python3 procps iproute2 chromium fonts-dejavu-core
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   apt_install_missing postgresql
