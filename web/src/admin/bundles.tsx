@@ -79,7 +79,7 @@ export function BundlesPage(_props: { params: Record<string, string> }) {
                       </div>
                     ))}
                   </td>
-                  <td>{b.scopes.length === 0 ? <span class="muted">nowhere</span> : b.scopes.map((s) => tree?.label(s) ?? s).join(', ')}</td>
+                  <td>{b.scopes.length === 0 ? <span class="muted">nowhere</span> : b.scopes.map((s) => tree?.label(s) ?? '…').join(', ')}</td>
                 </tr>
               ))}
             </tbody>

@@ -1,23 +1,27 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
-import { Button } from './parts';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 
 /**
  * A destructive action asked twice, in the page (no window.confirm, which
  * blocks and cannot be styled): the first press shows the question, with
- * focus on the confirming button so Enter or Escape decides.
+ * focus on the confirming button so Enter confirms; Escape or Cancel puts
+ * the focus back on the first button.
  */
 export function ConfirmButton(props: { label: string; question: ComponentChildren; confirmLabel: string; onConfirm: () => void | Promise<unknown>; busy?: boolean }) {
   const [asking, setAsking] = useState(false);
   const yes = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
+  const first = useRef<HTMLButtonElement>(null);
+  const moved = useRef(false);
+  useLayoutEffect(() => {
     if (asking) yes.current?.focus();
+    else if (moved.current) first.current?.focus();
+    moved.current = asking;
   }, [asking]);
   if (!asking) {
     return (
-      <Button kind="danger" onClick={() => setAsking(true)}>
+      <button ref={first} type="button" class="btn btn-danger" onClick={() => setAsking(true)}>
         {props.label}
-      </Button>
+      </button>
     );
   }
   return (
@@ -29,13 +33,16 @@ export function ConfirmButton(props: { label: string; question: ComponentChildre
         class="btn btn-danger"
         disabled={props.busy}
         onClick={() => {
+          moved.current = false;
           setAsking(false);
           void props.onConfirm();
         }}
       >
         {props.confirmLabel}
       </button>
-      <Button onClick={() => setAsking(false)}>Cancel</Button>
+      <button type="button" class="btn btn-plain" onClick={() => setAsking(false)}>
+        Cancel
+      </button>
     </span>
   );
 }

@@ -4,10 +4,10 @@ import { Field } from '../../ui/parts';
 type InputProps = Omit<JSX.InputHTMLAttributes<HTMLInputElement>, 'onInput' | 'value' | 'label'>;
 
 /** A labelled text input that shows the server's error for it (aria-invalid, message tied by aria-describedby). */
-export function Input(props: InputProps & { label: string; value: string; onValue: (v: string) => void; hint?: string; error?: string | undefined }) {
-  const { label, value, onValue, hint, error, class: className, ...rest } = props;
+export function Input(props: InputProps & { label: string; value: string; onValue: (v: string) => void; hint?: string; error?: string | undefined; visibleLabel?: string }) {
+  const { label, value, onValue, hint, error, class: className, visibleLabel, ...rest } = props;
   return (
-    <Field label={label} hint={hint} error={error}>
+    <Field label={visibleLabel ?? label} hint={hint} error={error}>
       {(id, describedBy) => (
         <input
           {...rest}
@@ -18,6 +18,7 @@ export function Input(props: InputProps & { label: string; value: string; onValu
           spellcheck={false}
           aria-invalid={error ? true : undefined}
           aria-describedby={describedBy}
+          aria-label={visibleLabel ? label : undefined}
           onInput={(e) => onValue((e.currentTarget as HTMLInputElement).value)}
         />
       )}
