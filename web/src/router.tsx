@@ -67,3 +67,18 @@ export function Link({ href, children, ...rest }: AnchorProps) {
     </a>
   );
 }
+
+/** The current query string (`?a=1`), kept up to date like usePath: pages that keep their state in the URL read it. */
+export function useSearch(): string {
+  const [search, setSearch] = useState(location.search);
+  useEffect(() => {
+    const update = () => setSearch(location.search);
+    listeners.add(update);
+    addEventListener('popstate', update);
+    return () => {
+      listeners.delete(update);
+      removeEventListener('popstate', update);
+    };
+  }, []);
+  return search;
+}
