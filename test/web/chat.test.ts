@@ -67,7 +67,7 @@ describe.each(BACKENDS)('the web chat (%s)', { timeout: E2E_TIMEOUT }, (backendN
     return decodeURIComponent(page.url().split('/t/')[1]!);
   }
 
-  it('signs in by a link, lands in #general with the composer focused, lists the places', async () => {
+  it('signs in by a link, lands in #general (the focus left at the top), lists the places', async () => {
     const tp = await pageAs(ada);
     const { page } = tp;
     await page.waitForURL(new RegExp(`/chat/c/${generalId}$`));
@@ -75,7 +75,10 @@ describe.each(BACKENDS)('the web chat (%s)', { timeout: E2E_TIMEOUT }, (backendN
     await expect(places.getByRole('link', { name: /general/ }).isVisible()).resolves.toBe(true);
     await expect(places.getByRole('link', { name: /your DM/ }).isVisible()).resolves.toBe(true);
     await page.getByRole('heading', { name: 'New thread' }).waitFor();
-    await until('the composer focused', async () => ((await focused(composer(page))) ? true : undefined), 10_000);
+    await composer(page).waitFor();
+    // Landing takes no focus: Tab from the top is the skip link first.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.textContent')).toBe('Skip to content');
     expect(await page.title()).toBe('#general · Tagbox');
     await shot(page, 'signed-in');
     await done(tp);
@@ -116,18 +119,20 @@ describe.each(BACKENDS)('the web chat (%s)', { timeout: E2E_TIMEOUT }, (backendN
   });
 
   it('stops a running turn from the keyboard alone, and the thread says it was stopped', async () => {
-    const tp = await pageAs(ada, `/chat/c/${generalId}`);
+    const started = await web.up.api(ada.token, 'POST', `/channels/${generalId}/messages`, { text: 'echo ready' });
+    expect(started.status, started.text).toBe(202);
+    const tp = await pageAs(ada, `/chat/c/${generalId}/t/${started.body.thread}`);
     const { page } = tp;
-    // Keyboard only: focus is in the composer on arrival; Enter sends; Shift+Tab reaches Stop.
+    await agentAnswers(page).getByText('ready').waitFor();
+    // Keyboard only: entering a thread puts the focus in its composer; Enter sends; Shift+Tab reaches Stop.
     await until('the composer focused', async () => ((await focused(composer(page))) ? true : undefined), 10_000);
     await page.keyboard.type('sleep 60');
     await page.keyboard.press('Enter');
-    await page.waitForURL(/\/t\/[^/]+$/);
     await page.getByRole('status').getByText('Agent running').waitFor();
     const stop = page.getByRole('button', { name: 'Stop' });
     await until('the composer focused again', async () => ((await focused(composer(page))) ? true : undefined), 10_000);
-    await page.keyboard.press('Shift+Tab');
-    await page.keyboard.press('Shift+Tab');
+    // Back past the log (and the earlier turn's fold in it) to the thread's header.
+    for (let i = 0; i < 8 && !(await focused(stop)); i++) await page.keyboard.press('Shift+Tab');
     expect(await focused(stop)).toBe(true);
     await shot(page, 'running');
     await page.keyboard.press('Enter');

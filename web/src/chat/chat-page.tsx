@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { match, navigate } from '../router';
 import { ErrorNote, Loading } from '../ui/parts';
 import { useGet } from '../ui/hooks';
@@ -37,6 +37,13 @@ export function ChatPage({ path }: { path: string }) {
   // Picking a place or thread folds the list away again (on a phone).
   useEffect(() => setSideOpen(false), [path]);
 
+  // Entering a thread focuses its composer; the page a member lands on does not take the focus from the
+  // top of the page (the skip link comes first) — only once they have moved within the chat.
+  const landing = useRef<string | undefined>();
+  const moved = useRef(false);
+  if (place && landing.current === undefined) landing.current = path;
+  if (landing.current !== undefined && path !== landing.current) moved.current = true;
+
   const activity = () => setTick((t) => t + 1);
   return (
     <div class={`chat${sideOpen ? ' chat-side-open' : ''}`}>
@@ -50,14 +57,14 @@ export function ChatPage({ path }: { path: string }) {
       </aside>
       <div class="chat-main">
         {place && thread && <ThreadPane key={thread} place={place} placeName={placeName} thread={thread} onActivity={activity} />}
-        {place && !thread && <NewThread place={place} placeName={placeName} onPosted={activity} />}
+        {place && !thread && <NewThread place={place} placeName={placeName} autoFocus={moved.current} onPosted={activity} />}
         {!place && <Loading what="the chat" />}
       </div>
     </div>
   );
 }
 
-function NewThread({ place, placeName, onPosted }: { place: Place; placeName: string; onPosted: () => void }) {
+function NewThread({ place, placeName, autoFocus, onPosted }: { place: Place; placeName: string; autoFocus: boolean; onPosted: () => void }) {
   const posted = (p: Posted) => {
     onPosted();
     navigate(placePath(place, p.thread));
@@ -77,7 +84,7 @@ function NewThread({ place, placeName, onPosted }: { place: Place; placeName: st
             : `Ask the agent something in ${placeName}: your message starts a new thread that everyone in the channel can follow.`}
         </p>
       </div>
-      <Composer place={place} label={`New thread in ${placeName}`} onPosted={posted} />
+      <Composer place={place} label={`New thread in ${placeName}`} autoFocus={autoFocus} onPosted={posted} />
     </section>
   );
 }

@@ -28,7 +28,7 @@ function writeDraft(key: string, text: string): void {
  * Idempotency-Key until it succeeds, so sending the same text again after a
  * failure (the answer was lost, not the message) does not post it twice.
  */
-export function Composer(props: { place: Place; thread?: string; label: string; onPosted: (posted: Posted) => void }) {
+export function Composer(props: { place: Place; thread?: string; label: string; autoFocus: boolean; onPosted: (posted: Posted) => void }) {
   const key = draftKey(props.place, props.thread);
   const [text, setText] = useState(() => readDraft(key));
   const [busy, setBusy] = useState(false);
@@ -41,7 +41,7 @@ export function Composer(props: { place: Place; thread?: string; label: string; 
     setText(readDraft(key));
     setError(undefined);
     pending.current = undefined;
-    box.current?.focus();
+    if (props.autoFocus) box.current?.focus();
   }, [key]);
 
   const change = (value: string) => {

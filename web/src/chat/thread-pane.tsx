@@ -102,7 +102,7 @@ export function ThreadPane(props: { place: Place; placeName: string; thread: str
         {!live.detail && <Loading what="the thread" />}
         {list.map((item) => (item.kind === 'message' ? <MessageView key={item.message.id} message={item.message} joined={item.joined} /> : <TurnView key={`turn-${item.turn.id}`} turn={item.turn} answers={item.answers} notes={item.notes} />))}
       </div>
-      <Composer place={place} thread={thread} label={`Reply in ${placeName}`} onPosted={posted} />
+      <Composer place={place} thread={thread} label={`Reply in ${placeName}`} autoFocus onPosted={posted} />
     </section>
   );
 }
