@@ -3,7 +3,7 @@ import { del, post, seg } from '../api';
 import { useAction, useGet, useTitle } from '../ui/hooks';
 import { Button, Empty, ErrorNote, Loading, Page, Select, TextArea, TextInput } from '../ui/parts';
 import { allChannels } from './org/channels-data';
-import { ConfirmButton } from './org/confirm-button';
+import { ConfirmButton } from '../ui/confirm-button';
 import { loadMembers } from './org/members-data';
 import { useCronPreview } from './org/use-cron-preview';
 import type { Channel, Schedule } from './org/types';
@@ -66,7 +66,7 @@ export function SchedulesPage(_props: { params: Record<string, string> }) {
                   <td>{s.nextRun ? <time dateTime={s.nextRun}>{new Date(s.nextRun).toLocaleString()}</time> : 'never'}</td>
                   <td>{names.get(s.createdBy) ?? s.createdBy}</td>
                   <td>
-                    <ConfirmButton label="Delete" confirm="Yes, delete" question={`Delete the schedule "${s.cron}" in ${channelName(s.channel)}?`} onConfirm={() => remove.run(s.id)} />
+                    <ConfirmButton label="Delete" confirmLabel="Yes, delete" question={`Delete the schedule "${s.cron}" in ${channelName(s.channel)}?`} onConfirm={() => remove.run(s.id)} />
                   </td>
                 </tr>
               ))}

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { del, get, seg } from '../../api';
 import { useAction, useGet } from '../../ui/hooks';
 import { Empty, ErrorNote, Loading, Time } from '../../ui/parts';
-import { ConfirmButton } from './confirm-button';
+import { ConfirmButton } from '../../ui/confirm-button';
 import type { Memory } from './types';
 
 /** The channel's memory (the agent's ~/.tagbox/memory.md): its text, its versions, and clearing it. */
@@ -23,7 +23,7 @@ export function ChannelMemory({ channelId }: { channelId: string }) {
     <section class="card" aria-labelledby="memory-title">
       <div class="row">
         <h2 id="memory-title">Channel memory</h2>
-        {m && m.version !== null && <ConfirmButton label="Clear memory" confirm="Yes, clear it" question="Delete every version of this channel's memory?" busy={clear.busy} onConfirm={() => clear.run()} />}
+        {m && m.version !== null && <ConfirmButton label="Clear memory" confirmLabel="Yes, clear it" question="Delete every version of this channel's memory?" busy={clear.busy} onConfirm={() => clear.run()} />}
       </div>
       <p class="hint">What the agent keeps between sessions of this channel. Clearing deletes every version; the next turn starts empty.</p>
       <ErrorNote error={memory.error ?? clear.error ?? open.error} />
