@@ -27,6 +27,8 @@ import { workspaceRoutes } from './routes/workspaces.js';
 import { webApp } from './web-app.js';
 import { chatRoutes, type ChatDeps } from '../surfaces/web/chat-routes.js';
 import { installCsrf } from './web-auth/csrf.js';
+import { OidcProvider } from './web-auth/oidc-client.js';
+import { OIDC_START_PATH, oidcRoutes } from './web-auth/oidc-routes.js';
 import { webAuthRoutes } from './web-auth/routes.js';
 import { sessionResolver } from './web-auth/session-resolver.js';
 import { DEFAULT_WEB_CONFIG, type WebConfig } from './web-auth/web-config.js';
@@ -91,6 +93,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   const deps: ServerDeps = { store: options.store, audit: options.audit, access: options.access, sealer: options.sealer, ...(options.modelSecret ? { modelSecret: options.modelSecret } : {}) };
+  // OIDC is discovered in the background: a provider that is down never keeps the server from starting.
+  const oidc = web.oidc ? new OidcProvider(web.oidc, options.logger) : undefined;
+  oidc?.start();
+  if (oidc) await app.register(oidcRoutes(deps, { web: () => web, provider: oidc }));
   await app.register(healthRoutes(options.readiness ?? (async () => ({ ready: true })), registry));
   await app.register(
     async (api) => {
@@ -104,7 +110,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await api.register(connectorRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(tokenRoutes(deps));
-      await api.register(webAuthRoutes(deps, { web: () => web, oidc: () => null }));
+      await api.register(webAuthRoutes(deps, { web: () => web, oidc: () => (oidc ? { name: oidc.settings.name, start: OIDC_START_PATH } : null) }));
       await api.register(memoryRoutes(deps));
       await api.register(usageRoutes(deps));
       if (options.chat) await api.register(chatRoutes(deps, options.chat));

@@ -20,6 +20,8 @@ export interface RouteSpec<B, Q, P> {
   body?: ZodType<B>;
   query?: ZodType<Q>;
   params?: ZodType<P>;
+  /** Fastify's request log lines for this route (warn: none for a normal request, when the URL carries a credential). */
+  logLevel?: 'warn';
   /** Status of a successful answer (default 200; 204 sends no body). */
   status?: number;
   handler(input: { body: B; query: Q; params: P; principal: Principal; request: FastifyRequest; reply: FastifyReply }): Promise<unknown>;
@@ -29,6 +31,7 @@ export function route<B = undefined, Q = undefined, P = undefined>(app: FastifyI
   app.route({
     method: spec.method,
     url: spec.url,
+    ...(spec.logLevel ? { logLevel: spec.logLevel } : {}),
     schema: {
       summary: spec.summary,
       tags: [spec.tag],

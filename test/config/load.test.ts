@@ -114,4 +114,24 @@ describe('config', () => {
     const url = loadError(writeConfig(''), { TAGBOX_DATABASE_URL: 'mysql://x' });
     expect(url.message).toContain('TAGBOX_DATABASE_URL (database.url): expected a postgres:// or postgresql:// URL');
   });
+
+  it('reads the web section with its defaults, the OIDC client secret from the environment, and names bad values', () => {
+    const defaults = loadConfig({ file: '/nonexistent/tagbox.yaml', explicit: false, env: {} }).config.web;
+    expect(defaults).toEqual({ sessionHours: 168, sessionIdleHours: 24, signInLinkHours: 24 });
+    const file = writeConfig('web:\n  publicUrl: https://tagbox.example.com\n  oidc:\n    issuer: https://sso.example.com\n    clientId: tagbox\n    allowedEmailDomains: [example.com]\n');
+    const { config } = loadConfig({ file, explicit: true, env: { TAGBOX_WEB_OIDC_CLIENT_SECRET: 's3cret' } });
+    expect(config.web.publicUrl).toBe('https://tagbox.example.com');
+    expect(config.web.oidc).toEqual({ issuer: 'https://sso.example.com', clientId: 'tagbox', clientSecret: 's3cret', name: 'SSO', scopes: ['openid', 'email', 'profile'], allowedEmailDomains: ['example.com'] });
+    for (const [text, key] of [
+      ['web:\n  publicUrl: https://tagbox.example.com/app\n', 'web.publicUrl'],
+      ['web:\n  publicUrl: ftp://tagbox.example.com\n', 'web.publicUrl'],
+      ['web:\n  sessionHours: 0\n', 'web.sessionHours'],
+      ['web:\n  oidc:\n    issuer: not-a-url\n    clientId: x\n', 'web.oidc.issuer'],
+      ['web:\n  oidc:\n    issuer: https://sso.example.com\n', 'web.oidc.clientId'],
+    ] as const) {
+      const error = loadError(writeConfig(text));
+      expect(error.exitCode).toBe(2);
+      expect(error.message).toContain(key);
+    }
+  });
 });
