@@ -34,8 +34,8 @@ export interface TestPage {
   problems: string[];
 }
 
-export async function openPage(browser: Browser, baseURL: string, options: { viewport?: { width: number; height: number } } = {}): Promise<TestPage> {
-  const context = await browser.newContext({ baseURL, viewport: options.viewport ?? { width: 1280, height: 800 }, reducedMotion: 'reduce' });
+export async function openPage(browser: Browser, baseURL: string, options: { viewport?: { width: number; height: number }; ignoreHTTPSErrors?: boolean } = {}): Promise<TestPage> {
+  const context = await browser.newContext({ baseURL, viewport: options.viewport ?? { width: 1280, height: 800 }, reducedMotion: 'reduce', ...(options.ignoreHTTPSErrors ? { ignoreHTTPSErrors: true } : {}) });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {
