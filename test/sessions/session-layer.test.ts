@@ -76,7 +76,8 @@ describe.each(BACKENDS)('the session layer (%s)', (name) => {
     expect(turns.map((t) => t.status)).toEqual(['done', 'done']);
   });
 
-  it('cancels a running turn at once and says who stopped it', async () => {
+  // Generous: on a loaded CI machine the sandbox's start alone can take seconds; nothing here is timed.
+  it('cancels a running turn at once and says who stopped it', { timeout: 120_000 }, async () => {
     const bob = await h.member(`bob-${name}`);
     const { thread } = await h.say('sleep 30; echo never');
     await h.until('running', async () => (await h.events(thread)).some((e) => e.type === 'status' && e.data.state === 'running'));
