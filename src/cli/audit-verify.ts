@@ -1,6 +1,6 @@
 import type { AuditCheckpointOptions } from '../audit/checkpoints.js';
 import { loadSigningKey, readPublicKeys } from '../audit/signing-key.js';
-import type { VerifyOptions, VerifyResult } from '../audit/verify.js';
+import type { VerifyOptions } from '../audit/verify.js';
 import { isTagboxError } from '../errors.js';
 
 /** `tagbox audit verify`'s flags, and its words: what it trusts, and how it reports. */
@@ -30,39 +30,4 @@ export function verifyOptionsFrom(flags: VerifyFlags, defaults: AuditCheckpointO
   }
   const file = typeof flags.checkpointFile === 'string' ? flags.checkpointFile : flags.checkpointFile === false ? undefined : defaults.checkpointFile;
   return { ...(trusted ? { trusted } : {}), ...(file !== undefined ? { checkpointFile: file } : {}) };
-}
-
-export function verifyReport(result: VerifyResult): { lines: string[]; failure?: string } {
-  if (!result.ok) {
-    const { seq, ts, type, problem, kind } = result.broken;
-    const at = `event ${seq}${type ? ` (${type}${ts ? `, ${ts}` : ''})` : ''}`;
-    const message =
-      kind === 'tail' ? `audit log truncated: ${problem}`
-      : kind === 'external' ? `audit checkpoint mismatch: ${problem}`
-      : kind === 'key' ? `audit checkpoints cannot be checked at ${at}: ${problem}`
-      : `audit chain broken at ${at}: ${problem}`;
-    return { lines: [], failure: message };
-  }
-  const lines = [`audit chain intact: ${result.events} events`];
-  const latest = result.latestCheckpoint;
-  lines.push(
-    result.checkpoints === 0
-      ? 'checkpoints: none yet'
-      : `checkpoints: ${result.checkpoints} verified${latest ? `, signed by key ${latest.keyId}; the newest covers event ${latest.seq} (${latest.ts})` : ''}`,
-  );
-  lines.push(
-    result.uncovered === 0
-      ? 'every event is covered by a signed checkpoint'
-      : `${result.uncovered} events after the newest checkpoint are not covered by a signed checkpoint yet (protected by the hash chain only)`,
-  );
-  const ext = result.external;
-  if (ext) {
-    lines.push(
-      ext.state === 'missing' ? `external checkpoint ${ext.file}: none yet`
-      : ext.state === 'matches' ? `external checkpoint ${ext.file}: event ${ext.seq}, matches`
-      : ext.state === 'older' ? `external checkpoint ${ext.file}: event ${ext.seq}, matches, older than the newest in the database (written by another host, or in the same instant)`
-      : `external checkpoint ${ext.file}: event ${ext.seq}, before the retention anchor (cannot be compared)`,
-    );
-  }
-  return { lines };
 }

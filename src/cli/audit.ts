@@ -9,7 +9,8 @@ import { AUDIT_EVENT_TYPES } from '../audit/events.js';
 import { failure, invalidInput } from '../errors.js';
 import { contextFrom, withStore } from './context.js';
 import { collect } from './options.js';
-import { verifyOptionsFrom, verifyReport, type VerifyFlags } from './audit-verify.js';
+import { verifyReport } from '../audit/verify-report.js';
+import { verifyOptionsFrom, type VerifyFlags } from './audit-verify.js';
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('read and check the audit log');

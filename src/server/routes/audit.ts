@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AUDIT_EVENT_TYPES } from '../../audit/events.js';
 import type { VerifyResult } from '../../audit/log.js';
-import { verifyReport } from '../../cli/audit-verify.js';
+import { verifyReport } from '../../audit/verify-report.js';
 import type { ServerDeps } from '../deps.js';
 import { badRequest } from '../http-errors.js';
 import { route } from '../route.js';
