@@ -63,8 +63,21 @@ export const hostEntrySchema = z
         .transform((ps) => [...new Set(ps)].sort((a, b) => a - b))
         .optional(),
     }),
-  ])
+  ], { error: hostEntryError })
   .transform((e) => (typeof e === 'string' ? { host: e } : e));
+
+/**
+ * A union's own message is "Invalid input": say instead what was wrong with the
+ * shape that was given (a host text, or {host, ports}).
+ */
+function hostEntryError(issue: { code?: string; input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ message: string; path: PropertyKey[] }>> }): string | undefined {
+  if (issue.code !== 'invalid_union') return undefined;
+  const input = issue.input;
+  const branch = typeof input === 'string' ? issue.errors?.[0] : input !== null && typeof input === 'object' && !Array.isArray(input) ? issue.errors?.[1] : undefined;
+  const first = branch?.[0];
+  if (!first) return 'expected a host ("example.com", "*.example.com", an IP or a CIDR) or {host, ports}';
+  return first.path.length ? `${first.path.map(String).join('.')}: ${first.message}` : first.message;
+}
 
 const headerName = z.string().superRefine((h, ctx) => {
   if (!TOKEN.test(h)) ctx.addIssue({ code: 'custom', message: 'expected an HTTP header name (a token, e.g. Authorization)' });
@@ -209,6 +222,8 @@ export const personalConnectionSchema = z
   })
   .superRefine(narrowCovered);
 
+const RESERVED_BUNDLE_NAMES = new Set(['apply', 'export']);
+
 export const bundleSchema = z
   .strictObject({
     name: name('bundle'),
@@ -218,6 +233,8 @@ export const bundleSchema = z
   .superRefine((b, ctx) => {
     // The model connection's own name in decisions and audit (engines/model-connection.ts).
     if (b.name === 'tagbox-model') ctx.addIssue({ code: 'custom', path: ['name'], message: '"tagbox-model" is reserved for the model connection Tagbox adds to every session' });
+    // The API's bundles-as-code routes (/bundles/apply, /bundles/export) sit where such a bundle's own would.
+    if (RESERVED_BUNDLE_NAMES.has(b.name.toLowerCase())) ctx.addIssue({ code: 'custom', path: ['name'], message: `"${b.name}" is reserved (the API's /bundles/${b.name.toLowerCase()}); choose another name` });
     const seen = new Map<string, number>();
     b.connections.forEach((c, i) => {
       const first = seen.get(c.name);

@@ -171,4 +171,26 @@ describe('parseBundleFile', () => {
     expect(() => validateBundles([{ name: 'a', domains: ['*'] }], 'store')).toThrow(/^store: bundle "a": bundles\[0\]\.domains\[0\]/);
     expect(validateBundles([{ name: 'a', domains: ['X.com'] }], 'store')).toEqual([{ name: 'a', domains: [{ host: 'x.com' }], connections: [] }]);
   });
+
+  it('says what is wrong with a host entry, in either shape, not just "invalid"', () => {
+    const problems = (entry: unknown) => {
+      try {
+        validateBundles([{ name: 'b', domains: [entry] }], 'test');
+        return '';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(problems('https://example.com')).toMatch(/without a scheme/);
+    expect(problems('bad host')).toMatch(/whitespace/);
+    expect(problems({ host: 'bad host' })).toMatch(/host: .*whitespace/);
+    expect(problems({ host: 'a.example', ports: [] })).toMatch(/at least one port/);
+    expect(problems(42)).toMatch(/expected a host .* or \{host, ports\}/);
+    for (const entry of ['https://example.com', { host: 'bad host' }, 42]) expect(problems(entry)).not.toMatch(/Invalid input/);
+  });
+
+  it('reserves the names of the API\'s bundles-as-code routes', () => {
+    for (const name of ['apply', 'export', 'Export']) expect(() => validateBundles([{ name }], 'test')).toThrow(/is reserved/);
+    expect(validateBundles([{ name: 'exporter' }], 'test')).toHaveLength(1);
+  });
 });
