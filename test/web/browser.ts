@@ -49,6 +49,8 @@ export async function openPage(browser: Browser, baseURL: string, options: { vie
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const file = join(ARTIFACTS, `${name.replace(/[^a-z0-9-]+/gi, '-').toLowerCase()}.png`);
+  // From the top: a full-page capture draws the sticky top bar where the page was scrolled to.
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }

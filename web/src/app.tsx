@@ -68,7 +68,7 @@ function Shell({ me, path, onSignedOut }: { me: Me; path: string; onSignedOut: (
     }
   };
   return (
-    <div class="shell">
+    <div class={`shell shell-${section}`}>
       <a class="skip-link" href="#main">
         Skip to content
       </a>
