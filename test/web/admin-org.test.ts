@@ -123,6 +123,40 @@ describe('admin console: organisation and oversight (sqlite)', { timeout: E2E_TI
     noProblems();
   });
 
+  it('an admin who is not an owner is refused what only owners may do, and each page says why', async () => {
+    const admin = await web.up.api(web.owner, 'POST', '/invitations', { name: 'Ada Admin', role: 'admin' });
+    const plain = await web.up.api(web.owner, 'POST', '/invitations', { name: 'Linus Member' });
+    expect([admin.status, plain.status], admin.text + plain.text).toEqual([201, 201]);
+    const other = await openPage(browser, web.up.url);
+    try {
+      await other.page.goto(admin.body.link.url);
+      await other.page.locator('.topbar').getByText('Ada Admin').waitFor();
+      const { page } = other;
+
+      // Making someone an owner: the server refuses, the row says why, and nothing changed.
+      await page.goto('/admin/members');
+      await page.getByLabel('Roles of Linus Member').fill('owner');
+      await page.getByRole('row', { name: /Linus Member/ }).getByRole('button', { name: 'Save' }).click();
+      const refusal = page.getByRole('row', { name: /Linus Member/ }).getByRole('alert');
+      await refusal.waitFor();
+      expect(await refusal.textContent()).toMatch(/owner/);
+      const roles = await web.up.api(web.owner, 'GET', `/workspaces/${workspaceId}/members`);
+      expect(roles.body.find((m: { id: string }) => m.id === plain.body.member.id).roles).toEqual([]);
+      // A link to be the owner: refused too (it would make the admin the owner).
+      await page.getByRole('button', { name: 'Sign-in link for Owner' }).click();
+      await page.getByRole('row', { name: /^Owner/ }).getByRole('alert').waitFor();
+      await screenshot(page, 'admin-org-admin-refused');
+
+      // Org settings are the owner's: shown, disabled, and said so.
+      await page.goto('/admin/settings');
+      await page.getByText('Only an owner can change this.').first().waitFor();
+      expect(await page.getByRole('button', { name: 'Save settings' }).isDisabled()).toBe(true);
+      expect(other.problems.filter((p) => !/40[13]/.test(p))).toEqual([]);
+    } finally {
+      await other.context.close();
+    }
+  });
+
   it('refuses a state change without the CSRF token, with a wrong one, and from a page on another origin', async () => {
     const { page } = tp;
     await page.goto('/admin/settings');
