@@ -18,9 +18,9 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { enableAuditCheckpoints } from '../src/audit/checkpoints.js';
 import { AuditLog } from '../src/audit/log.js';
+import { nextLine, runNode } from './node-children.js';
 import { parseBundleFile } from '../src/policy/bundle-file.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { AgentProxy } from '../src/proxy/agent-proxy.js';
@@ -41,7 +41,6 @@ const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const WARMUP_MS = 1000;
 const MAX_REQUESTS = 2_000_000;
 const FIRST_N = 20;
-const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 interface LoadResult {
   requests: number;
@@ -71,38 +70,12 @@ function freePort(): Promise<number> {
   });
 }
 
-function runNode(script: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.push(child);
-  return child;
-}
-
-function nextLine(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('child did not answer in time')), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited with ${code} before answering`));
-    });
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      const i = buf.indexOf('\n');
-      if (i === -1) return;
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      resolve(buf.slice(0, i));
-    };
-    child.stdout!.on('data', onData);
-  });
-}
-
 /** BENCH_CASES=credential,allowlist runs only those (for profiling); direct always runs. */
 const ONLY = process.env.BENCH_CASES?.split(',');
 
 async function generate(spec: Record<string, unknown>, name?: string): Promise<LoadResult | string> {
   if (ONLY && name && !ONLY.includes(name)) return 'not selected (BENCH_CASES)';
-  const child = runNode('proxy-load.ts', [JSON.stringify({ connections: CONNECTIONS, durationMs: DURATION_MS, warmupMs: WARMUP_MS, maxRequests: MAX_REQUESTS, ...spec })]);
+  const child = runNode(children, 'proxy-load.ts', [JSON.stringify({ connections: CONNECTIONS, durationMs: DURATION_MS, warmupMs: WARMUP_MS, maxRequests: MAX_REQUESTS, ...spec })]);
   child.stdin!.end();
   return JSON.parse(await nextLine(child, DURATION_MS + WARMUP_MS + 60_000)) as LoadResult;
 }
@@ -193,7 +166,7 @@ async function main(): Promise<void> {
   await initializeVault(vaultStore, () => masterKey);
   await (await Sealer.connect(vaultStore)).put('bench-token', Buffer.from(secret));
 
-  const upstream = runNode('proxy-upstream.ts', [files.cert, files.key, `Bearer ${secret}`]);
+  const upstream = runNode(children, 'proxy-upstream.ts', [files.cert, files.key, `Bearer ${secret}`]);
   const upstreamPort = (JSON.parse(await nextLine(upstream, 20_000)) as { port: number }).port;
 
   // Tagbox: the audit log on SQLite (group commit), as `tagbox proxy` runs it.
@@ -262,7 +235,7 @@ async function main(): Promise<void> {
   const firstNew = JSON.parse(
     await nextLine(
       (() => {
-        const c = runNode('proxy-load.ts', [JSON.stringify({ mode: 'first', urls: newHosts.map(viaTagbox), url: '', proxy: tagbox, caFile: files.both, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 })]);
+        const c = runNode(children, 'proxy-load.ts', [JSON.stringify({ mode: 'first', urls: newHosts.map(viaTagbox), url: '', proxy: tagbox, caFile: files.both, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 })]);
         c.stdin!.end();
         return c;
       })(),
@@ -272,7 +245,7 @@ async function main(): Promise<void> {
   const firstCached = JSON.parse(
     await nextLine(
       (() => {
-        const c = runNode('proxy-load.ts', [JSON.stringify({ mode: 'first', urls: newHosts.map(() => viaTagbox('bench.test')), url: '', proxy: tagbox, caFile: files.both, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 })]);
+        const c = runNode(children, 'proxy-load.ts', [JSON.stringify({ mode: 'first', urls: newHosts.map(() => viaTagbox('bench.test')), url: '', proxy: tagbox, caFile: files.both, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 })]);
         c.stdin!.end();
         return c;
       })(),

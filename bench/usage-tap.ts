@@ -15,14 +15,15 @@
  * throughput of off. Prints requests/s, p50, p99 and the ratio, and checks that
  * every metered answer became one usage event with the right counts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { createOrg } from '../src/access/orgs-repo.js';
 import { createChannel, createWorkspace } from '../src/access/workspaces-repo.js';
 import { AuditLog } from '../src/audit/log.js';
+import { nextLine, runNode } from './node-children.js';
 import { parseBundleFile } from '../src/policy/bundle-file.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { AgentProxy } from '../src/proxy/agent-proxy.js';
@@ -39,7 +40,6 @@ const SLICE_MS = Number(process.env.BENCH_SLICE_MS ?? 500);
 const SLICES = Number(process.env.BENCH_SLICES ?? 16);
 const WARMUP_MS = 1000;
 const TARGET = 0.05;
-const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 interface LoadResult {
   requests: number;
@@ -60,32 +60,6 @@ export interface UsageTapBench {
   cpuCost: number;
   met: boolean;
   usageEvents: number;
-}
-
-function runNode(children: ChildProcess[], script: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.push(child);
-  return child;
-}
-
-function nextLine(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('child did not answer in time')), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited with ${code} before answering`));
-    });
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      const i = buf.indexOf('\n');
-      if (i === -1) return;
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      resolve(buf.slice(0, i));
-    };
-    child.stdout!.on('data', onData);
-  });
 }
 
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');

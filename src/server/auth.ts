@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ControlStore } from '../store/database.js';
 import type { PrincipalResolver } from './principal.js';
-import { apiRoleOf, roleAtLeast } from './roles.js';
+import { apiRoleOf, roleAtLeast, type Role } from './roles.js';
 import { findToken, touchToken } from './tokens-repo.js';
 
 /**
@@ -40,9 +40,14 @@ export function tokenResolver(store: ControlStore): PrincipalResolver {
       await touchToken(store.db, record.id);
     }
     // A token never outranks its member: demoting someone takes effect on their existing tokens at once.
-    const roles = await store.db.selectFrom('member_roles').select('role').where('member_id', '=', record.memberId).execute();
-    const memberRole = apiRoleOf(roles.map((r) => r.role));
+    const memberRole = await currentApiRole(store, record.memberId);
     const role = roleAtLeast(memberRole, record.role) ? record.role : memberRole;
     return { via: 'token', credentialId: record.id, memberId: record.memberId, orgId: record.orgId, role };
   };
+}
+
+/** The member's API role as the store has it now: read on every request, so a demotion applies at once. */
+export async function currentApiRole(store: ControlStore, memberId: string): Promise<Role> {
+  const roles = await store.db.selectFrom('member_roles').select('role').where('member_id', '=', memberId).execute();
+  return apiRoleOf(roles.map((r) => r.role));
 }

@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/tables.js';
 import { newId, nowIso } from '../util/ids.js';
+import { randomSecret, sha256Hex } from './bearer-secrets.js';
 import type { Role } from './roles.js';
 
 /**
@@ -21,15 +21,12 @@ export interface ApiToken {
 
 export const TOKEN_PREFIX = 'tbx_';
 
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
 
 export async function createToken(
   db: Kysely<Database>,
   input: { orgId: string; memberId: string; role: Role; name: string; createdBy: string },
 ): Promise<{ token: string; record: ApiToken }> {
-  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const token = randomSecret(TOKEN_PREFIX);
   const record: ApiToken = { id: newId(), ...input, createdAt: nowIso(), lastUsedAt: null };
   await db
     .insertInto('api_tokens')
@@ -39,7 +36,7 @@ export async function createToken(
       member_id: record.memberId,
       role: record.role,
       name: record.name,
-      token_hash: hashToken(token),
+      token_hash: sha256Hex(token),
       created_by: record.createdBy,
       created_at: record.createdAt,
       last_used_at: null,
@@ -51,7 +48,7 @@ export async function createToken(
 /** The token's record, or undefined for an unknown (or revoked) token. */
 export async function findToken(db: Kysely<Database>, token: string): Promise<ApiToken | undefined> {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
-  const row = await db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+  const row = await db.selectFrom('api_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).executeTakeFirst();
   return row && toToken(row);
 }
 

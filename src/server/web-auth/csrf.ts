@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../http-errors.js';
 import { SESSION_COOKIE } from './cookies.js';
-import { sameSecret } from './secrets.js';
+import { sameSecret } from '../bearer-secrets.js';
 import { ownOrigin, type WebConfig } from './web-config.js';
 
 /**

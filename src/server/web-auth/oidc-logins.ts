@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/tables.js';
-import { randomSecret, sha256Hex } from './secrets.js';
+import { randomSecret, sha256Hex } from '../bearer-secrets.js';
 
 /**
  * A pending OIDC login: state, nonce and PKCE verifier, kept in the database

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { ControlStore } from '../../store/database.js';
 import type { PrincipalResolver } from '../principal.js';
-import { apiRoleOf } from '../roles.js';
+import { currentApiRole } from '../auth.js';
 import { SESSION_COOKIE } from './cookies.js';
 import { csrfTokenFor } from './csrf.js';
 import { findLiveSession, touchSession } from './web-sessions.js';
@@ -38,8 +38,7 @@ export function sessionResolver(store: ControlStore, idleHours: () => number): P
     const session = await findLiveSession(store.db, cookie, idleHours());
     if (!session) return undefined;
     if (Date.parse(session.lastSeenAt) + TOUCH_EVERY_MS < Date.now()) await touchSession(store.db, session.id);
-    const roles = await store.db.selectFrom('member_roles').select('role').where('member_id', '=', session.memberId).execute();
     request.webSession = { id: session.id, orgId: session.orgId, memberId: session.memberId, expiresAt: session.expiresAt, csrfToken: csrfTokenFor(cookie) };
-    return { via: 'session', credentialId: session.id, memberId: session.memberId, orgId: session.orgId, role: apiRoleOf(roles.map((r) => r.role)) };
+    return { via: 'session', credentialId: session.id, memberId: session.memberId, orgId: session.orgId, role: await currentApiRole(store, session.memberId) };
   };
 }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/tables.js';
 import { newId } from '../../util/ids.js';
-import { hoursFrom, randomSecret, sha256Hex } from './secrets.js';
+import { hoursFrom, randomSecret, sha256Hex } from '../bearer-secrets.js';
 
 /**
  * One-time sign-in links: `tbl_` + 32 random bytes, carried in the URL

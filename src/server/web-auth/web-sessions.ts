@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/tables.js';
 import { newId } from '../../util/ids.js';
-import { hoursFrom, randomSecret, sha256Hex } from './secrets.js';
+import { hoursFrom, randomSecret, sha256Hex } from '../bearer-secrets.js';
 
 /**
  * Cookie sessions. The cookie holds `tbs_` + 32 random bytes; the row is keyed

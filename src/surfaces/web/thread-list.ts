@@ -18,19 +18,25 @@ const TITLE_SOURCE_CHARS = 2000;
 /**
  * The threads of one place (`channel:<id>` or `dm:<member id>`) of a
  * workspace, newest activity first, in one query whatever the number of
- * threads: the first message, the count and the open turns are correlated
- * subqueries (both dialects). `before` pages: threads active strictly earlier.
+ * threads: the first message joined by its id, the count and the open turns
+ * as correlated subqueries (both dialects). `before` pages: threads active strictly earlier.
  */
 export async function listThreads(db: Kysely<Database>, input: { workspaceId: string; place: string; limit: number; before?: string }): Promise<ThreadSummary[]> {
   const rows = await db
     .selectFrom('sessions as s')
+    // The first message itself, joined by its id (one correlated subquery; SQLite has no LATERAL).
+    .leftJoin('messages as f', (join) =>
+      join.on((eb) =>
+        eb('f.id', '=', eb.selectFrom('messages as m').select('m.id').whereRef('m.session_id', '=', 's.id').where('m.context', '=', 0).orderBy('m.created_at').orderBy('m.id').limit(1)),
+      ),
+    )
     .select((eb) => [
       's.id',
       's.last_activity_at',
-      eb.selectFrom('messages as m').select(sql<string>`substr(m.text, 1, ${sql.lit(TITLE_SOURCE_CHARS)})`.as('t')).whereRef('m.session_id', '=', 's.id').where('m.context', '=', 0).orderBy('m.created_at').orderBy('m.id').limit(1).as('first_text'),
-      eb.selectFrom('messages as m').select('m.author_kind').whereRef('m.session_id', '=', 's.id').where('m.context', '=', 0).orderBy('m.created_at').orderBy('m.id').limit(1).as('first_kind'),
-      eb.selectFrom('messages as m').select('m.author_id').whereRef('m.session_id', '=', 's.id').where('m.context', '=', 0).orderBy('m.created_at').orderBy('m.id').limit(1).as('first_id'),
-      eb.selectFrom('messages as m').select('m.author_name').whereRef('m.session_id', '=', 's.id').where('m.context', '=', 0).orderBy('m.created_at').orderBy('m.id').limit(1).as('first_name'),
+      sql<string | null>`substr(f.text, 1, ${sql.lit(TITLE_SOURCE_CHARS)})`.as('first_text'),
+      'f.author_kind as first_kind',
+      'f.author_id as first_id',
+      'f.author_name as first_name',
       eb.selectFrom('messages as m').select(sql<number>`count(*)`.as('n')).whereRef('m.session_id', '=', 's.id').where('m.context', '=', 0).as('message_count'),
       eb.selectFrom('turns as t').select(sql<number>`count(*)`.as('n')).whereRef('t.session_id', '=', 's.id').where('t.status', '=', 'running').as('running'),
       eb.selectFrom('turns as t').select(sql<number>`count(*)`.as('n')).whereRef('t.session_id', '=', 's.id').where('t.status', '=', 'queued').as('queued'),

@@ -1,5 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
+/** Bearer secrets (API tokens, sign-in links, session cookies): made, stored and compared one way. */
+
 /** 32 random bytes (256 bits), base64url, behind a prefix that says what it is. */
 export function randomSecret(prefix: string): string {
   return prefix + randomBytes(32).toString('base64url');

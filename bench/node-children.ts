@@ -1,0 +1,33 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
+
+/** A bench helper script (bench/SCRIPT) in its own Node process, remembered in `children` to be killed at the end. */
+export function runNode(children: ChildProcess[], script: string, args: string[]): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(child);
+  return child;
+}
+
+/** The child's next line on stdout (its answer), or a failure if it exits or stays silent. */
+export function nextLine(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('child did not answer in time')), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited with ${code} before answering`));
+    });
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const i = buf.indexOf('\n');
+      if (i === -1) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      resolve(buf.slice(0, i));
+    };
+    child.stdout!.on('data', onData);
+  });
+}
