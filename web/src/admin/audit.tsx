@@ -4,7 +4,7 @@ import { useSearch } from '../router';
 import { useAction, useGet, useTitle } from '../ui/hooks';
 import { Button, Empty, ErrorNote, Loading, Page, Select, TextInput } from '../ui/parts';
 import { AuditChain, summary } from './org/audit-chain';
-import { allChannels } from './org/channels-data';
+import { allChannels } from './places';
 import { loadMembers } from './org/members-data';
 import type { AuditEvent } from './org/types';
 import { readQuery, writeQuery } from './org/url-query';

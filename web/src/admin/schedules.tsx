@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { del, post, seg } from '../api';
 import { useAction, useGet, useTitle } from '../ui/hooks';
 import { Button, Empty, ErrorNote, Loading, Page, Select, TextArea, TextInput } from '../ui/parts';
-import { allChannels } from './org/channels-data';
+import { allChannels } from './places';
 import { ConfirmButton } from '../ui/confirm-button';
 import { loadMembers } from './org/members-data';
 import { useCronPreview } from './org/use-cron-preview';

@@ -1,6 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { get, seg } from '../../api';
-import type { Channel, Workspace } from './types';
+import { workspacesWithChannels, type Channel, type Workspace } from '../places';
 
 export interface ScopeTree {
   workspaces: Array<Workspace & { channels: Channel[] }>;
@@ -17,8 +16,7 @@ export function useScopeTree(tick = 0): { tree: ScopeTree | undefined; error: st
   useEffect(() => {
     let live = true;
     (async () => {
-      const workspaces = await get<Workspace[]>('workspaces');
-      const full = await Promise.all(workspaces.map(async (w) => ({ ...w, channels: await get<Channel[]>(`workspaces/${seg(w.id)}/channels`) })));
+      const full = await workspacesWithChannels();
       if (live) setTree(treeOf(full));
     })().catch((e: unknown) => live && setError(e instanceof Error ? e.message : String(e)));
     return () => void (live = false);

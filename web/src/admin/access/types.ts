@@ -40,18 +40,7 @@ export interface Secret {
   sent: boolean;
 }
 
-export interface Workspace {
-  id: string;
-  kind: 'web' | 'slack';
-  name: string;
-}
-
-export interface Channel {
-  id: string;
-  workspaceId: string;
-  name: string;
-  isPrivate: boolean;
-}
+export type { Channel, Workspace } from '../places';
 
 export type ScopeRef = { kind: 'org' } | { kind: 'workspace'; id: string } | { kind: 'channel'; id: string };
 

@@ -11,22 +11,7 @@ export interface Org {
   instructions: string;
 }
 
-export interface Workspace {
-  id: string;
-  kind: 'web' | 'slack';
-  name: string;
-  externalId: string;
-}
-
-export interface Channel {
-  id: string;
-  workspaceId: string;
-  externalId: string;
-  name: string;
-  isPrivate: boolean;
-  engine?: string | null;
-  instructions?: string | null;
-}
+export type { Channel, Workspace } from '../places';
 
 export interface Member {
   id: string;
