@@ -182,6 +182,19 @@ export const configSchema = z
       })
       .strict()
       .default({ prices: {} }),
+    slack: z
+      .object({
+        /** Events API mode: the app's signing secret; requests whose signature or timestamp fails are refused. */
+        signingSecret: z.string().min(1).optional(),
+        /** Messages the agent posts in one channel per second at most (Slack's limit is about one). */
+        messagesPerSecond: z.number().min(0.1).max(10).default(1),
+        /** Agent output longer than this (characters) is posted as a snippet file, with its start in the thread. */
+        snippetAboveChars: z.number().int().min(500).max(39000).default(3500),
+        /** A member's Slack profile (users.info) is read again after this long. */
+        userRefreshMinutes: z.number().int().min(1).default(60),
+      })
+      .strict()
+      .default({ messagesPerSecond: 1, snippetAboveChars: 3500, userRefreshMinutes: 60 }),
     web: z
       .object({
         /** Where browsers reach Tagbox; default: the request's own origin (see docs/WEB.md). */

@@ -1,4 +1,4 @@
-import type { ColumnType, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 /**
  * The control-plane tables, typed first (Kysely). Portable across SQLite and
@@ -416,6 +416,55 @@ export interface BudgetsTable {
   updated_by: string;
 }
 
+export interface SlackWorkspacesTable {
+  workspace_id: string;
+  /** 'socket' | 'events' */
+  mode: string;
+  bot_token_secret: string;
+  app_token_secret: string | null;
+  bot_user_id: string | null;
+  updated_at: string;
+}
+
+export interface SlackInboxTable {
+  id: string;
+  workspace_id: string;
+  event_id: string;
+  message_key: string | null;
+  payload: string;
+  /** 'pending' | 'done' | 'failed' */
+  status: string;
+  outcome: string | null;
+  received_at: string;
+  done_at: string | null;
+}
+
+export interface SlackThreadsTable {
+  session_id: string;
+  workspace_id: string;
+  channel: string;
+  thread_ts: string;
+  delivered_seq: Generated<number>;
+  updated_at: string;
+}
+
+export interface SlackPostsTable {
+  workspace_id: string;
+  key: string;
+  channel: string;
+  ts: string | null;
+  /** 'posting' | 'posted' */
+  state: string;
+  updated_at: string;
+}
+
+export interface SlackUsersTable {
+  member_id: string;
+  deleted: Generated<number>;
+  is_bot: Generated<number>;
+  refreshed_at: string;
+}
+
 export interface Database {
   orgs: OrgsTable;
   workspaces: WorkspacesTable;
@@ -451,6 +500,11 @@ export interface Database {
   plugin_attachments: PluginAttachmentsTable;
   usage_events: UsageEventsTable;
   budgets: BudgetsTable;
+  slack_workspaces: SlackWorkspacesTable;
+  slack_inbox: SlackInboxTable;
+  slack_threads: SlackThreadsTable;
+  slack_posts: SlackPostsTable;
+  slack_users: SlackUsersTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;
