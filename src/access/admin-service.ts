@@ -11,7 +11,7 @@ import { planBundles, type BundleChange } from './bundle-diff.js';
 import { scopeBundles } from './effective-policy.js';
 import { notFound } from './errors.js';
 import * as membersRepo from './members-repo.js';
-import type { Bundle, BundleSpec, Channel, Connection, ConnectionSpec, Member, Org, PersonalConnectorSpec, Scope, Workspace, WorkspaceKind } from './model.js';
+import type { Bundle, BundleSpec, Channel, Connection, ConnectionSpec, Member, NewWorkspace, Org, PersonalConnectorSpec, Scope, Workspace } from './model.js';
 import { scopeKey } from './model.js';
 import * as orgsRepo from './orgs-repo.js';
 import { personalSecretName } from './personal-secrets.js';
@@ -20,6 +20,7 @@ import { bumpRevision, policyEvents, readRevision } from './policy-revision.js';
 import { connectionInput, connectionSpecOf, fromPolicyBundle, fromPolicyConnection, specAsPolicyInput, specOf, toPolicyBundle } from './spec.js';
 import { accessTransaction, lockNamed } from './transaction.js';
 import * as workspacesRepo from './workspaces-repo.js';
+import { saveSlackSettings } from '../surfaces/slack/slack-workspaces-repo.js';
 
 export type { OrgSettings } from './orgs-repo.js';
 
@@ -82,11 +83,15 @@ export class AccessAdmin {
     });
   }
 
-  async createWorkspace(actor: ActorRef, input: { orgId: string; kind: WorkspaceKind; externalId: string; name: string }): Promise<Workspace> {
+  async createWorkspace(actor: ActorRef, input: NewWorkspace): Promise<Workspace> {
     return this.change(actor, async (db) => {
       if (!(await orgsRepo.getOrg(db, input.orgId))) throw notFound(`org ${input.orgId}`);
-      const ws = await workspacesRepo.createWorkspace(db, input);
-      return { result: ws, change: { orgId: input.orgId, target: `workspace:${ws.id}`, action: 'create', fields: ['kind', 'externalId', 'name'] } };
+      const { slack, ...fields } = input;
+      const ws = await workspacesRepo.createWorkspace(db, fields);
+      // A Slack team's settings (which vault names hold its tokens) come with it, in the same transaction.
+      if (slack) await saveSlackSettings(db, ws.id, slack);
+      const changed = ['kind', 'externalId', 'name', ...(slack ? ['slack'] : [])];
+      return { result: slack ? { ...ws, slack } : ws, change: { orgId: input.orgId, target: `workspace:${ws.id}`, action: 'create', fields: changed } };
     });
   }
 

@@ -100,3 +100,12 @@ function toMember(row: Selectable<MembersTable>, roles: string[]): Member {
     createdAt: row.created_at,
   };
 }
+
+/** A surface's refresh of who someone is (Slack's users.info): name and guest flag, never roles or account. */
+export async function updateMemberProfile(db: Kysely<Database>, memberId: string, profile: { displayName: string; isGuest: boolean; hasAccount?: true }): Promise<void> {
+  await db
+    .updateTable('members')
+    .set({ display_name: profile.displayName, is_guest: profile.isGuest ? 1 : 0, ...(profile.hasAccount ? { has_account: 1 } : {}) })
+    .where('id', '=', memberId)
+    .execute();
+}

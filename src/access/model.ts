@@ -28,6 +28,23 @@ export interface Workspace {
   externalId: string;
   name: string;
   createdAt: string;
+  /** A Slack team's connection (names in the vault, never values). */
+  slack?: SlackSettings;
+}
+
+/** How a Slack workspace is reached (CONTRACT.md "Slack"); the tokens stay in the vault, opened by the proxy alone. */
+export interface SlackSettings {
+  mode: 'socket' | 'events';
+  botTokenSecret: string;
+  appTokenSecret?: string;
+}
+
+export interface NewWorkspace {
+  orgId: string;
+  kind: WorkspaceKind;
+  externalId: string;
+  name: string;
+  slack?: SlackSettings;
 }
 
 export interface Channel {

@@ -14,12 +14,21 @@ export async function createWorkspace(
 }
 
 export async function getWorkspace(db: Kysely<Database>, id: string): Promise<Workspace | undefined> {
-  const row = await db.selectFrom('workspaces').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await withSlack(db).where('workspaces.id', '=', id).executeTakeFirst();
   return row && toWorkspace(row);
 }
 
 export async function listWorkspaces(db: Kysely<Database>, orgId: string): Promise<Workspace[]> {
-  return (await db.selectFrom('workspaces').selectAll().where('org_id', '=', orgId).orderBy('name').execute()).map(toWorkspace);
+  return (await withSlack(db).where('workspaces.org_id', '=', orgId).orderBy('workspaces.name').execute()).map(toWorkspace);
+}
+
+/** A workspace with its Slack settings, when it is a Slack team (vault names only). */
+function withSlack(db: Kysely<Database>) {
+  return db
+    .selectFrom('workspaces')
+    .leftJoin('slack_workspaces', 'slack_workspaces.workspace_id', 'workspaces.id')
+    .selectAll('workspaces')
+    .select(['slack_workspaces.mode as slack_mode', 'slack_workspaces.bot_token_secret as slack_bot', 'slack_workspaces.app_token_secret as slack_app']);
 }
 
 export async function createChannel(
@@ -49,8 +58,14 @@ export async function listChannels(db: Kysely<Database>, workspaceId: string): P
   return (await db.selectFrom('channels').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute()).map(toChannel);
 }
 
-function toWorkspace(row: Selectable<WorkspacesTable>): Workspace {
-  return { id: row.id, orgId: row.org_id, kind: row.kind as WorkspaceKind, externalId: row.external_id, name: row.name, createdAt: row.created_at };
+type WorkspaceRow = Selectable<WorkspacesTable> & { slack_mode?: string | null; slack_bot?: string | null; slack_app?: string | null };
+
+function toWorkspace(row: WorkspaceRow): Workspace {
+  const slack =
+    row.slack_mode && row.slack_bot
+      ? { slack: { mode: row.slack_mode as 'socket' | 'events', botTokenSecret: row.slack_bot, ...(row.slack_app ? { appTokenSecret: row.slack_app } : {}) } }
+      : {};
+  return { id: row.id, orgId: row.org_id, kind: row.kind as WorkspaceKind, externalId: row.external_id, name: row.name, createdAt: row.created_at, ...slack };
 }
 
 function toChannel(row: Selectable<ChannelsTable>): Channel {
@@ -64,4 +79,9 @@ function toChannel(row: Selectable<ChannelsTable>): Channel {
     ...(row.engine ? { engine: row.engine } : {}),
     ...(row.instructions ? { instructions: row.instructions } : {}),
   };
+}
+
+export async function findChannelByExternalId(db: Kysely<Database>, workspaceId: string, externalId: string): Promise<Channel | undefined> {
+  const row = await db.selectFrom('channels').selectAll().where('workspace_id', '=', workspaceId).where('external_id', '=', externalId).executeTakeFirst();
+  return row && toChannel(row);
 }

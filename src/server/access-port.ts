@@ -1,5 +1,5 @@
 import type { ActorRef } from '../access/actor.js';
-import type { Bundle, BundleSpec, Channel, Connection, Member, Org, PersonalConnectorSpec, Scope, Workspace, WorkspaceKind } from '../access/model.js';
+import type { Bundle, BundleSpec, Channel, Connection, Member, Org, PersonalConnectorSpec, Scope, NewWorkspace, Workspace } from '../access/model.js';
 import type { BundleChange } from '../access/bundle-diff.js';
 import type { OrgSettings } from '../access/orgs-repo.js';
 
@@ -15,7 +15,7 @@ export interface AccessAdminPort {
   ensureDefaultOrg(name?: string): Promise<Org>;
   getOrg(orgId: string): Promise<Org>;
   updateOrgSettings(actor: ActorRef, orgId: string, changes: Partial<OrgSettings>): Promise<Org>;
-  createWorkspace(actor: ActorRef, input: { orgId: string; kind: WorkspaceKind; externalId: string; name: string }): Promise<Workspace>;
+  createWorkspace(actor: ActorRef, input: NewWorkspace): Promise<Workspace>;
   listWorkspaces(orgId: string): Promise<Workspace[]>;
   createChannel(actor: ActorRef, input: { workspaceId: string; externalId: string; name: string; isPrivate?: boolean }): Promise<Channel>;
   listChannels(workspaceId: string): Promise<Channel[]>;

@@ -12,4 +12,6 @@ export interface ServerDeps {
   sealer(): Promise<SecretStore>;
   /** agent.modelSecret: the vault name of the org's model key (the model connection of every session's policy). */
   modelSecret?: string;
+  /** slack.signingSecret is configured (the Events API can be used); the value stays with the Slack surface. */
+  slackSigningSecret?: boolean;
 }

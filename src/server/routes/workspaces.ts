@@ -3,7 +3,10 @@ import { z } from 'zod';
 import { getMember } from '../../access/members-repo.js';
 import { getWorkspace } from '../../access/workspaces-repo.js';
 import type { ServerDeps } from '../deps.js';
-import { forbidden, notFound } from '../http-errors.js';
+import { badRequest, forbidden, notFound } from '../http-errors.js';
+import { SECRET_NAME_PATTERN } from '../../policy/bundle-schema.js';
+import { SLACK_MODES } from '../../surfaces/slack/model.js';
+import type { SlackSettings } from '../../access/model.js';
 import { listMembers } from '../../access/members-repo.js';
 import { actorOf, type Principal } from '../principal.js';
 import { route } from '../route.js';
@@ -11,6 +14,16 @@ import { apiRoleOf, roleAtLeast } from '../roles.js';
 
 const text = (max: number) => z.string().min(1).max(max);
 const idParams = z.strictObject({ id: text(100) });
+const vaultName = z.string().regex(SECRET_NAME_PATTERN, 'expected a vault secret name: a-z 0-9 . _ -, at most 63 characters');
+const slackSettings = z.strictObject({
+  mode: z.enum(SLACK_MODES).default('socket'),
+  botTokenSecret: vaultName,
+  appTokenSecret: vaultName.optional(),
+});
+const newWorkspace = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('web'), externalId: text(200), name: text(200), slack: z.undefined().optional() }),
+  z.strictObject({ kind: z.literal('slack'), externalId: z.string().regex(/^[TE][A-Z0-9]{2,30}$/, 'expected a Slack team id (T…)'), name: text(200), slack: slackSettings }),
+]);
 const roleName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'expected a role name: a-z 0-9 _ -, at most 32 characters');
 
 /**
@@ -41,8 +54,12 @@ export function workspaceRoutes(deps: ServerDeps) {
       summary: 'Connect a workspace',
       role: 'admin',
       status: 201,
-      body: z.strictObject({ kind: z.enum(['web', 'slack']), externalId: text(200), name: text(200) }),
-      handler: ({ body, principal }) => deps.access.createWorkspace(actorOf(principal), { orgId: principal.orgId, ...body }),
+      body: newWorkspace,
+      handler: async ({ body, principal }) => {
+        if (body.kind === 'slack') await checkSlackSettings(deps, body.slack);
+        else if (body.slack) throw badRequest('slack: only a workspace of kind "slack" takes Slack settings');
+        return deps.access.createWorkspace(actorOf(principal), { orgId: principal.orgId, ...body });
+      },
     });
     route(app, {
       method: 'GET',
@@ -117,4 +134,20 @@ export function workspaceRoutes(deps: ServerDeps) {
       },
     });
   };
+}
+
+/**
+ * What a Slack workspace needs before it can work: Socket Mode an app-level
+ * token, the Events API the signing secret in the server's configuration,
+ * and each named secret present in the vault (names only: values never pass here).
+ */
+async function checkSlackSettings(deps: ServerDeps, slack: SlackSettings): Promise<void> {
+  if (slack.mode === 'socket' && !slack.appTokenSecret) throw badRequest('slack.appTokenSecret: Socket Mode needs the app-level token (xapp-…) in the vault, named here');
+  if (slack.mode === 'events' && !deps.slackSigningSecret) {
+    throw badRequest('slack.mode: the Events API needs slack.signingSecret in tagbox.yaml (or TAGBOX_SLACK_SIGNING_SECRET)');
+  }
+  const vault = await deps.sealer();
+  for (const [field, name] of [['botTokenSecret', slack.botTokenSecret], ['appTokenSecret', slack.appTokenSecret]] as const) {
+    if (name && !(await vault.metadata(name))) throw badRequest(`slack.${field}: no secret named "${name}" in the vault (tagbox secret put ${name})`);
+  }
 }
