@@ -58,6 +58,7 @@ function connector(options: SlackTransportOptions): buildConnector.connector {
     const port = target.port ? Number(target.port) : 443;
     const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     const raw = createConnection(options.socketPath);
+    let dialled = false;
     const timer = setTimeout(() => {
       raw.destroy();
       done(new Error(`slack transport: no usable connection to ${authority} through the Agent Proxy within ${timeoutMs} ms`));
@@ -66,7 +67,6 @@ function connector(options: SlackTransportOptions): buildConnector.connector {
       if (!dialled && !settled) options.onUnreachable?.();
       done(new Error(`slack transport: the Agent Proxy's Slack listener ${options.socketPath} is unreachable (${error.code ?? error.message})`, { cause: error }));
     });
-    let dialled = false;
     raw.once('connect', () => {
       dialled = true;
       raw.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
