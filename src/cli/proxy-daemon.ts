@@ -17,6 +17,8 @@ import { peerCredentials } from '../system/peercred.js';
 import { CREDENTIAL_KINDS, type CredentialKind } from '../vault/kinds.js';
 import { Sealer } from '../vault/sealer.js';
 import { openVaultStore, vaultStoreLocation, type VaultStore } from '../vault/store.js';
+import { getSlackWorkspace } from '../surfaces/slack/slack-workspaces-repo.js';
+import { slackApiBundle, slackListenerSession } from '../surfaces/slack/slack-api-policy.js';
 import { contextFrom } from './context.js';
 
 interface OpenListener {
@@ -194,6 +196,8 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       listeners.set(request.session, { listener, ...(watch ? { watch } : {}) });
       return { ok: true, address: listener.address };
     }
+    case 'open-slack-listener':
+      return openSlackListener(request, daemon);
     case 'close-listener': {
       const open = listeners.get(request.session);
       if (!open) return { ok: false, error: `no listener for session ${request.session}` };
@@ -219,6 +223,28 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
     default:
       return { ok: false, error: `unknown op ${(request as { op?: unknown }).op as string}` };
   }
+}
+
+/**
+ * A Slack workspace's listener: its policy is built here, from the workspace's
+ * row, so the server (which names only the workspace) cannot send a Slack
+ * token anywhere but Slack's hosts. Only the server connects to it: 0660, the
+ * group being the one the server and the proxy share (the proxy's own group,
+ * and the run directory's, which is setgid); a sandbox's user is in neither.
+ */
+async function openSlackListener(request: Extract<ControlRequest, { op: 'open-slack-listener' }>, daemon: Daemon): Promise<ControlResponse> {
+  const { runtime, listeners } = daemon;
+  if (typeof request.workspaceId !== 'string' || !request.workspaceId) throw invalidInput('open-slack-listener: workspaceId: expected a workspace id');
+  if (typeof request.socketPath !== 'string' || !request.socketPath) throw invalidInput('open-slack-listener: socketPath: expected a path');
+  const session = slackListenerSession(request.workspaceId);
+  if (listeners.has(session)) return { ok: false, error: `workspace ${request.workspaceId} already has a Slack listener (${session})` };
+  const workspace = await getSlackWorkspace(runtime.store.db, request.workspaceId);
+  if (!workspace) throw invalidInput(`open-slack-listener: workspace ${request.workspaceId} is not a Slack workspace (no kind 'slack' workspace with Slack settings)`);
+  const policy = compilePolicy([slackApiBundle(workspace)]);
+  const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session, policy });
+  chmodSync(request.socketPath, 0o660);
+  listeners.set(session, { listener });
+  return { ok: true, address: listener.address };
 }
 
 function credentialKind(kind: string): CredentialKind {

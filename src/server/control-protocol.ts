@@ -10,6 +10,13 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  * (SO_PEERCRED: its pid and uid) on every connection and refuses anyone else.
  *   {op: 'ping'}                                        -> {ok: true, pid}
  *   {op: 'open-listener', session, socketPath, place?, bundles?} -> {ok: true, address}
+ *   {op: 'open-slack-listener', workspaceId, socketPath} -> {ok: true, address}
+ *       the Slack workspace's own listener (session slackListenerSession(workspaceId)):
+ *       the proxy reads the workspace's slack_workspaces row itself and compiles
+ *       slackApiBundle from it, so the server names a workspace, never a token or a
+ *       host. The socket is 0660: the server (the proxy's group) connects, no sandbox
+ *       user can. Closed with close-listener and that session name; reopened (close,
+ *       open) when the row's token names change.
  *   {op: 'close-listener', session}                     -> {ok: true}
  *   {op: 'ca-cert'}                                     -> {ok: true, pem}
  *   {op: 'secret-put', name, value (base64), kind?, mustExist?} -> {ok: true, result}
@@ -31,6 +38,7 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
 export type ControlRequest =
   | { op: 'ping' }
   | { op: 'open-listener'; session: string; socketPath: string; place?: Place; bundles?: unknown[] }
+  | { op: 'open-slack-listener'; workspaceId: string; socketPath: string }
   | { op: 'close-listener'; session: string }
   | { op: 'ca-cert' }
   | { op: 'secret-put'; name: string; value: string; kind?: CredentialKind; mustExist?: boolean }

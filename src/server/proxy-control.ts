@@ -56,6 +56,15 @@ export class ProxyControl {
     await this.call({ op: 'open-listener', session, socketPath, place });
   }
 
+  /**
+   * The Slack workspace's own listener at `socketPath` (session
+   * slackListenerSession(workspaceId)): the proxy builds its policy from the
+   * workspace's row and injects the tokens; close it with closeListener.
+   */
+  async openSlackListener(workspaceId: string, socketPath: string): Promise<void> {
+    await this.call({ op: 'open-slack-listener', workspaceId, socketPath });
+  }
+
   /** Closes the session's listener; false when it had none. */
   async closeListener(session: string): Promise<boolean> {
     try {
