@@ -20,6 +20,8 @@ import { Scheduler } from '../surfaces/schedules/scheduler.js';
 import { parsePort } from './options.js';
 import { WEB_ROOT } from '../server/web-app.js';
 import { signInUrl } from '../server/web-auth/web-config.js';
+import { slackEventsEndpoint } from '../surfaces/slack/events-endpoint.js';
+import { SlackSurface } from '../surfaces/slack/slack-surface.js';
 
 
 /** The server child's life: see server-daemon.ts. */
@@ -60,6 +62,8 @@ export async function runServer(opts: { control: string; port?: string }, comman
   // Schedules post through the same entry point as a person (an Invocation); each firing is claimed in the store.
   const scheduler = new Scheduler({ store, audit, port: sessions.service, logger: ctx.logger, graceSeconds: ctx.config.schedules.graceSeconds });
   scheduler.start();
+  // Slack: the same entry point, and its Web API reached only through the proxy's listener for each workspace.
+  const slack = new SlackSurface({ store, port: sessions.service, hub: sessions.hub, proxy, runDir: ctx.paths.sockets, config: ctx.config.slack, logger: ctx.logger });
   const app = await buildServer({
     store,
     audit,
@@ -77,6 +81,8 @@ export async function runServer(opts: { control: string; port?: string }, comman
     chat: { service: sessions.service, hub: sessions.hub, engines: sessions.engines.names() },
     plugins: [(deps) => scheduleRoutes(deps, { maxPromptBytes: ctx.config.agent.maxMessageBytes })],
     webRoot: WEB_ROOT,
+    rootPlugins: [slackEventsEndpoint({ signingSecret: ctx.config.slack.signingSecret, receive: (team, payload) => slack.receiveHttp(team, payload) })],
+    ...(ctx.config.slack.signingSecret ? { slackSigningSecret: true } : {}),
     readiness: async () => {
       const pid = await proxy.ping();
       return { ready: pid !== undefined, detail: { proxy: pid !== undefined ? 'ready' : 'starting' } };
@@ -94,6 +100,8 @@ export async function runServer(opts: { control: string; port?: string }, comman
     const url = `http://${host}:${address.port}`;
     const proxyPid = await Promise.race([proxy.waitReady(60_000), stopped.then(() => undefined)]);
     proxyEverReady = proxyEverReady || proxyPid !== undefined;
+    // Connects every Slack workspace (retrying those that fail) and keeps following the store for new ones.
+    await slack.start();
     const out: string[] = [`Tagbox is up at ${url}`, `  Web app: ${url}/`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
     out.push(proxyPid !== undefined ? `  Agent Proxy: ready, pid ${proxyPid}` : '  Agent Proxy: not ready yet (see the log); /healthz answers 503 until it is');
     out.push(`  Talk to the agent (in #general): npx tagbox chat "uname -a"`);
@@ -123,6 +131,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     // Also on a failure (a port in use): nothing may keep this process alive afterwards.
     process.stdin.destroy();
     await app.close();
+    await slack.stop();
     await scheduler.stop();
     await sessions.stop();
     await housekeeping.stop();

@@ -53,6 +53,10 @@ export interface ServerOptions {
   plugins?: Array<(deps: ServerDeps) => (api: FastifyInstance) => Promise<void>>;
   /** Serve the web app at / from this directory (dist/web); absent: API only. */
   webRoot?: string;
+  /** Plugins outside /api/v1 with their own parsing and auth (the Slack Events API's signed endpoint). */
+  rootPlugins?: Array<(app: FastifyInstance) => Promise<void>>;
+  /** slack.signingSecret is set (the workspace API allows the Events API mode). */
+  slackSigningSecret?: boolean;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -92,7 +96,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
   });
 
-  const deps: ServerDeps = { store: options.store, audit: options.audit, access: options.access, sealer: options.sealer, ...(options.modelSecret ? { modelSecret: options.modelSecret } : {}) };
+  const deps: ServerDeps = { store: options.store, audit: options.audit, access: options.access, sealer: options.sealer,
+    ...(options.modelSecret ? { modelSecret: options.modelSecret } : {}),
+    ...(options.slackSigningSecret ? { slackSigningSecret: true } : {}),
+  };
   // OIDC is discovered in the background: a provider that is down never keeps the server from starting.
   const oidc = web.oidc ? new OidcProvider(web.oidc, options.logger) : undefined;
   oidc?.start();
@@ -119,6 +126,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
     { prefix: API_PREFIX },
   );
+  for (const plugin of options.rootPlugins ?? []) await app.register(plugin);
   if (options.webRoot !== undefined) await app.register(webApp(options.webRoot));
   return app;
 }

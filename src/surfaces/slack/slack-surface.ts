@@ -39,6 +39,8 @@ const KEEP_DELIVERIES_MS = 24 * 3600_000;
  */
 export class SlackSurface {
   private readonly connections = new Map<string, SlackConnection>();
+  /** The settings each connection was opened with (a change of them reopens it). */
+  private readonly workspaces = new Map<string, SlackWorkspace>();
   private readonly failures = new Map<string, { at: number; count: number }>();
   private readonly inbound: SlackInbound;
   private readonly poster: SlackReplyPoster;
@@ -48,13 +50,13 @@ export class SlackSurface {
 
   constructor(private readonly options: SlackSurfaceOptions) {
     const db = options.store.db;
-    this.poster = new SlackReplyPoster({ db, hub: options.hub, clientFor: (id) => this.connections.get(id)?.client, config: options.config, logger: options.logger });
+    this.poster = new SlackReplyPoster({ db, hub: options.hub, clientFor: (id: string) => this.connections.get(id)?.client, config: options.config, logger: options.logger });
     this.inbound = new SlackInbound({ db, port: options.port, directory: new SlackDirectory(db, options.config.userRefreshMinutes), replies: this.poster, logger: options.logger });
   }
 
   async start(): Promise<void> {
     await this.poster.start();
-    await this.sync();
+    // Connecting (auth.test, Socket Mode) runs in the background: a Slack that is slow or down never holds the server's start.
     const tick = () => {
       if (this.stopped) return;
       this.syncing = this.sync().finally(() => {
@@ -62,7 +64,7 @@ export class SlackSurface {
         if (!this.stopped) this.timer = setTimeout(tick, this.options.syncMs ?? 5000).unref();
       });
     };
-    this.timer = setTimeout(tick, this.options.syncMs ?? 5000).unref();
+    tick();
   }
 
   /** An Events API delivery (already signature-checked): recorded before the endpoint answers, processed after. */
@@ -93,7 +95,8 @@ export class SlackSurface {
 
   private connected(workspaceId: string): ConnectedWorkspace | undefined {
     const connection = this.connections.get(workspaceId);
-    return connection && { workspace: connection.workspace, client: connection.client, botUserId: connection.botUserId };
+    const workspace = this.workspaces.get(workspaceId);
+    return connection && workspace && { workspace, client: connection.client, botUserId: connection.botUserId };
   }
 
   private later(ws: ConnectedWorkspace, entry: InboxEntry): void {
@@ -107,10 +110,13 @@ export class SlackSurface {
       return undefined;
     });
     if (!wanted) return;
-    const ids = new Set(wanted.map((w) => w.workspaceId));
     for (const [id, connection] of this.connections) {
-      if (!ids.has(id)) {
+      const was = this.workspaces.get(id);
+      const now = wanted.find((w) => w.workspaceId === id);
+      // Removed, or its mode or token names changed: closed here, reconnected below with the new settings.
+      if (!now || now.mode !== was?.mode || now.botTokenSecret !== was.botTokenSecret || now.appTokenSecret !== was.appTokenSecret) {
         this.connections.delete(id);
+        this.workspaces.delete(id);
         await connection.close().catch(() => undefined);
       }
     }
@@ -128,12 +134,19 @@ export class SlackSurface {
     // A workspace that fails to connect (bad token, Slack down) is retried with backoff, up to 5 minutes apart.
     if (failed && Date.now() - failed.at < Math.min(300_000, 5000 * 2 ** failed.count)) return;
     try {
-      const connection = await SlackConnection.open({ proxy: this.options.proxy, workspace, runDir: this.options.runDir, logger: this.options.logger });
+      const connection = await SlackConnection.open({ proxy: this.options.proxy, workspace, runDir: this.options.runDir, db: this.options.store.db, logger: this.options.logger });
       this.connections.set(workspace.workspaceId, connection);
+      this.workspaces.set(workspace.workspaceId, { ...workspace, botUserId: connection.botUserId });
       this.failures.delete(workspace.workspaceId);
       if (workspace.mode === 'socket') {
         const ws = this.connected(workspace.workspaceId)!;
-        await connection.startSocketMode((envelope) => this.onSocketEnvelope(ws, envelope));
+        await connection.startSocketMode((envelope: SocketEnvelope) => this.onSocketEnvelope(ws, envelope)).catch(async (error: unknown) => {
+          // Not connected until Socket Mode is: the next sync tries again from the start.
+          this.connections.delete(workspace.workspaceId);
+          this.workspaces.delete(workspace.workspaceId);
+          await connection.close().catch(() => undefined);
+          throw error;
+        });
       }
       this.options.logger.info({ workspace: workspace.workspaceId, team: workspace.teamId, mode: workspace.mode }, 'Slack workspace connected');
     } catch (error) {
