@@ -22,7 +22,8 @@ const slackSettings = z.strictObject({
 });
 const newWorkspace = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('web'), externalId: text(200), name: text(200), slack: z.undefined().optional() }),
-  z.strictObject({ kind: z.literal('slack'), externalId: z.string().regex(/^[TE][A-Z0-9]{2,30}$/, 'expected a Slack team id (T…)'), name: text(200), slack: slackSettings }),
+  // Without `slack`, a Slack team is recorded but not connected (its channels and members can be prepared).
+  z.strictObject({ kind: z.literal('slack'), externalId: text(200), name: text(200), slack: slackSettings.optional() }),
 ]);
 const roleName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'expected a role name: a-z 0-9 _ -, at most 32 characters');
 
@@ -56,7 +57,7 @@ export function workspaceRoutes(deps: ServerDeps) {
       status: 201,
       body: newWorkspace,
       handler: async ({ body, principal }) => {
-        if (body.kind === 'slack') await checkSlackSettings(deps, body.slack);
+        if (body.kind === 'slack' && body.slack) await checkSlackSettings(deps, body.slack);
         else if (body.slack) throw badRequest('slack: only a workspace of kind "slack" takes Slack settings');
         return deps.access.createWorkspace(actorOf(principal), { orgId: principal.orgId, ...body });
       },
