@@ -22,6 +22,7 @@ import { WEB_ROOT } from '../server/web-app.js';
 import { signInUrl } from '../server/web-auth/web-config.js';
 import { slackEventsEndpoint } from '../surfaces/slack/events-endpoint.js';
 import { SlackSurface } from '../surfaces/slack/slack-surface.js';
+import { FILES_INSIDE, sessionFiles } from '../surfaces/slack/slack-files.js';
 
 
 /** The server child's life: see server-daemon.ts. */
@@ -58,6 +59,8 @@ export async function runServer(opts: { control: string; port?: string }, comman
     defaultEngine,
     // A session's plugins, extracted once per digest, are mounted read-only into its sandbox.
     pluginsFor: (session) => pluginsForPlace(store, session.place, provider.mountSourceDir('plugins')),
+    // Files shared with the agent in a Slack thread (fetched through the proxy) are in /workspace/slack-files.
+    filesFor: async (session) => ({ dir: FILES_INSIDE, files: await sessionFiles(store.db, session.id) }),
   });
   // Schedules post through the same entry point as a person (an Invocation); each firing is claimed in the store.
   const scheduler = new Scheduler({ store, audit, port: sessions.service, logger: ctx.logger, graceSeconds: ctx.config.schedules.graceSeconds });

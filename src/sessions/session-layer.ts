@@ -25,6 +25,7 @@ export interface SessionLayerOptions {
   defaultEngine?: string;
   /** Plugins of a session's place, extracted on the host (mounted read-only into its sandbox). */
   pluginsFor?: SessionSandboxesOptions['pluginsFor'];
+  filesFor?: SessionSandboxesOptions['filesFor'];
   limits?: Partial<SandboxLimits>;
   pollMs?: number;
 }
@@ -62,6 +63,7 @@ export async function startSessionLayer(options: SessionLayerOptions): Promise<S
     logger,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.pluginsFor ? { pluginsFor: options.pluginsFor } : {}),
+    ...(options.filesFor ? { filesFor: options.filesFor } : {}),
     // Made below; called only once turns run.
     onNotice: (sessionId, text, turnId) => service.emit(sessionId, 'notice', { kind: 'memory', text }, turnId),
   });

@@ -12,6 +12,7 @@ import type { Session } from './model.js';
 import type { BlockedFacts } from './notices.js';
 import { releaseSandboxSlot } from './sandbox-slots.js';
 import { TurnMemory, type SandboxMemory } from './turn-memory.js';
+import { copyThreadFilesIn, type ThreadFile } from './thread-files.js';
 
 /**
  * The Agent Proxy as the session layer needs it: one listener per session
@@ -39,6 +40,8 @@ export interface SessionSandboxesOptions {
   logger: Logger;
   /** The plugins of a session's place, extracted on the host (mounted read-only when its sandbox is built). */
   pluginsFor?: (session: Session) => Promise<Array<{ name: string; hostDir: string }>>;
+  /** Files a surface received in the session's thread (Slack), copied in at each turn to `dir`. */
+  filesFor?: (session: Session) => Promise<{ dir: string; files: ThreadFile[] }>;
   /** A notice for a turn's thread from here (its channel memory was cut or refused). */
   onNotice?: (sessionId: string, text: string, turnId: string | undefined) => Promise<void>;
 }
@@ -126,6 +129,8 @@ export class SessionSandboxes {
     }
     const exec = (request: ExecRequest) => this.exec(session.id, request);
     const memory = await this.memory.copyIn(session, exec, turnId);
+    const shared = await this.options.filesFor?.(session);
+    if (shared?.files.length) await copyThreadFilesIn(exec, shared.dir, shared.files);
     const plugins = (this.builds.get(session.id)?.plugins ?? []).map((p) => ({ name: p.name, path: `${PLUGINS_INSIDE}/${p.name}` }));
     return { exec, created, restored, memory, plugins };
   }

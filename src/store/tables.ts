@@ -458,6 +458,18 @@ export interface SlackPostsTable {
   updated_at: string;
 }
 
+export interface SlackFilesTable {
+  workspace_id: string;
+  message_key: string;
+  file_id: string;
+  session_id: string | null;
+  name: string;
+  size: number;
+  /** base64 */
+  content: string;
+  created_at: string;
+}
+
 export interface SlackUsersTable {
   member_id: string;
   deleted: Generated<number>;
@@ -505,6 +517,7 @@ export interface Database {
   slack_threads: SlackThreadsTable;
   slack_posts: SlackPostsTable;
   slack_users: SlackUsersTable;
+  slack_files: SlackFilesTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

@@ -62,6 +62,8 @@ export interface HarnessOptions {
   daemonEnv?: Record<string, string>;
   /** Passed to every layer (plugins of a place). */
   pluginsFor?: SessionLayerOptions['pluginsFor'];
+  /** Passed to every layer (a surface's thread files). */
+  filesFor?: SessionLayerOptions['filesFor'];
 }
 
 export async function startSessions(name: BackendName, agent: Partial<TagboxConfig['agent']> = {}, engines: Engine[] = [], options: HarnessOptions = {}): Promise<SessionHarness> {
@@ -95,7 +97,7 @@ export async function startSessions(name: BackendName, agent: Partial<TagboxConf
   const owner = (await store.db.selectFrom('members').select('id').where('id', '=', first.ownerMemberId!).executeTakeFirstOrThrow());
   const layers: SessionLayer[] = [];
   const addLayer = async (more: Partial<TagboxConfig['agent']> = {}, extra: Engine[] = engines) => {
-    const layer = await startSessionLayer({ store, audit, proxy, provider, agent: agentConfig({ ...agent, ...more }), logger, engines: extra, pollMs: 200, ...(options.pluginsFor ? { pluginsFor: options.pluginsFor } : {}) });
+    const layer = await startSessionLayer({ store, audit, proxy, provider, agent: agentConfig({ ...agent, ...more }), logger, engines: extra, pollMs: 200, ...(options.pluginsFor ? { pluginsFor: options.pluginsFor } : {}), ...(options.filesFor ? { filesFor: options.filesFor } : {}) });
     layers.push(layer);
     return layer;
   };

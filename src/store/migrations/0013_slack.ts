@@ -12,6 +12,8 @@ import type { Kysely } from 'kysely';
  *   slack_posts       what was posted for a thread, claimed before posting, so that a restart
  *                     neither loses nor repeats a reply (its key rides on the message's metadata)
  *   slack_users       when a member's Slack profile was last read (users.info), and whether deleted
+ *   slack_files       files shared with a message to the agent, fetched through the proxy (the bot
+ *                     token injected there), copied into the session's sandbox at each turn
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -76,10 +78,26 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('is_bot', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('refreshed_at', 'text', (c) => c.notNull())
     .execute();
+
+  await db.schema
+    .createTable('slack_files')
+    .addColumn('workspace_id', 'text', (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+    .addColumn('message_key', 'text', (c) => c.notNull())
+    .addColumn('file_id', 'text', (c) => c.notNull())
+    // Set once the message's invocation is accepted.
+    .addColumn('session_id', 'text', (c) => c.references('sessions.id').onDelete('cascade'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('size', 'integer', (c) => c.notNull())
+    // base64 (portable across dialects)
+    .addColumn('content', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('slack_files_pk', ['workspace_id', 'message_key', 'file_id'])
+    .execute();
+  await db.schema.createIndex('slack_files_session_idx').on('slack_files').column('session_id').execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const table of ['slack_users', 'slack_posts', 'slack_threads', 'slack_inbox', 'slack_workspaces']) {
+  for (const table of ['slack_files', 'slack_users', 'slack_posts', 'slack_threads', 'slack_inbox', 'slack_workspaces']) {
     await db.schema.dropTable(table).execute();
   }
 }

@@ -10,6 +10,7 @@ import { messageKey, routeEvent, type PersonMessage } from './event-route.js';
 import type { SlackThreadRef, SlackWorkspace } from './model.js';
 import type { SlackDirectory } from './slack-directory.js';
 import { finishDelivery, recordDelivery, type InboxEntry } from './slack-inbox-repo.js';
+import { attachFiles, fetchMessageFiles, filesNote, type Fetch } from './slack-files.js';
 import { plainText } from './slack-markup.js';
 import { bindThread, findThreadByTs } from './slack-threads-repo.js';
 
@@ -34,6 +35,8 @@ export interface ConnectedWorkspace {
   workspace: SlackWorkspace;
   client: WebClient;
   botUserId: string;
+  /** The workspace's transport's fetch (through its proxy listener: files.slack.com gets the bot token there). */
+  fetch: Fetch;
 }
 
 /** How much of a thread is read for context when the agent is tagged in its middle. */
@@ -91,14 +94,17 @@ export class SlackInbound {
     if ('ignore' in who) return `ignored: ${who.ignore}`;
     if ('refuse' in who) return refuse(who.refuse, who.refuse);
     const place = await this.placeOf(ws, route, who.member.id);
+    const key = messageKey(route.channel, route.ts);
+    const files = route.files.length && place.kind !== 'group-dm' ? filesNote(await fetchMessageFiles(this.deps.db, ws.fetch, { workspaceId, messageKey: key, files: route.files })) : '';
+    const typed = plainText(route.text, ws.botUserId) || '(tagged with no message: read the thread above)';
     const invocation: Invocation = {
       workspaceId,
       place,
       ...(place.kind === 'group-dm' ? {} : { threadKey: bound ? await this.threadKeyOf(bound) : threadTs }),
       memberId: who.member.id,
-      text: plainText(route.text, ws.botUserId) || '(tagged with no message: read the thread above)',
+      text: files ? `${typed}\n\n${files}` : typed,
       trigger: 'message',
-      dedupeKey: `slack:${workspaceId}:${messageKey(route.channel, route.ts)}`,
+      dedupeKey: `slack:${workspaceId}:${key}`,
       ...(!bound && route.threadTs ? { context: await this.threadContext(ws, route) } : {}),
     };
     let result;
@@ -122,6 +128,7 @@ export class SlackInbound {
       return refuse(result.message, result.reason);
     }
     if (!bound) await this.bind({ sessionId: result.thread, workspaceId, channel: route.channel, threadTs });
+    if (files) await attachFiles(this.deps.db, workspaceId, key, result.thread);
     if (result.duplicate) return `duplicate of ${result.message}`;
     await this.deps.replies.acknowledge(workspaceId, route.channel, route.ts);
     return `accepted: thread ${result.thread}`;

@@ -96,7 +96,7 @@ export class SlackSurface {
   private connected(workspaceId: string): ConnectedWorkspace | undefined {
     const connection = this.connections.get(workspaceId);
     const workspace = this.workspaces.get(workspaceId);
-    return connection && workspace && { workspace, client: connection.client, botUserId: connection.botUserId };
+    return connection && workspace && { workspace, client: connection.client, botUserId: connection.botUserId, fetch: (url) => connection.transport.fetch(url) };
   }
 
   private later(ws: ConnectedWorkspace, entry: InboxEntry): void {

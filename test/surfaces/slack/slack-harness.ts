@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { configSchema, type TagboxConfig } from '../../../src/config/schema.js';
 import { slackEventsEndpoint, SLACK_EVENTS_PATH } from '../../../src/surfaces/slack/events-endpoint.js';
 import { SlackSurface } from '../../../src/surfaces/slack/slack-surface.js';
+import { FILES_INSIDE, sessionFiles } from '../../../src/surfaces/slack/slack-files.js';
 import { createTestCa, type TestCa } from '../../fixtures/ca.js';
 import { startFakeSlack, type FakeSlack } from '../../fixtures/fake-slack.js';
 import type { BackendName } from '../../helpers/backends.js';
@@ -33,7 +34,13 @@ export interface SlackHarness {
 export async function startSlackHarness(backend: BackendName, mode: 'socket' | 'events', slack: Partial<TagboxConfig['slack']> = {}): Promise<SlackHarness> {
   const ca = await createTestCa();
   const fake = await startFakeSlack({ ca });
-  const h = await startSessions(backend, {}, [], { daemonEnv: { TAGBOX_UPSTREAM_CONNECT_TO: fake.connectTo, TAGBOX_UPSTREAM_CA_FILE: ca.certFile } });
+  let db: SessionHarness['store']['db'] | undefined;
+  const h = await startSessions(backend, {}, [], {
+    daemonEnv: { TAGBOX_UPSTREAM_CONNECT_TO: fake.connectTo, TAGBOX_UPSTREAM_CA_FILE: ca.certFile },
+    // As the server wires it: a Slack thread's files are copied into its sandbox at each turn.
+    filesFor: async (session) => ({ dir: FILES_INSIDE, files: db ? await sessionFiles(db, session.id) : [] }),
+  });
+  db = h.store.db;
   await h.proxy.secrets.put('slack-bot', Buffer.from(fake.botToken));
   await h.proxy.secrets.put('slack-app', Buffer.from(fake.appToken));
   const ws = await h.access.createWorkspace(
