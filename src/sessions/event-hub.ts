@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
  */
 export class EventHub {
   private readonly emitter = new EventEmitter();
+  private readonly all = new Set<(sessionId: string) => void>();
 
   constructor() {
     this.emitter.setMaxListeners(0);
@@ -14,10 +15,19 @@ export class EventHub {
 
   notify(sessionId: string): void {
     this.emitter.emit(sessionId);
+    for (const fn of this.all) fn(sessionId);
   }
 
   subscribe(sessionId: string, fn: () => void): () => void {
     this.emitter.on(sessionId, fn);
     return () => this.emitter.off(sessionId, fn);
+  }
+
+  /** Every session's wake-ups (a surface that follows many threads, e.g. Slack's replies). */
+  subscribeAll(fn: (sessionId: string) => void): () => void {
+    // Its own entry each time, so one function subscribed twice is unsubscribed once per call.
+    const entry = (sessionId: string) => fn(sessionId);
+    this.all.add(entry);
+    return () => this.all.delete(entry);
   }
 }

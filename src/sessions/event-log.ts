@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../store/tables.js';
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, SessionEventsTable } from '../store/tables.js';
 import { nowIso } from '../util/ids.js';
 import type { SessionEvent, SessionEventType } from './model.js';
 
@@ -42,5 +42,28 @@ export async function readEvents(db: Kysely<Database>, sessionId: string, afterS
     .orderBy('seq', 'asc')
     .limit(limit)
     .execute();
-  return rows.map((r) => ({ seq: Number(r.seq), type: r.type as SessionEventType, turn: r.turn_id ?? undefined, data: JSON.parse(r.data) as Record<string, unknown>, ts: r.created_at }));
+  return rows.map(toEvent);
+}
+
+/** One turn's events up to `uptoSeq`, oldest first (a reader resuming mid-turn rebuilds what it had shown). */
+export async function readTurnEvents(db: Kysely<Database>, sessionId: string, turnId: string, uptoSeq: number): Promise<SessionEvent[]> {
+  const rows = await db
+    .selectFrom('session_events')
+    .selectAll()
+    .where('session_id', '=', sessionId)
+    .where('turn_id', '=', turnId)
+    .where('seq', '<=', uptoSeq)
+    .orderBy('seq', 'asc')
+    .execute();
+  return rows.map(toEvent);
+}
+
+/** The event at `seq`, if any. */
+export async function readEvent(db: Kysely<Database>, sessionId: string, seq: number): Promise<SessionEvent | undefined> {
+  const row = await db.selectFrom('session_events').selectAll().where('session_id', '=', sessionId).where('seq', '=', seq).executeTakeFirst();
+  return row && toEvent(row);
+}
+
+function toEvent(r: Selectable<SessionEventsTable>): SessionEvent {
+  return { seq: Number(r.seq), type: r.type as SessionEventType, turn: r.turn_id ?? undefined, data: JSON.parse(r.data) as Record<string, unknown>, ts: r.created_at };
 }

@@ -1,5 +1,5 @@
 import { forTerminal, jsonLineForTerminal } from '../terminal-text.js';
-import { addedByMessage } from './repeat.js';
+import { addedByMessage } from '../../util/repeat.js';
 import type { ThreadEvent } from './thread-events.js';
 
 /** Where the view writes; process.stdout and process.stderr in the CLI. */

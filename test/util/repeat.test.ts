@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addedByMessage } from '../../../src/cli/chat/repeat.js';
+import { addedByMessage } from '../../src/util/repeat.js';
 
 describe('addedByMessage: what an agent message adds to the streamed output', () => {
   it("the shell engine's reply repeats the output: only the exit code line is left", () => {
