@@ -44,7 +44,7 @@ describe('Slack under tagbox up', () => {
     }
     const ws = await up.api(owner, 'POST', '/workspaces', { kind: 'slack', externalId: fake.teamId, name: 'Acme', slack: { mode: 'socket', botTokenSecret: 'acme-slack-bot', appTokenSecret: 'acme-slack-app' } });
     expect(ws.status, ws.text).toBe(201);
-    await until('Socket Mode connected through the proxy', () => (fake.socket.connections() > 0 ? true : undefined));
+    await until('Socket Mode connected through the proxy', () => (fake.socket.connections > 0 ? true : undefined));
     fake.addUser({ id: 'UALICE', name: 'alice' });
     fake.addChannel({ id: 'C0GEN', name: 'general-slack' });
     const { ts, payloads } = fake.userMessage({ channel: 'C0GEN', user: 'UALICE', text: `<@${fake.botUserId}> echo hello-from-slack` });

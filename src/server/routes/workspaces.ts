@@ -149,6 +149,6 @@ async function checkSlackSettings(deps: ServerDeps, slack: SlackSettings): Promi
   }
   const vault = await deps.sealer();
   for (const [field, name] of [['botTokenSecret', slack.botTokenSecret], ['appTokenSecret', slack.appTokenSecret]] as const) {
-    if (name && !(await vault.metadata(name))) throw badRequest(`slack.${field}: no secret named "${name}" in the vault (tagbox secret put ${name})`);
+    if (name && !(await vault.metadata(name))) throw badRequest(`slack.${field}: no secret named "${name}" in the vault (tagbox secret set ${name})`);
   }
 }

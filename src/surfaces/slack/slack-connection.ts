@@ -8,6 +8,7 @@ import type { Database } from '../../store/tables.js';
 import type { SlackWorkspace } from './model.js';
 import { slackListenerSession } from './slack-api-policy.js';
 import { slackSocketClient, slackWebClient } from './slack-clients.js';
+import { SLACK_RETRY_CONFIG } from './slack-retry.js';
 import { openSlackTransport, type SlackTransport } from './slack-transport.js';
 import { setBotUserId } from './slack-workspaces-repo.js';
 
@@ -75,7 +76,8 @@ export class SlackConnection {
     let transport: SlackTransport | undefined;
     try {
       transport = openSlackTransport({ socketPath, caPem: await proxy.caCert(), onUnreachable: () => heal() });
-      const client = slackWebClient(transport, { logger });
+      // Retries that outlast a 429 storm (each waits Retry-After): a reply is delayed, never dropped.
+      const client = slackWebClient(transport, { logger, retryConfig: SLACK_RETRY_CONFIG });
       const auth = await client.auth.test();
       if (!auth.user_id) throw new Error(`Slack's auth.test for workspace ${workspace.workspaceId} named no bot user`);
       await setBotUserId(options.db, workspace.workspaceId, auth.user_id);

@@ -19,7 +19,7 @@ export interface SlackRepliesPort {
   /** The receipt: a reaction on the person's message. */
   acknowledge(workspaceId: string, channel: string, ts: string): Promise<void>;
   /** A refusal in the thread, once per key. */
-  postRefusal(workspaceId: string, channel: string, threadTs: string, text: string, key: string): Promise<void>;
+  postRefusal(workspaceId: string, channel: string, threadTs: string, text: string, key: string): Promise<unknown>;
 }
 
 export interface InboundDeps {

@@ -4,6 +4,7 @@ import type { ProxyControl } from '../../server/proxy-control.js';
 import type { EventHub } from '../../sessions/event-hub.js';
 import type { InvocationPort } from '../../sessions/invocation.js';
 import type { ControlStore } from '../../store/database.js';
+import { unavailable } from '../../server/http-errors.js';
 import type { SlackWorkspace } from './model.js';
 import { SlackConnection, type SocketEnvelope } from './slack-connection.js';
 import { SlackDirectory } from './slack-directory.js';
@@ -70,11 +71,13 @@ export class SlackSurface {
   /** An Events API delivery (already signature-checked): recorded before the endpoint answers, processed after. */
   async receiveHttp(teamId: string, payload: unknown): Promise<void> {
     const workspace = await findSlackWorkspaceByTeam(this.options.store.db, teamId);
-    const connected = workspace && this.connected(workspace.workspaceId);
-    if (!connected) {
-      this.options.logger.warn({ team: teamId }, 'a Slack event for a team that is not connected (or not yet) was dropped');
+    if (!workspace) {
+      this.options.logger.warn({ team: teamId }, 'a Slack event for a team that is not connected here was dropped');
       return;
     }
+    const connected = this.connected(workspace.workspaceId);
+    // Ours but not connected yet (a start, a reconnect): an error answer makes Slack deliver it again later.
+    if (!connected) throw unavailable(`the Slack workspace ${workspace.teamId} is still connecting; deliver again later`, 'slack_connecting');
     const entry = await this.inbound.receive(connected, payload);
     if (entry) this.later(connected, entry);
   }

@@ -62,7 +62,7 @@ export async function startSlackHarness(backend: BackendName, mode: 'socket' | '
       if (answer.status !== 200) throw new Error(`the Events API answered ${answer.status}: ${JSON.stringify(answer.body)}`);
     }
   };
-  await h.until('the Slack workspace connected', async () => surface.isConnected(ws.id) && (mode === 'events' || fake.socket.connections() > 0), 60_000);
+  await h.until('the Slack workspace connected', async () => surface.isConnected(ws.id) && (mode === 'events' || fake.socket.connections > 0), 60_000);
   return {
     h,
     fake,
