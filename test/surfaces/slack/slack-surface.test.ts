@@ -78,7 +78,7 @@ for (const backend of BACKENDS) {
       }, TIMEOUT);
 
       it('runs a DM as the member, and refuses a group DM in its thread', async () => {
-        s.fake.addChannel({ id: 'D0ALICE', name: 'alice', type: 'im' });
+        s.fake.addChannel({ id: 'D0ALICE', type: 'im', user: ALICE });
         const ts = await s.say({ channel: 'D0ALICE', user: ALICE, text: 'echo in-dm' });
         await answered('D0ALICE', ts, 'in-dm');
         const thread = await s.h.store.db.selectFrom('slack_threads').selectAll().where('thread_ts', '=', ts).executeTakeFirstOrThrow();
