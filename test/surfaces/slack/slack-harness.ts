@@ -5,7 +5,8 @@ import { slackEventsEndpoint, SLACK_EVENTS_PATH } from '../../../src/surfaces/sl
 import { SlackSurface } from '../../../src/surfaces/slack/slack-surface.js';
 import { FILES_INSIDE, sessionFiles } from '../../../src/surfaces/slack/slack-files.js';
 import { createTestCa, type TestCa } from '../../fixtures/ca.js';
-import { startFakeSlack, type FakeSlack } from '../../fixtures/fake-slack.js';
+import { startEchoUpstream, type EchoUpstream } from '../../fixtures/echo-upstream.js';
+import { startFakeSlack, type FakeSlack, type UserMessageInput } from '../../fixtures/fake-slack.js';
 import type { BackendName } from '../../helpers/backends.js';
 import { logger, startSessions, type SessionHarness } from '../../sessions/harness.js';
 
@@ -20,6 +21,8 @@ export interface SlackHarness {
   h: SessionHarness;
   fake: FakeSlack;
   ca: TestCa;
+  /** An HTTPS upstream for allowed.echo.test and denied.echo.test. */
+  echo: EchoUpstream;
   surface: SlackSurface;
   workspaceId: string;
   /** The Events API endpoint's URL (events mode). */
@@ -27,16 +30,19 @@ export interface SlackHarness {
   /** Delivers one payload the way the workspace's mode does (a Socket Mode envelope, or a signed POST). */
   send(payload: unknown, options?: { retryNum?: number }): Promise<void>;
   /** A person writes in Slack: the message is stored and every event Slack would send for it is delivered. */
-  say(input: { channel: string; user: string; text: string; threadTs?: string }): Promise<string>;
+  say(input: UserMessageInput): Promise<string>;
   close(): Promise<void>;
 }
 
 export async function startSlackHarness(backend: BackendName, mode: 'socket' | 'events', slack: Partial<TagboxConfig['slack']> = {}): Promise<SlackHarness> {
   const ca = await createTestCa();
   const fake = await startFakeSlack({ ca });
+  // A host a channel's bundle can allow (the sandbox reaches it through the proxy like any host).
+  const echo = await startEchoUpstream({ ca, names: ['allowed.echo.test', 'denied.echo.test'] });
+  const echoTo = ['allowed.echo.test', 'denied.echo.test'].map((host) => `${host}:443:127.0.0.1:${echo.httpsPort}`).join(',');
   let db: SessionHarness['store']['db'] | undefined;
   const h = await startSessions(backend, {}, [], {
-    daemonEnv: { TAGBOX_UPSTREAM_CONNECT_TO: fake.connectTo, TAGBOX_UPSTREAM_CA_FILE: ca.certFile },
+    daemonEnv: { TAGBOX_UPSTREAM_CONNECT_TO: `${fake.connectTo},${echoTo}`, TAGBOX_UPSTREAM_CA_FILE: ca.certFile },
     // As the server wires it: a Slack thread's files are copied into its sandbox at each turn.
     filesFor: async (session) => ({ dir: FILES_INSIDE, files: db ? await sessionFiles(db, session.id) : [] }),
   });
@@ -67,6 +73,7 @@ export async function startSlackHarness(backend: BackendName, mode: 'socket' | '
     h,
     fake,
     ca,
+    echo,
     surface,
     workspaceId: ws.id,
     eventsUrl,
@@ -81,6 +88,7 @@ export async function startSlackHarness(backend: BackendName, mode: 'socket' | '
       await surface.stop();
       await h.close();
       await fake.close();
+      await echo.close();
     },
   };
 }

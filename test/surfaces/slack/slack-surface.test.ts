@@ -122,6 +122,36 @@ for (const backend of BACKENDS) {
         expect(botPosts(ts).filter((m) => m.text.includes('storm-2'))).toHaveLength(1);
       }, TIMEOUT);
 
+      it('streams the answer where Slack offers it: the stream is started in the thread, appended, then stopped', async () => {
+        const ts = await s.say({ channel: CHANNEL, user: ALICE, text: `${bot()} echo stream-a; sleep 2; echo stream-b` });
+        await answered(CHANNEL, ts, 'stream-b');
+        const methods = s.fake.calls.filter((c) => String(c.params.thread_ts ?? '') === ts || String(c.params.channel ?? '') === CHANNEL).map((c) => c.method);
+        expect(methods).toContain('chat.startStream');
+        expect(methods).toContain('chat.stopStream');
+        const streamed = botPosts(ts).find((m) => m.text.includes('stream-b'))!;
+        // One message carries the whole answer, in order.
+        expect(streamed.text.indexOf('stream-a')).toBeLessThan(streamed.text.indexOf('stream-b'));
+        expect(botPosts(ts).filter((m) => m.text.includes('stream-a'))).toHaveLength(1);
+      }, TIMEOUT);
+
+      it("runs in a sandbox with the channel's bundles: their host is reachable, another is blocked and the thread says so", async () => {
+        await s.h.access.putBundle(s.h.owner.id, s.h.orgId, { name: `echo-${mode}`, domains: [{ host: 'allowed.echo.test' }], connections: [] });
+        const channel = await s.h.store.db.selectFrom('channels').select('id').where('external_id', '=', CHANNEL).where('workspace_id', '=', s.workspaceId).executeTakeFirstOrThrow();
+        await s.h.access.attach(s.h.owner.id, s.h.orgId, `echo-${mode}`, { kind: 'channel', id: channel.id });
+        const ts = await s.say({ channel: CHANNEL, user: ALICE, text: `${bot()} curl -s -o /dev/null -w 'allowed=%{http_code}\n' https://allowed.echo.test/; curl -s -o /dev/null -w 'denied=%{http_code}\n' https://denied.echo.test/` });
+        const reply = await answered(CHANNEL, ts, 'denied=');
+        expect(reply.text).toContain('allowed=200');
+        expect(reply.text).not.toContain('denied=200');
+        await answered(CHANNEL, ts, 'denied.echo.test');
+      }, TIMEOUT);
+
+      it('fetches a file shared with the message into the sandbox, through the proxy', async () => {
+        const ts = await s.say({ channel: CHANNEL, user: ALICE, text: `${bot()} cat /workspace/slack-files/notes.txt`, files: [{ name: 'notes.txt', content: 'file-content-42\n' }] });
+        await answered(CHANNEL, ts, 'file-content-42');
+        // Slack's file host saw the bot token; the sandbox was never given a route to Slack.
+        expect(s.fake.fileRequests.some((r) => r.method === 'GET' && r.authorization === `Bearer ${s.fake.botToken}` && r.status === 200)).toBe(true);
+      }, TIMEOUT);
+
       it('gives the agent the thread it was tagged in the middle of', async () => {
         const root = s.fake.userMessage({ channel: CHANNEL, user: BOB, text: 'the build broke on step three' }).ts;
         s.fake.userMessage({ channel: CHANNEL, user: ALICE, text: 'I saw it too', threadTs: root });
@@ -132,6 +162,30 @@ for (const backend of BACKENDS) {
         expect(context.filter((m) => m.context === 1).map((m) => m.text)).toEqual(['the build broke on step three', 'I saw it too']);
         expect(ts).not.toBe(root);
       }, TIMEOUT);
+
+      if (mode === 'events') {
+        it('acknowledges a delivery before the work: the answer comes after the 200', async () => {
+          const { ts, payloads } = s.fake.userMessage({ channel: CHANNEL, user: ALICE, text: `${bot()} sleep 3; echo after-the-ack` });
+          for (const p of payloads) {
+            const r = await s.fake.deliverEvent(s.eventsUrl, p);
+            expect(r.status).toBe(200);
+          }
+          // Answered already, and nothing of the turn is in the thread yet.
+          expect(botPosts(ts).some((m) => m.text.includes('after-the-ack'))).toBe(false);
+          await answered(CHANNEL, ts, 'after-the-ack');
+        }, TIMEOUT);
+
+        it('refuses a forged delivery and acts on nothing of it', async () => {
+          const { ts, payloads } = s.fake.userMessage({ channel: CHANNEL, user: ALICE, text: `${bot()} echo forged` });
+          const r = await s.fake.deliverEvent(s.eventsUrl, payloads[0], { badSignature: true });
+          expect(r.status).toBe(401);
+          const stale = await s.fake.deliverEvent(s.eventsUrl, payloads[0], { timestamp: Math.floor(Date.now() / 1000) - 600 });
+          expect(stale.status).toBe(401);
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          expect(botPosts(ts)).toEqual([]);
+          expect(await s.h.store.db.selectFrom('slack_inbox').select('id').where('message_key', '=', `${CHANNEL}:${ts}`).execute()).toEqual([]);
+        }, TIMEOUT);
+      }
     });
   }
 }
