@@ -152,6 +152,13 @@ for (const backend of BACKENDS) {
         expect(s.fake.fileRequests.some((r) => r.method === 'GET' && r.authorization === `Bearer ${s.fake.botToken}` && r.status === 200)).toBe(true);
       }, TIMEOUT);
 
+      it('posts a long answer as a snippet file in the thread, through the proxy', async () => {
+        const ts = await s.say({ channel: CHANNEL, user: ALICE, text: `${bot()} seq 1 1500; echo long-end` });
+        const upload = await s.h.until('the snippet', async () => s.fake.uploads.find((u) => u.threadTs === ts && u.content.includes('long-end')), 60_000);
+        expect(upload.content).toContain('\n1500\n');
+        expect(upload.content).not.toContain('[object FormData]');
+      }, TIMEOUT);
+
       it('gives the agent the thread it was tagged in the middle of', async () => {
         const root = s.fake.userMessage({ channel: CHANNEL, user: BOB, text: 'the build broke on step three' }).ts;
         s.fake.userMessage({ channel: CHANNEL, user: ALICE, text: 'I saw it too', threadTs: root });
