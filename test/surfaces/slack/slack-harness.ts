@@ -40,13 +40,14 @@ export async function startSlackHarness(backend: BackendName, mode: 'socket' | '
   // A host a channel's bundle can allow (the sandbox reaches it through the proxy like any host).
   const echo = await startEchoUpstream({ ca, names: ['allowed.echo.test', 'denied.echo.test'] });
   const echoTo = ['allowed.echo.test', 'denied.echo.test'].map((host) => `${host}:443:127.0.0.1:${echo.httpsPort}`).join(',');
-  let db: SessionHarness['store']['db'] | undefined;
+  // The store is the harness's own, made below: the callback reads it once it exists.
+  const held: { db?: SessionHarness['store']['db'] } = {};
   const h = await startSessions(backend, {}, [], {
     daemonEnv: { TAGBOX_UPSTREAM_CONNECT_TO: `${fake.connectTo},${echoTo}`, TAGBOX_UPSTREAM_CA_FILE: ca.certFile },
     // As the server wires it: a Slack thread's files are copied into its sandbox at each turn.
-    filesFor: async (session) => ({ dir: FILES_INSIDE, files: db ? await sessionFiles(db, session.id) : [] }),
+    filesFor: async (session) => ({ dir: FILES_INSIDE, files: held.db ? await sessionFiles(held.db, session.id) : [] }),
   });
-  db = h.store.db;
+  held.db = h.store.db;
   await h.proxy.secrets.put('slack-bot', Buffer.from(fake.botToken));
   await h.proxy.secrets.put('slack-app', Buffer.from(fake.appToken));
   const ws = await h.access.createWorkspace(
