@@ -5,7 +5,7 @@ import type { Channel, Member } from '../../access/model.js';
 import { createChannel, findChannelByExternalId } from '../../access/workspaces-repo.js';
 import { isUniqueViolation } from '../../store/constraint-errors.js';
 import type { Database } from '../../store/tables.js';
-import { nowIso } from '../../util/ids.js';
+import { recordSlackUser, slackUserSeen } from './slack-users-repo.js';
 import type { SlackWorkspace } from './model.js';
 
 /**
@@ -28,9 +28,9 @@ export class SlackDirectory {
 
   async member(workspace: SlackWorkspace, client: WebClient, userId: string): Promise<MemberLookup> {
     const known = await findMemberByExternalId(this.db, workspace.workspaceId, userId);
-    const seen = known && (await this.db.selectFrom('slack_users').selectAll().where('member_id', '=', known.id).executeTakeFirst());
-    if (known && seen && Date.now() - Date.parse(seen.refreshed_at) < this.refreshMinutes * 60_000) {
-      if (seen.is_bot) return { ignore: 'a bot user wrote it' };
+    const seen = known && (await slackUserSeen(this.db, known.id));
+    if (known && seen && Date.now() - Date.parse(seen.refreshedAt) < this.refreshMinutes * 60_000) {
+      if (seen.isBot) return { ignore: 'a bot user wrote it' };
       if (seen.deleted) return { refuse: 'Your Slack account is deactivated.' };
       return { member: known };
     }
@@ -53,8 +53,7 @@ export class SlackDirectory {
       await updateMemberProfile(this.db, member.id, { displayName, isGuest, ...(linked ? { hasAccount: true as const } : {}) });
       member = (await getMember(this.db, member.id))!;
     }
-    const row = { member_id: member.id, deleted: user.deleted ? 1 : 0, is_bot: user.is_bot ? 1 : 0, refreshed_at: nowIso() };
-    await this.db.insertInto('slack_users').values(row).onConflict((oc) => oc.column('member_id').doUpdateSet(row)).execute();
+    await recordSlackUser(this.db, member.id, { deleted: Boolean(user.deleted), isBot: Boolean(user.is_bot) });
     if (user.is_bot) return { ignore: 'a bot user wrote it' };
     if (user.deleted) return { refuse: 'Your Slack account is deactivated.' };
     return { member };
