@@ -391,7 +391,7 @@ function bundleFieldsChanged(before: BundleSpec, after: BundleSpec): string[] {
 }
 
 function connectionFieldsChanged(before: ConnectionSpec, after: ConnectionSpec): string[] {
-  return (['secret', 'allowedWebsites', 'inject', 'narrow', 'plainHttp'] as const).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
+  return (['secret', 'allowedWebsites', 'inject', 'narrow', 'plainHttp', 'github'] as const).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
 }
 
 function validateSettings(changes: Partial<OrgSettings>): void {

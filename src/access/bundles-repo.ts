@@ -1,3 +1,4 @@
+import type { GithubSettings } from '../policy/github-settings.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { BundlesTable, ConnectionsTable, Database } from '../store/tables.js';
 import { newId, nowIso } from '../util/ids.js';
@@ -144,6 +145,7 @@ async function insertConnections(trx: Db, owner: ConnectionOwner, specs: Connect
         inject: JSON.stringify(c.inject),
         narrow: c.narrow ? JSON.stringify(c.narrow) : null,
         plain_http: c.plainHttp ? 1 : 0,
+        github: c.github ? JSON.stringify(c.github) : null,
         created_at: now,
         updated_at: now,
       })),
@@ -194,6 +196,7 @@ function toConnection(row: Selectable<ConnectionsTable>): Connection {
     inject: JSON.parse(row.inject) as Connection['inject'],
     ...(row.narrow ? { narrow: JSON.parse(row.narrow) as Connection['narrow'] } : {}),
     ...(row.plain_http ? { plainHttp: true } : {}),
+    ...(row.github ? { github: JSON.parse(row.github) as GithubSettings } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -23,6 +23,7 @@ interface ConnectionView {
   allowedWebsites: Array<string | HostEntry>;
   inject: string;
   narrow?: PolicyConnection['narrow'];
+  github?: PolicyConnection['github'];
 }
 
 /**
@@ -72,6 +73,13 @@ function hostView(entry: HostEntry): string | HostEntry {
 }
 
 function connectionView(c: PolicyConnection): ConnectionView {
-  const inject = 'header' in c.inject ? `header:${c.inject.header}` : 'basic';
-  return { name: c.name, secret: c.secret, allowedWebsites: c.allowedWebsites.map(hostView), inject, ...(c.narrow && Object.keys(c.narrow).length ? { narrow: c.narrow } : {}) };
+  const inject = c.github ? 'github-app' : 'header' in c.inject ? `header:${c.inject.header}` : 'basic';
+  return {
+    name: c.name,
+    secret: c.secret,
+    allowedWebsites: c.allowedWebsites.map(hostView),
+    inject,
+    ...(c.narrow && Object.keys(c.narrow).length ? { narrow: c.narrow } : {}),
+    ...(c.github ? { github: c.github } : {}),
+  };
 }

@@ -1,3 +1,4 @@
+import type { GithubSettings } from '../policy/github-settings.js';
 /**
  * The access model in DESIGN.md's vocabulary. Repositories return these; rows
  * stay inside src/access/*-repo.ts.
@@ -95,6 +96,8 @@ export interface ConnectionSpec {
   narrow?: Narrowing;
   /** The credential may also be injected over plain HTTP (an explicit opt-in; never for personal connectors). */
   plainHttp?: boolean;
+  /** A GitHub App connection's settings (docs/GITHUB.md); its websites and injection are then GitHub's. */
+  github?: GithubSettings;
 }
 
 /** A personal connector as its owner writes it: the secret name is derived, so it may be left out. */

@@ -18,6 +18,7 @@ export function toPolicyConnection(c: ConnectionSpec): PolicyConnection {
     inject: c.inject,
     ...(c.narrow ? { narrow: c.narrow } : {}),
     ...(c.plainHttp ? { plainHttp: true } : {}),
+    ...(c.github ? { github: c.github } : {}),
   };
 }
 
@@ -36,6 +37,7 @@ export function connectionInput(c: ConnectionSpec): unknown {
     inject: c.inject,
     ...(c.narrow ? { narrow: c.narrow } : {}),
     ...(c.plainHttp !== undefined ? { plainHttp: c.plainHttp } : {}),
+    ...(c.github !== undefined ? { github: c.github } : {}),
   };
 }
 
@@ -61,6 +63,7 @@ export function fromPolicyConnection(c: PolicyConnection): ConnectionSpec {
     inject: c.inject,
     ...(c.narrow && Object.keys(c.narrow).length ? { narrow: stripUndefined(c.narrow) } : {}),
     ...(c.plainHttp ? { plainHttp: true } : {}),
+    ...(c.github ? { github: stripUndefined(c.github) } : {}),
   };
 }
 
@@ -82,6 +85,7 @@ export function connectionSpecOf(c: Connection | ConnectionSpec): ConnectionSpec
     inject: c.inject,
     ...(c.narrow ? { narrow: c.narrow } : {}),
     ...(c.plainHttp ? { plainHttp: true } : {}),
+    ...(c.github ? { github: c.github } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { classifyAddress } from './address-class.js';
 import { parseHostPattern, patternCovers, type HostPattern } from './hosts.js';
+import { GITHUB_API_HOST, GITHUB_GIT_HOST, GITHUB_GIT_USERNAME, githubSettingsSchema, type GithubSettings } from './github-settings.js';
 import { parsePathPrefix } from './paths.js';
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -163,21 +164,55 @@ function narrowCovered(c: { allowedWebsites: HostEntry[]; narrow?: { host?: stri
   }
 }
 
-/** A connection of an org bundle: any vault name outside the personal namespace. */
+/**
+ * A connection of an org bundle: any vault name outside the personal namespace.
+ * With `github`, it is a GitHub App connection: its websites and injection
+ * are GitHub's (github.com for git, api.github.com for the REST API) and may
+ * be left out.
+ */
 export const connectionSchema = z
   .strictObject({
     name: name('connection'),
     secret: orgSecretName,
-    allowedWebsites: z.array(hostEntrySchema).min(1, 'expected at least one host'),
-    inject: injectSchema,
+    allowedWebsites: z.array(hostEntrySchema).min(1, 'expected at least one host').optional(),
+    inject: injectSchema.optional(),
     narrow: narrowSchema.optional(),
     /**
      * The credential is injected only when the upstream leg is TLS; `true` opts
      * this connection into plain http too (e.g. a service on loopback).
      */
     plainHttp: z.boolean().optional(),
+    github: githubSettingsSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.github) return githubConnectionProblems(c, ctx);
+    if (c.allowedWebsites === undefined) ctx.addIssue({ code: 'custom', path: ['allowedWebsites'], message: 'expected at least one host' });
+    if (c.inject === undefined) ctx.addIssue({ code: 'custom', path: ['inject'], message: 'expected {header, value} or {basic: {username}}' });
+  })
+  .transform((c): Connection => {
+    const { github, allowedWebsites, inject, ...rest } = c;
+    if (!github) return { ...rest, allowedWebsites: allowedWebsites!, inject: inject! };
+    return { ...rest, allowedWebsites: allowedWebsites ?? [{ host: GITHUB_GIT_HOST }, { host: GITHUB_API_HOST }], inject: { basic: { username: GITHUB_GIT_USERNAME } }, github };
   })
   .superRefine(narrowCovered);
+
+/**
+ * A GitHub App connection takes its shape from GitHub: its websites may be
+ * github.com and api.github.com only, its injection is the proxy's to choose
+ * per host, and `repositories` is its narrowing.
+ */
+function githubConnectionProblems(c: { allowedWebsites?: HostEntry[] | undefined; inject?: Inject | undefined; narrow?: unknown; plainHttp?: boolean | undefined }, ctx: z.RefinementCtx): void {
+  c.allowedWebsites?.forEach((w, i) => {
+    if (w.host !== GITHUB_GIT_HOST && w.host !== GITHUB_API_HOST) {
+      ctx.addIssue({ code: 'custom', path: ['allowedWebsites', i], message: `a GitHub App connection reaches ${GITHUB_GIT_HOST} and ${GITHUB_API_HOST} only (omit allowedWebsites for both)` });
+    }
+  });
+  if (c.inject !== undefined && !('basic' in c.inject && c.inject.basic.username === GITHUB_GIT_USERNAME)) {
+    ctx.addIssue({ code: 'custom', path: ['inject'], message: `a GitHub App connection injects its token itself (basic ${GITHUB_GIT_USERNAME} for git, a bearer for the API): omit inject` });
+  }
+  if (c.narrow !== undefined) ctx.addIssue({ code: 'custom', path: ['narrow'], message: 'a GitHub App connection is narrowed by github.repositories (and the token by github.permissions): omit narrow' });
+  if (c.plainHttp) ctx.addIssue({ code: 'custom', path: ['plainHttp'], message: 'GitHub is reached over TLS only' });
+}
 
 /**
  * Why a personal connector may not list this host pattern, or undefined.
@@ -286,6 +321,8 @@ export interface Connection {
   narrow?: Narrow;
   /** Inject over plain http too (default: TLS only; a plain-http request that would get the credential is blocked). */
   plainHttp?: boolean;
+  /** A GitHub App connection (github-settings.ts): the token is minted by the proxy and injected per host. */
+  github?: GithubSettings;
 }
 
 export interface Bundle {

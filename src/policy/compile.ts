@@ -9,6 +9,8 @@ import type { Bundle, HostEntry, Inject } from './bundle-schema.js';
 import { compileCidrs, hostCidr, type Cidr, type CompiledCidrs } from './cidr.js';
 import { HostIndex } from './host-index.js';
 import { parseHostPattern, patternCovers, portsOf, portsOverlap, type HostPattern } from './hosts.js';
+import { GITHUB_API_HOST, GITHUB_GIT_HOST, mintRepositories, type GithubSettings } from './github-settings.js';
+import { type GithubRule } from './github-paths.js';
 import { parsePathPrefix } from './paths.js';
 
 /** One way a connection's credential can apply: a host pattern, its ports, the narrowing. */
@@ -24,13 +26,26 @@ export interface CredentialRule {
   readonly readOnly: boolean;
   /** The connection opted into plain http (`plainHttp: true`); otherwise TLS only. */
   readonly plainHttp: boolean;
+  /** A GitHub App connection's rule: git or the REST API, its repositories and push branches. */
+  readonly github?: GithubRule;
   /** Precomputed for decide(): what to inject, and `bundle/connection (pattern, narrowing)`. */
   readonly injection: Injection;
   readonly label: string;
 }
 
 /** What the proxy must inject on a credential decision: the secret's vault name and how. */
-export type Injection = Inject & { readonly secret: string };
+export type Injection = Inject & {
+  readonly secret: string;
+  /** A GitHub App token is minted for these repositories (names) and permissions only. */
+  readonly mint?: MintNarrowing;
+  /** git (pushes are inspected against pushBranches) or the REST API (created pull requests are reported). */
+  readonly github?: { readonly service: 'git' | 'api'; readonly pushBranches: string };
+};
+
+export interface MintNarrowing {
+  readonly repositories?: readonly string[];
+  readonly permissions?: Readonly<Record<string, string>>;
+}
 
 /** A host reachable without a credential: a `domains` entry or an allowed website. */
 export interface AllowRule {
@@ -99,22 +114,26 @@ export function compilePolicy(bundles: readonly Bundle[]): EgressPolicy {
         if (readOnly) narrowing.push('read-only');
         const plainHttp = conn.plainHttp === true;
         if (plainHttp) narrowing.push('plain http allowed');
+        const github = conn.github ? githubRule(conn.github, pattern.text) : undefined;
+        if (github) narrowing.push(github.rule.service === 'git' ? 'git' : 'REST API', ...(conn.github?.repositories ? [`repositories ${conn.github.repositories.join(', ')}`] : []));
+        const inject = github?.inject ?? conn.inject;
         const rule: CredentialRule = {
           bundle: bundle.name,
           connection: conn.name,
           secret: conn.secret,
-          inject: conn.inject,
+          inject,
           pattern,
           ports,
           ...(pathPrefix === undefined ? {} : { pathPrefix }),
           readOnly,
           plainHttp,
-          injection: Object.freeze({ ...conn.inject, secret: conn.secret }),
+          ...(github ? { github: github.rule } : {}),
+          injection: Object.freeze({ ...inject, secret: conn.secret, ...(github ? { mint: github.mint, github: { service: github.rule.service, pushBranches: github.rule.pushBranches } } : {}) }),
           label: `${bundle.name}/${conn.name} (${narrowing.join(', ')})`,
         };
         const key = `${pattern.text}\u0000${pathPrefix ?? '\u0001'}`;
         const peers = bySpecificity.get(key);
-        const clash = peers?.find((other) => portsOverlap(other.ports, ports));
+        const clash = peers?.find((other) => portsOverlap(other.ports, ports) && !disjointRepositories(other.github, rule.github));
         if (clash) throw ambiguity(clash, rule);
         if (peers) peers.push(rule);
         else bySpecificity.set(key, [rule]);
@@ -123,6 +142,28 @@ export function compilePolicy(bundles: readonly Bundle[]): EgressPolicy {
     }
   }
   return { bundles: [...names], credentials, allow, addresses: compileCidrs(blocks) };
+}
+
+/**
+ * A GitHub App connection's rule for one of its hosts: basic x-access-token
+ * for git on github.com, a bearer on api.github.com; the token minted for the
+ * connection's repositories and permissions.
+ */
+function githubRule(settings: GithubSettings, host: string): { rule: GithubRule; inject: Inject; mint: MintNarrowing } {
+  const service = host === GITHUB_API_HOST ? 'api' : 'git';
+  if (host !== GITHUB_API_HOST && host !== GITHUB_GIT_HOST) throw new Error(`unreachable: a GitHub App connection on ${host}`);
+  const repositories = settings.repositories ? new Set(settings.repositories.map((r) => r.toLowerCase())) : undefined;
+  const names = mintRepositories(settings);
+  const mint: MintNarrowing = Object.freeze({ ...(names ? { repositories: names } : {}), ...(settings.permissions ? { permissions: settings.permissions } : {}) });
+  const inject: Inject = service === 'git' ? { basic: { username: 'x-access-token' } } : { header: 'Authorization', value: 'Bearer {{secret}}' };
+  return { rule: { service, ...(repositories ? { repositories } : {}), pushBranches: settings.pushBranches }, inject, mint };
+}
+
+/** Two GitHub rules for different repositories of the same host do not compete: each request is about one repository. */
+function disjointRepositories(a: GithubRule | undefined, b: GithubRule | undefined): boolean {
+  if (!a?.repositories || !b?.repositories) return false;
+  for (const r of a.repositories) if (b.repositories.has(r)) return false;
+  return true;
 }
 
 function entryOf(entry: HostEntry | string, where: string): { pattern: HostPattern; ports: ReadonlySet<number> } {

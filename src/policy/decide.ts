@@ -10,6 +10,7 @@
  * is blocked, unless its connection says `plainHttp: true`.
  */
 import type { AllowRule, CredentialRule, EgressPolicy, Injection } from './compile.js';
+import { githubOutside } from './github-paths.js';
 import { normaliseHost, type NormalisedHost } from './hosts.js';
 import { isReadOnlyMethod } from './methods.js';
 import { matchesPathPrefix, normalisePath, type NormalisedPath } from './paths.js';
@@ -140,6 +141,7 @@ function plainHttpReason(rule: CredentialRule, host: string): string {
 }
 
 function outsideNarrowing(rule: CredentialRule, req: NormalisedRequest): string | undefined {
+  if (rule.github) return githubOutside(rule.github, req.method, req.path);
   if (rule.readOnly && !isReadOnlyMethod(req.method)) return `method ${req.method} is not read-only`;
   if (rule.pathPrefix !== undefined && !matchesPathPrefix(req.path, rule.pathPrefix)) {
     return req.path.unsafe ? `the path has ${req.path.unsafe}` : `path ${req.path.path} is not under ${rule.pathPrefix}`;

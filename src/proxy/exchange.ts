@@ -173,7 +173,7 @@ export async function prepareHeaders(
     connection: decision.connection!,
     ...(decision.bundle ? { bundle: decision.bundle } : {}),
     ...(state.session ? { session: state.session } : {}),
-  });
+  }, decision.inject.mint);
   if (credential.kind === 'value') {
     const { name, value } = renderInjection(decision.inject, credential.value);
     // The client's own value of the injected header never reaches the upstream,

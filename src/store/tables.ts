@@ -94,6 +94,8 @@ export interface ConnectionsTable {
   narrow: string | null;
   /** 1: the credential may go over plain HTTP too (an explicit opt-in). */
   plain_http: ColumnType<number, number | undefined, number>;
+  /** JSON GitHub App settings {repositories?, permissions?, pushBranches} or null (migration 0014). */
+  github: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: string;
   updated_at: string;
 }
@@ -458,6 +460,22 @@ export interface SlackPostsTable {
   updated_at: string;
 }
 
+/** What a turn left outside the sandbox: a pushed branch or an opened pull request (migration 0014). */
+export interface TurnOutputsTable {
+  id: string;
+  session_id: string;
+  turn_id: string;
+  /** 'pull-request' | 'branch' */
+  kind: string;
+  /** owner/repo */
+  repository: string;
+  /** A pull request's number; a branch's ref (refs/heads/...). */
+  ref: string;
+  url: string | null;
+  title: string | null;
+  created_at: string;
+}
+
 export interface SlackFilesTable {
   workspace_id: string;
   message_key: string;
@@ -518,6 +536,7 @@ export interface Database {
   slack_posts: SlackPostsTable;
   slack_users: SlackUsersTable;
   slack_files: SlackFilesTable;
+  turn_outputs: TurnOutputsTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

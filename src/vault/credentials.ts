@@ -27,9 +27,18 @@ export type ResolvedCredential =
   /** aws-sigv4: headers to set on the request, replacing any the client sent (case-insensitively). */
   | { kind: 'sign'; version: number; sign(req: SignableRequest): Record<string, string> };
 
+/** A GitHub App installation token narrowed when it is minted (POST …/access_tokens {repositories, permissions}). */
+export interface MintOptions {
+  repositories?: readonly string[];
+  permissions?: Readonly<Record<string, string>>;
+}
+
 export interface CredentialResolver {
-  /** Throws (fail closed) when the secret is missing, tampered, or a token cannot be fetched. */
-  resolve(secretName: string, ctx: CredentialContext): Promise<ResolvedCredential>;
+  /**
+   * Throws (fail closed) when the secret is missing, tampered, or a token
+   * cannot be fetched — or when `mint` asks for a narrowing its kind cannot give.
+   */
+  resolve(secretName: string, ctx: CredentialContext, mint?: MintOptions): Promise<ResolvedCredential>;
 }
 
 /** Where credential-use events go: the AuditLog, or the proxy's own batching writer. */

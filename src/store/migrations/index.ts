@@ -12,6 +12,7 @@ import * as m0010 from './0010_memory.js';
 import * as m0011 from './0011_message_context.js';
 import * as m0012 from './0012_web_auth.js';
 import * as m0013 from './0013_slack.js';
+import * as m0014 from './0014_github.js';
 
 /**
  * One ordered list of migrations for both dialects. Later issues append
@@ -31,6 +32,7 @@ export const migrations: Record<string, Migration> = {
   '0011_message_context': m0011,
   '0012_web_auth': m0012,
   '0013_slack': m0013,
+  '0014_github': m0014,
 };
 
 export const migrationProvider: MigrationProvider = {

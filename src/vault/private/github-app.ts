@@ -1,5 +1,6 @@
 import { createPrivateKey, sign } from 'node:crypto';
 import { failure } from '../../errors.js';
+import type { MintOptions } from '../credentials.js';
 import type { GithubAppCredential } from '../kinds.js';
 import type { FetchedToken } from './token-cache.js';
 import type { TokenHttpClient } from './token-http.js';
@@ -18,7 +19,8 @@ export function githubAppJwt(cred: GithubAppCredential, nowMs: number): string {
   return `${header}.${payload}.${signature.toString('base64url')}`;
 }
 
-export async function fetchInstallationToken(cred: GithubAppCredential, http: TokenHttpClient, nowMs: number): Promise<FetchedToken> {
+/** With `narrow`, the token is minted for those repositories (names in the installation's account) and permissions only. */
+export async function fetchInstallationToken(cred: GithubAppCredential, http: TokenHttpClient, nowMs: number, narrow?: MintOptions): Promise<FetchedToken> {
   const base = cred.apiUrl.replace(/\/+$/, '');
   const url = new URL(`${base}/app/installations/${encodeURIComponent(cred.installationId)}/access_tokens`);
   const response = await http.request({
@@ -29,8 +31,9 @@ export async function fetchInstallationToken(cred: GithubAppCredential, http: To
       authorization: `Bearer ${githubAppJwt(cred, nowMs)}`,
       'x-github-api-version': '2022-11-28',
       'user-agent': 'tagbox',
+      ...(narrow ? { 'content-type': 'application/json' } : {}),
     },
-    body: Buffer.alloc(0),
+    body: narrow ? Buffer.from(JSON.stringify({ ...(narrow.repositories ? { repositories: narrow.repositories } : {}), ...(narrow.permissions ? { permissions: narrow.permissions } : {}) })) : Buffer.alloc(0),
   });
   const body = parseJsonResponse(response, url, 'GitHub App installation token');
   const token = body.token;

@@ -1,5 +1,5 @@
 import { describeError, failure, isTagboxError } from '../../errors.js';
-import type { CredentialContext, CredentialResolver, ResolvedCredential, SignableRequest } from '../credentials.js';
+import type { CredentialContext, CredentialResolver, MintOptions, ResolvedCredential, SignableRequest } from '../credentials.js';
 import { parseCredentialDocument } from '../kinds.js';
 import { fetchInstallationToken } from './github-app.js';
 import { fetchClientCredentialsToken } from './oauth2.js';
@@ -32,15 +32,22 @@ export function createCredentialResolver(options: ResolverOptions): CredentialRe
     return cred;
   };
   return {
-    async resolve(secretName: string, ctx: CredentialContext): Promise<ResolvedCredential> {
+    async resolve(secretName: string, ctx: CredentialContext, mint?: MintOptions): Promise<ResolvedCredential> {
       const secret = await options.opener.open(secretName, ctx);
       const { version } = secret;
+      const narrowed = mint !== undefined && (mint.repositories !== undefined || mint.permissions !== undefined);
+      // A narrowing that cannot be applied is not silently dropped: the request is not sent.
+      if (narrowed && secret.kind !== 'github-app') {
+        throw failure(`secret "${secretName}" is ${secret.kind}: a connection that narrows its token to repositories or permissions needs a github-app secret`, 'unsupported_kind');
+      }
       switch (secret.kind) {
         case 'static':
           return { kind: 'value', value: secret.value, version };
         case 'github-app': {
           const cred = document(secret, (t) => parseCredentialDocument('github-app', t));
-          const value = await tokens.get(secretName, version, () => asTokenFailure(secretName, fetchInstallationToken(cred, options.http, now())));
+          // One token per narrowing: a token minted for other repositories must never be reused here.
+          const key = narrowed ? `${secretName}\u0000${JSON.stringify([mint.repositories ?? null, sortedEntries(mint.permissions)])}` : secretName;
+          const value = await tokens.get(key, version, () => asTokenFailure(secretName, fetchInstallationToken(cred, options.http, now(), narrowed ? mint : undefined)));
           return { kind: 'value', value, version };
         }
         case 'oauth2-client-credentials': {
@@ -71,4 +78,8 @@ async function asTokenFailure<T>(secretName: string, fetch: Promise<T>): Promise
     if (isTagboxError(error) && error.code === 'token_fetch_failed') throw error;
     throw failure(`token for secret "${secretName}" could not be fetched: ${describeError(error)}`, 'token_fetch_failed', error);
   }
+}
+
+function sortedEntries(record: Readonly<Record<string, string>> | undefined): Array<[string, string]> | null {
+  return record ? Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : null;
 }
