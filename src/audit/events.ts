@@ -13,6 +13,7 @@ export const AUDIT_EVENT_TYPES = [
   'schedule-run',
   'memory',
   'signin',
+  'github',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -66,7 +66,7 @@ export function registerProxyDaemon(program: Command): void {
       const ctx = contextFrom(command);
       const peer = parsePeer(opts.peerPid, opts.peerUid);
       const blocked = new BlockedSubscribers();
-      const runtime = await startProxyRuntime(ctx, { onBlocked: (event) => blocked.publish(event) });
+      const runtime = await startProxyRuntime(ctx, { onBlocked: (event) => blocked.publish(event), onGithub: (event) => blocked.publishGithub(event) });
       const vault = (async () => {
         const store = await openVaultStore(vaultStoreLocation(ctx.home, ctx.config));
         return { store, sealer: await Sealer.connect(store) };

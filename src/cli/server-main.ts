@@ -157,7 +157,7 @@ function waitingForProxy(proxy: ProxyControl): ProxyListeners {
     closeListener: (session) => proxy.closeListener(session),
     caCert: () => proxy.caCert(),
     ping: () => proxy.waitReady(PROXY_WAIT_MS),
-    subscribeBlocked: (onEvent) => proxy.subscribeBlocked(onEvent),
+    subscribeFeed: (onBlocked, onGithub) => proxy.subscribeFeed(onBlocked, onGithub),
   };
 }
 

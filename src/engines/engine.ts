@@ -1,4 +1,5 @@
 import type { ExecHandle, ExecRequest, ReadOnlyMount } from '../sandbox/types.js';
+import type { TurnCredit } from '../sessions/turn-credit.js';
 
 /**
  * The engine seam (DESIGN.md "Engines"). An engine runs one turn of a session
@@ -35,6 +36,8 @@ export interface TurnSetting {
   memory?: { path: string; content: string };
   /** The session's plugins, by their read-only path in the sandbox. */
   plugins: Array<{ name: string; path: string }>;
+  /** Whom the turn's work is credited to (commits, pull requests) and the thread's branch. */
+  credit?: TurnCredit;
 }
 
 export interface EngineTurn {

@@ -8,6 +8,7 @@ import type { EgressPolicy } from '../policy/compile.js';
 import { compileHostMatcher, type HostMatcher } from '../policy/passthrough.js';
 import type { CredentialResolver } from '../vault/credentials.js';
 import { AuditWriter } from './audit-writer.js';
+import type { GithubEvent } from './github-event.js';
 import type { BlockedEvent } from './blocked-event.js';
 import { ClientCaps } from './client-caps.js';
 import { handleExchange, type ExchangeDeps } from './exchange.js';
@@ -50,6 +51,8 @@ export interface AgentProxyOptions {
    * requests alike. What it throws is logged, never seen by the request.
    */
   onBlocked?: (event: BlockedEvent) => void;
+  /** What a session's listener did on GitHub: branches pushed, pull requests opened (github-event.ts). */
+  onGithub?: (event: GithubEvent) => void;
   /** Meters model requests of listeners opened with a usage context (budgets before, usage after); flushed on close. */
   meter?: ModelMeter;
 }
@@ -133,7 +136,7 @@ export class AgentProxy {
     this.upstreams = new Upstreams(options.upstream);
     this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
-    const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger, options.onBlocked);
+    const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger, options.onBlocked, options.onGithub);
     this.exchangeDeps = {
       upstreams: this.upstreams,
       resolver: options.resolver,

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FeedLine } from '../server/control-protocol.js';
 import type { BlockedEvent } from './blocked-event.js';
+import type { GithubEvent } from './github-event.js';
 import { BlockedThrottle, DropLedger, type FeedLimits } from './blocked-feed.js';
 
 /**
@@ -61,6 +62,23 @@ export class BlockedSubscribers {
     const line = admitted ? lineOf({ event: 'blocked', ...event }) : undefined;
     for (const subscriber of this.subscribers) {
       if (line !== undefined && this.hasRoom(subscriber)) subscriber.socket.write(line);
+      else {
+        subscriber.missed.add(event.session);
+        this.schedule(subscriber);
+      }
+    }
+  }
+
+  /**
+   * A session's GitHub event (a push landed, a pull request created): not
+   * throttled — each is a write GitHub accepted — but, like the rest, never
+   * queued beyond a slow subscriber's room (then counted as missed).
+   */
+  publishGithub(event: GithubEvent): void {
+    if (this.subscribers.size === 0) return;
+    const line = lineOf({ event: 'github', ...event });
+    for (const subscriber of this.subscribers) {
+      if (this.hasRoom(subscriber)) subscriber.socket.write(line);
       else {
         subscriber.missed.add(event.session);
         this.schedule(subscriber);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { gunzipSync } from 'node:zlib';
 import type { Decision } from '../policy/decide.js';
 import { decide } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
@@ -9,7 +10,9 @@ import type { CredentialResolver, ResolvedCredential } from '../vault/credential
 import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { Gate, ModelMeter, UsageContext } from './model-meter.js';
+import { githubTrafficOf, inspectPush, pullRequestOf, pushOutcome, Tap, type GithubFacts, type GithubTraffic, type PushInspection } from './github-traffic.js';
 import type { EgressRecorder } from './record.js';
+import { RECEIVE_PACK_RESULT_TYPE } from './receive-pack-report.js';
 import { shownTarget } from './redact.js';
 import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type UpstreamTarget } from './upstream.js';
 
@@ -17,8 +20,9 @@ import { describeUpstreamError, hostForUrl, poolOwner, type Upstreams, type Upst
  * One HTTP request through the proxy, in the order the design reads:
  * authority checks -> decide(policy, request) -> the model budgets (a model
  * request of a metered listener) -> SSRF guard -> credential (resolved from
- * the vault now) -> forward (a model response tapped for its usage as it
- * passes) -> one audit record.
+ * the vault now) -> a GitHub push's ref updates judged -> forward (a model
+ * response tapped for its usage, a push's report or a pull request read, as
+ * it passes) -> one audit record.
  */
 /** Headers some frameworks read as the real method; never sent along with a credential. */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
@@ -118,22 +122,31 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
     return admission.malformed ? reject(res, admission.status, admission.reason) : blocked(res, admission.reason, admission.status);
   }
   const { target, decision, headers, record, metered } = admission;
-  const body = admission.body ?? req;
   const { port, pathAndQuery, scheme } = target;
+  // A push on a GitHub App connection: its ref updates are judged before a byte goes upstream.
+  const github = githubTrafficOf(decision, req.method ?? 'GET', pathAndQuery);
+  const push = github?.kind === 'push' ? await inspectPush(req, github.pushBranches, state.session) : undefined;
+  if (github?.kind === 'push' && push && !push.ok) {
+    refusedPush(res, push.answer);
+    record.finish({ status: 403, outcome: 'blocked', reason: `push refused: ${push.reason}`, github: { kind: 'push', repository: github.repository, refs: push.refs, refusedBy: 'tagbox' } });
+    return;
+  }
+  const body = push?.ok ? push.body : (admission.body ?? req);
   // The meter reads what passes: ask for it unencoded (it can decode gzip, deflate and br, but need not).
-  // (A signed request keeps its headers as signed.)
-  if (metered && !admission.body) headers['accept-encoding'] = 'identity';
+  // (A signed request keeps its headers as signed.) So is a pull request's answer read, for its link.
+  if ((metered && !admission.body) || github?.kind === 'pull-request') headers['accept-encoding'] = 'identity';
 
   try {
     const upstream = await deps.upstreams.pool(admission.upstream, poolOwner(state.id, decision)).request({
       method: req.method ?? 'GET',
       path: pathAndQuery,
       headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },
-      body: hasBody(req) || Buffer.isBuffer(body) ? body : null,
+      body: push?.ok || hasBody(req) || Buffer.isBuffer(body) ? body : null,
     });
     res.writeHead(upstream.statusCode, forwardableResponseHeaders(upstream.headers));
     let bytes = 0;
     const metering = metered && deps.meter!.open(metered, state.session, upstream.headers);
+    const tap = github ? new Tap() : undefined;
     if (metering) {
       upstream.body.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
@@ -141,11 +154,16 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
       });
       // Before the pipeline passes the end on: the usage is counted before the client can send its next request.
       upstream.body.once('end', () => void metering.end());
-    } else upstream.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    } else
+      upstream.body.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        tap?.push(chunk);
+      });
     await pipeline(upstream.body, res).catch(() => undefined);
     // Also when the client went away mid-answer: what was seen is recorded.
     const usage = metering ? await metering.end() : undefined;
-    record.finish({ status: upstream.statusCode, bytesOut: bytes, ...(usage ? { usage } : {}) });
+    const facts = github && tap ? githubOutcome(github, push?.ok ? push : undefined, upstream.statusCode, upstream.headers, tap.bytes) : undefined;
+    record.finish({ status: upstream.statusCode, bytesOut: bytes, ...(usage ? { usage } : {}), ...(facts ? { github: facts } : {}) });
   } catch (error) {
     const { status, reason } = describeUpstreamError(error, decision.host);
     if (!res.headersSent) {
@@ -203,6 +221,37 @@ function signed(req: IncomingMessage, decision: Decision, target: RequestTarget,
   for (const [k, v] of Object.entries(signature)) headers[k.toLowerCase()] = v;
   delete headers.host;
   return { headers, body };
+}
+
+/** A refused push answers as git's receive-pack would, so that git prints each ref's reason. */
+function refusedPush(res: ServerResponse, answer: Buffer): void {
+  if (res.headersSent) return void res.destroy();
+  res.writeHead(200, { 'content-type': RECEIVE_PACK_RESULT_TYPE, 'content-length': answer.length, 'cache-control': 'no-cache', 'x-tagbox-decision': 'blocked' });
+  res.end(answer);
+}
+
+/** What a forwarded push landed, or the pull request a 201 created (undefined: nothing to tell). */
+function githubOutcome(
+  github: GithubTraffic,
+  push: Extract<PushInspection, { ok: true }> | undefined,
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  answer: Buffer,
+): GithubFacts | undefined {
+  if (github.kind === 'push') {
+    if (!push || push.commands.length === 0) return undefined;
+    return { kind: 'push', repository: github.repository, refs: pushOutcome(push.commands, push.verdict, push.capabilities, status, answer) };
+  }
+  if (status !== 201) return undefined;
+  const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase();
+  let json = answer;
+  try {
+    if (encoding === 'gzip') json = gunzipSync(answer);
+    else if (encoding !== 'identity') return undefined;
+  } catch {
+    return undefined;
+  }
+  return pullRequestOf(github.repository, json);
 }
 
 type TargetResult = { ok: true; value: RequestTarget } | { ok: false; status: number; reason: string };

@@ -81,8 +81,9 @@ export async function inspectPush(req: IncomingMessage, pushBranches: string, th
       if (!verdict.allowed) {
         const refs = pushedRefs(parsed.commands, verdict, undefined);
         await drain(source, size);
-        const message = `Tagbox refused this push: ${verdict.refs.find((r) => r.reason && !r.reason.startsWith('not pushed'))?.reason ?? 'refused'}.`;
-        return { ok: false, reason: message, answer: refusalReport(verdict.refs, parsed.capabilities, message), refs };
+        const first = verdict.refs.find((r) => !r.allowed && !r.reason?.startsWith('not pushed')) ?? verdict.refs[0]!;
+        const reason = `${first.reason ?? 'refused'} (${first.ref})`;
+        return { ok: false, reason, answer: refusalReport(verdict.refs, parsed.capabilities, `Tagbox refused this push: ${reason}`), refs };
       }
       return { ok: true, body: Readable.from(rest(head, source)), commands: parsed.commands, capabilities: parsed.capabilities, verdict };
     }

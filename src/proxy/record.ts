@@ -3,6 +3,8 @@ import type { Decision, Outcome } from '../policy/decide.js';
 import type { Logger } from '../log.js';
 import type { AuditWriter } from './audit-writer.js';
 import { blockedEvent, type BlockedEvent } from './blocked-event.js';
+import { githubEvent, type GithubEvent } from './github-event.js';
+import type { GithubFacts } from './github-traffic.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { BudgetBlock, MeteredUsage } from './model-meter.js';
@@ -36,6 +38,8 @@ export interface Finish {
   usage?: MeteredUsage;
   /** A model request refused for a budget: which one, and what was spent. */
   budget?: BudgetBlock;
+  /** A push (its refs, and what became of each) or a created pull request, on a GitHub App connection. */
+  github?: GithubFacts;
 }
 
 export class EgressRecorder {
@@ -44,6 +48,7 @@ export class EgressRecorder {
     private readonly metrics: ProxyMetrics | undefined,
     private readonly logger: Logger | undefined,
     private readonly onBlocked?: (event: BlockedEvent) => void,
+    private readonly onGithub?: (event: GithubEvent) => void,
   ) {}
 
   begin(state: ListenerState, facts: EgressFacts, decision: Decision, started = process.hrtime.bigint()) {
@@ -75,10 +80,12 @@ export class EgressRecorder {
           ...(end.bytesIn !== undefined ? { bytesSent: end.bytesIn } : {}),
           ...(end.usage ? { usage: end.usage } : {}),
           ...(end.budget ? { budget: end.budget } : {}),
+          ...(end.github ? { github: end.github } : {}),
           durationMs: Math.round(seconds * 1e6) / 1e3,
         };
         this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: loggable(error) }, 'egress audit event lost'));
         if (outcome === 'blocked' && state.session !== undefined) this.tellBlocked(state.session, facts, event.reason, decision.rule, end.budget);
+        if (end.github && state.session !== undefined) this.tellGithub(state.session, end.github);
       },
     };
   }
@@ -94,6 +101,16 @@ export class EgressRecorder {
       path: (req.url ?? '').slice(0, 2048),
     };
     this.begin(state, facts, { outcome: 'blocked', reason, host: facts.host }).finish({ status });
+  }
+
+  private tellGithub(session: string, facts: GithubFacts): void {
+    const event = this.onGithub && githubEvent(session, facts);
+    if (!event) return;
+    try {
+      this.onGithub!(event);
+    } catch (error) {
+      this.logger?.error({ err: loggable(error) }, 'GitHub event feed failed');
+    }
   }
 
   /** Never throws into the request path: the feed is a courtesy, the audit event is the record. */

@@ -35,6 +35,8 @@ export interface ProxyRuntimeOptions {
   warmLeaves?: boolean;
   /** Blocked decisions of session listeners (see AgentProxyOptions.onBlocked). */
   onBlocked?: AgentProxyOptions['onBlocked'];
+  /** What session listeners did on GitHub (see AgentProxyOptions.onGithub). */
+  onGithub?: AgentProxyOptions['onGithub'];
 }
 
 export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOptions = {}): Promise<ProxyRuntime> {
@@ -81,6 +83,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
     warmLeaves: options.warmLeaves ?? false,
     logger: ctx.logger,
     ...(options.onBlocked ? { onBlocked: options.onBlocked } : {}),
+    ...(options.onGithub ? { onGithub: options.onGithub } : {}),
   });
   return {
     proxy,

@@ -62,6 +62,12 @@ export async function handleUpgrade(
     record.finish({ status: 403, outcome: 'blocked', reason });
     return answer(client, 403, `blocked by Tagbox: ${reason}`);
   }
+  // A raw byte stream cannot be inspected either: a GitHub App token is never sent into one (a push must be read first).
+  if (decision.inject?.github) {
+    const reason = `${decision.host} is reached with a GitHub App token: upgrades are refused (pushes are inspected)`;
+    record.finish({ status: 403, outcome: 'blocked', reason });
+    return answer(client, 403, `blocked by Tagbox: ${reason}`);
+  }
   const { scheme, port, pathAndQuery } = admission.target;
   const gone = () => record.finish({ reason: `${decision.reason}; the client closed the connection before the upstream answered` });
   if (client.destroyed) return gone();

@@ -2,6 +2,7 @@ import { createConnection, type Socket } from 'node:net';
 import { z } from 'zod';
 import type { BlockedEvent } from '../proxy/blocked-event.js';
 import { BLOCKED_EVENT_LIMITS } from '../proxy/blocked-event.js';
+import { GITHUB_EVENT_LIMITS, type GithubEvent } from '../proxy/github-event.js';
 import { BUDGET_PERIODS, BUDGET_SCOPES } from '../usage/budgets.js';
 import { MAX_CONTROL_LINE } from './control-protocol.js';
 
@@ -23,6 +24,8 @@ export interface SubscriptionOptions {
   onError?: (error: Error) => void;
   /** Told each time the proxy acknowledges a subscription (the first and every one after a reconnect). */
   onSubscribed?: () => void;
+  /** A session's push that landed or pull request created (github-event.ts). */
+  onGithub?: (event: GithubEvent) => void;
 }
 
 const MIN_BACKOFF_MS = 100;
@@ -44,7 +47,32 @@ const blockedLine = z.object({
   budget: z.strictObject({ scope: z.enum(BUDGET_SCOPES), period: z.enum(BUDGET_PERIODS) }).optional(),
 });
 const droppedLine = z.object({ event: z.literal('dropped'), session: text(256).min(1), count: z.number().int().positive() });
-const feedLine = z.discriminatedUnion('event', [blockedLine, droppedLine]);
+const L = GITHUB_EVENT_LIMITS;
+const oid = z.string().regex(/^[0-9a-f]{40}$|^[0-9a-f]{64}$/);
+const githubPushLine = z.object({
+  event: z.literal('github'),
+  kind: z.literal('push'),
+  session: text(256).min(1),
+  ts: z.iso.datetime(),
+  repository: text(L.repository).min(3),
+  refs: z
+    .array(z.object({ ref: text(L.ref).min(1), action: z.enum(['create', 'update', 'delete']), oldOid: oid, newOid: oid, ok: z.boolean(), reason: text(L.reason).optional() }))
+    .min(1)
+    .max(L.refs),
+});
+const githubPullLine = z.object({
+  event: z.literal('github'),
+  kind: z.literal('pull-request'),
+  session: text(256).min(1),
+  ts: z.iso.datetime(),
+  repository: text(L.repository).min(3),
+  number: z.number().int().positive(),
+  url: text(L.url).regex(/^https?:\/\/[\x21-\x7e]+$/),
+  title: text(L.title).optional(),
+  head: text(L.ref).optional(),
+  base: text(L.ref).optional(),
+});
+const feedLine = z.union([blockedLine, droppedLine, githubPushLine, githubPullLine]);
 const answer = z.object({ ok: z.boolean(), error: z.string().optional() });
 
 export function subscribeBlocked(
@@ -91,6 +119,9 @@ export function subscribeBlocked(
     if (data.event === 'blocked') {
       const { event: _kind, ...event } = data;
       safely(() => onEvent(event));
+    } else if (data.event === 'github') {
+      const { event: _kind, ...event } = data;
+      safely(() => options.onGithub?.(event));
     } else safely(() => onDropped?.({ session: data.session, count: data.count }));
     return true;
   };

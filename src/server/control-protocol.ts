@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
 import type { Place } from '../access/effective-policy.js';
+import type { GithubEvent } from '../proxy/github-event.js';
 import type { BlockedEvent } from '../proxy/blocked-event.js';
 import type { CredentialKind } from '../vault/kinds.js';
 import type { PutResult, SecretMetadata } from '../vault/sealer.js';
@@ -25,7 +26,8 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  *   {op: 'secret-metadata', name}                       -> {ok: true, metadata?}
  *   {op: 'subscribe-blocked'}                           -> {ok: true}, then, for as long as the
  *       connection lives, one FeedLine per blocked decision of a session's listener:
- *       {event: 'blocked', ...BlockedEvent} or {event: 'dropped', session, count}. Throttled
+ *       {event: 'blocked', ...BlockedEvent} or {event: 'dropped', session, count}, and
+ *       {event: 'github', ...GithubEvent} for a push that landed or a pull request created. Throttled
  *       at the proxy (one per session, host and port a second; 50 a session a second); what
  *       the throttle or a slow reader cost is counted and told at most once a second. The
  *       proxy reads nothing more on that connection. Several subscribers may exist.
@@ -48,7 +50,7 @@ export type ControlRequest =
   | { op: 'subscribe-blocked' };
 
 /** What a `subscribe-blocked` connection carries after its `{ok: true}`. */
-export type FeedLine = ({ event: 'blocked' } & BlockedEvent) | { event: 'dropped'; session: string; count: number };
+export type FeedLine = ({ event: 'blocked' } & BlockedEvent) | ({ event: 'github' } & GithubEvent) | { event: 'dropped'; session: string; count: number };
 
 export type ControlResponse =
   | {

@@ -4,6 +4,7 @@ import type { BlockedEvent } from '../proxy/blocked-event.js';
 import type { CredentialKind } from '../vault/kinds.js';
 import type { PutResult, SecretMetadata } from '../vault/sealer.js';
 import type { SecretStore } from '../vault/secret-store.js';
+import type { GithubEvent } from '../proxy/github-event.js';
 import { subscribeBlocked, type DroppedReport, type SubscriptionOptions } from './blocked-subscription.js';
 import { controlRequest, type ControlRequest, type ControlResponse } from './control-protocol.js';
 
@@ -42,6 +43,11 @@ export class ProxyControl {
    */
   subscribeBlocked(onEvent: (event: BlockedEvent) => void, onDropped?: (report: DroppedReport) => void, options?: SubscriptionOptions): { close(): void } {
     return subscribeBlocked(this.socketPath, onEvent, onDropped, options);
+  }
+
+  /** The session layer's view of the feed: blocked requests, and what sessions did on GitHub. */
+  subscribeFeed(onBlocked: (event: BlockedEvent) => void, onGithub?: (event: GithubEvent) => void): { close(): void } {
+    return subscribeBlocked(this.socketPath, onBlocked, undefined, onGithub ? { onGithub } : {});
   }
 
   async caCert(): Promise<string> {

@@ -77,3 +77,8 @@ export function parsePlaceKey(key: string): SessionPlace {
   const [kind, id] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
   return kind === 'channel' ? { kind: 'channel', channelId: id } : { kind: 'dm', memberId: id };
 }
+
+/** Where a session is, as its audit events say it. */
+export function placeAuditFields(place: SessionPlace): Record<string, string> {
+  return place.kind === 'channel' ? { place: 'channel', channel: place.channelId } : { place: 'dm', member: place.memberId };
+}

@@ -15,6 +15,7 @@ export type NoticePlace = { kind: 'channel'; channelName: string | undefined } |
 /** One notice per host per turn (and one per spent budget): the key it is counted by. */
 export function noticeKey(facts: BlockedFacts): string {
   if (facts.budget) return `budget:${facts.budget.scope}:${facts.budget.period}`;
+  if (facts.reason.startsWith('push refused: ')) return `push:${facts.host.toLowerCase()}`;
   return `${facts.host.toLowerCase()}:${facts.port}`;
 }
 
@@ -28,6 +29,8 @@ export function blockedNotice(facts: BlockedFacts, place: NoticePlace): string {
   const host = neutralise(facts.host).slice(0, 255);
   const reason = neutralise(facts.reason).slice(0, 300);
   const target = facts.port === 443 || facts.port === 80 ? host : `${host}:${facts.port}`;
+  // A push the proxy judged (github-traffic.ts): the reason names the branches the connection allows.
+  if (reason.startsWith('push refused: ')) return `Refused a push to ${target}: ${reason.slice('push refused: '.length)}.`;
   const allow = /private|loopback|link-local|metadata|reserved|address/i.test(reason)
     ? place.kind === 'dm'
       ? 'Private and internal addresses are never reachable from a DM.'
@@ -40,4 +43,16 @@ export function blockedNotice(facts: BlockedFacts, place: NoticePlace): string {
 
 function channelRef(place: { channelName: string | undefined }): string {
   return place.channelName ? `#${neutralise(place.channelName)}` : 'this channel';
+}
+
+/** What the thread is told when the turn opened a pull request (the link, from GitHub's answer). Pure. */
+export function pullRequestNotice(pr: { repository: string; number: number; url: string; title?: string }): string {
+  const title = pr.title ? ` “${neutralise(pr.title).slice(0, 200)}”` : '';
+  return `Opened pull request ${neutralise(pr.repository)}#${pr.number}${title}: ${neutralise(pr.url)}`;
+}
+
+/** What the thread is told when a push landed: the branches, by name. Pure. */
+export function pushNotice(repository: string, refs: readonly string[]): string {
+  const names = refs.map((r) => neutralise(r.replace(/^refs\/heads\//, '')));
+  return `Pushed ${names.length === 1 ? `branch ${names[0]}` : `branches ${names.join(', ')}`} to ${neutralise(repository)}.`;
 }

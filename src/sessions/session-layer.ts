@@ -95,9 +95,15 @@ export async function startSessionLayer(options: SessionLayerOptions): Promise<S
   wake.runner = runner;
   runner.start();
   // Each request the proxy blocked for a session: one notice per host per turn in its thread.
-  const feed = options.proxy.subscribeBlocked?.((event) => {
-    runner.blocked(event.session, event).catch((error: unknown) => logger.warn({ err: error }, 'could not post a blocked-host notice'));
-  });
+  // And what sessions did on GitHub: recorded as what the turn left, told in the thread.
+  const feed = options.proxy.subscribeFeed?.(
+    (event) => {
+      runner.blocked(event.session, event).catch((error: unknown) => logger.warn({ err: error }, 'could not post a blocked-host notice'));
+    },
+    (event) => {
+      runner.github(event).catch((error: unknown) => logger.warn({ err: error }, 'could not record a GitHub push or pull request'));
+    },
+  );
   return {
     service,
     hub,

@@ -1,3 +1,5 @@
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Place } from '../access/effective-policy.js';
 import type { AuditLog } from '../audit/log.js';
@@ -13,6 +15,8 @@ import type { BlockedFacts } from './notices.js';
 import { releaseSandboxSlot } from './sandbox-slots.js';
 import { TurnMemory, type SandboxMemory } from './turn-memory.js';
 import { copyThreadFilesIn, type ThreadFile } from './thread-files.js';
+import { COMMIT_MSG_HOOK, GIT_HOOKS_INSIDE } from './turn-credit.js';
+import type { GithubEvent } from '../proxy/github-event.js';
 
 /**
  * The Agent Proxy as the session layer needs it: one listener per session
@@ -26,7 +30,11 @@ export interface ProxyListeners {
   /** The proxy process's id: when it changes, the proxy restarted and its listeners are gone. */
   ping(): Promise<number | undefined>;
   /** The proxy's feed of requests it blocked for sessions (for the threads' notices). */
-  subscribeBlocked?(onEvent: (event: { session: string; host: string; port: number; reason: string; budget?: BlockedFacts['budget'] }) => void): { close(): void };
+  subscribeFeed?(
+    onEvent: (event: { session: string; host: string; port: number; reason: string; budget?: BlockedFacts['budget'] }) => void,
+    /** And its feed of what sessions did on GitHub (pushes that landed, pull requests opened). */
+    onGithub?: (event: GithubEvent) => void,
+  ): { close(): void };
 }
 
 export interface SessionSandboxesOptions {
@@ -75,6 +83,8 @@ export class SessionSandboxes {
   private readonly busy = new Set<string>();
   private readonly listenerEpoch = new Map<string, number | undefined>();
   private caCert: Promise<string> | undefined;
+  /** The host directory of Tagbox's git hooks (turn-credit.ts), written once. */
+  private gitHooks: string | undefined;
   /** Sessions whose sandbox is being rebuilt within a turn: their slot stays taken. */
   private readonly keepSlot = new Set<string>();
   /** Releases still closing their listener and freeing their slot. */
@@ -198,7 +208,12 @@ export class SessionSandboxes {
       throw error;
     });
     const build = this.builds.get(sessionId);
-    const mounts = [...(build?.engine.mounts ?? []), ...(build?.plugins ?? []).map((p) => ({ source: p.hostDir, target: `${PLUGINS_INSIDE}/${p.name}` }))];
+    this.gitHooks ??= writeGitHooks(this.options.provider);
+    const mounts = [
+      ...(build?.engine.mounts ?? []),
+      ...(build?.plugins ?? []).map((p) => ({ source: p.hostDir, target: `${PLUGINS_INSIDE}/${p.name}` })),
+      { source: this.gitHooks, target: GIT_HOOKS_INSIDE },
+    ];
     return {
       proxySocket: this.socketPath(sessionId),
       caCertPem: await this.caCert,
@@ -311,4 +326,19 @@ function deferredHandle(pending: Promise<ExecHandle>): ExecHandle {
     stderr.destroy(error as Error);
   });
   return { stdout, stderr, result };
+}
+
+/** Tagbox's git hooks, on the host where the provider can mount them (read-only, in every sandbox). */
+function writeGitHooks(provider: SandboxProvider): string {
+  const dir = provider.mountSourceDir('git-hooks');
+  const file = join(dir, 'commit-msg');
+  let current: string | undefined;
+  try {
+    current = readFileSync(file, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current !== COMMIT_MSG_HOOK) writeFileSync(file, COMMIT_MSG_HOOK, { mode: 0o755 });
+  chmodSync(file, 0o755);
+  return dir;
 }

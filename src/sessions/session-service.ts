@@ -17,7 +17,7 @@ import type { EventHub } from './event-hub.js';
 import { CONTEXT_LIMITS, type Invocation, type InvocationPort, type InvokeResult } from './invocation.js';
 import { capHead } from '../util/output-limits.js';
 import { findByDedupeKey, insertMessage } from './messages-repo.js';
-import type { Author, Message, Session, SessionEventType, SessionPlace } from './model.js';
+import { placeAuditFields, type Author, type Message, type Session, type SessionEventType, type SessionPlace } from './model.js';
 import { findOrCreateSession, findSession, getSession, touchSession } from './sessions-repo.js';
 import { dropQueuedTurn, openTurnsOf, queueTurn, requestCancel } from './turns-repo.js';
 
@@ -92,14 +92,14 @@ export class SessionService implements InvocationPort {
         await touchSession(db, session.id);
         const audit: AuditEventInput[] = [];
         if (created) {
-          audit.push({ type: 'session', action: 'create', outcome: 'ok', actor: where.member!.id, session: session.id, ...placeFields(place), identity: session.identity, engine: session.engine });
+          audit.push({ type: 'session', action: 'create', outcome: 'ok', actor: where.member!.id, session: session.id, ...placeAuditFields(place), identity: session.identity, engine: session.engine });
         }
         audit.push({
           type: 'invocation',
           outcome: 'accepted',
           actor: where.member!.id,
           session: session.id,
-          ...placeFields(place),
+          ...placeAuditFields(place),
           identity: session.identity,
           trigger: invocation.trigger,
           turn: turn.id,
@@ -225,7 +225,7 @@ export class SessionService implements InvocationPort {
       reason: check.reason,
       actor: where.member?.id ?? invocation.memberId ?? 'unknown',
       ...(thread ? { session: thread } : {}),
-      ...(place ? placeFields(place) : { place: invocation.place.kind }),
+      ...(place ? placeAuditFields(place) : { place: invocation.place.kind }),
       trigger: invocation.trigger,
       ...(invocation.schedule ? { schedule: invocation.schedule.id } : {}),
     });
@@ -258,6 +258,3 @@ function contextToKeep(context: NonNullable<Invocation['context']>): NonNullable
   return kept.reverse();
 }
 
-function placeFields(place: SessionPlace): Record<string, string> {
-  return place.kind === 'channel' ? { place: 'channel', channel: place.channelId } : { place: 'dm', member: place.memberId };
-}

@@ -6,8 +6,11 @@ import type { Logger } from '../log.js';
 import type { ControlStore } from '../store/database.js';
 import { goneInstances, heartbeat, HEARTBEAT_MS, markStopped, pruneInstances, type Instance } from './instances.js';
 import { turnMessages } from './messages-repo.js';
-import type { Author, Session, Turn, TurnStatus } from './model.js';
-import { blockedNotice, noticeKey, type BlockedFacts } from './notices.js';
+import { placeAuditFields, type Author, type Session, type Turn, type TurnStatus } from './model.js';
+import type { GithubEvent } from '../proxy/github-event.js';
+import { creditEnvironment, turnCredit } from './turn-credit.js';
+import { recordTurnOutput, turnOutputs } from './turn-outputs-repo.js';
+import { blockedNotice, noticeKey, pullRequestNotice, pushNotice, type BlockedFacts } from './notices.js';
 import { capHead, neutralise, ProgressLimiter } from '../util/output-limits.js';
 import { freeSlotsOf, releaseSandboxSlot, takeSandboxSlot } from './sandbox-slots.js';
 import type { SessionSandboxes } from './session-sandboxes.js';
@@ -119,6 +122,32 @@ export class TurnRunner {
     await this.options.service.emit(sessionId, 'notice', data, r.turn.id);
   }
 
+  /**
+   * A push that landed or a pull request opened by one of this process's
+   * sessions (the proxy saw GitHub accept it): recorded as what the turn
+   * left, attributed in the audit (the turn links it to its invocation),
+   * and told in the thread — once each.
+   */
+  async github(event: GithubEvent): Promise<void> {
+    const late = this.recent.get(event.session);
+    const r = this.running.get(event.session) ?? (late && late.until > Date.now() ? late.entry : undefined);
+    if (!r) return;
+    const { store, audit, service } = this.options;
+    const { turn, session } = r;
+    const base = { type: 'github' as const, outcome: 'ok', actor: turn.triggeredBy ?? 'system', session: session.id, thread: session.id, turn: turn.id, ...placeAuditFields(session.place), repository: event.repository };
+    if (event.kind === 'pull-request') {
+      const pr = { kind: 'pull-request' as const, repository: event.repository, number: event.number, url: event.url, ...(event.title ? { title: event.title } : {}) };
+      if (!(await recordTurnOutput(store.db, session.id, turn.id, pr))) return;
+      await audit.append({ ...base, action: 'pull-request', number: event.number, url: event.url, ...(event.head ? { head: event.head } : {}), ...(event.base ? { base: event.base } : {}) });
+      await service.emit(session.id, 'notice', { kind: 'pull-request', repository: event.repository, number: event.number, url: event.url, text: pullRequestNotice(pr) }, turn.id);
+      return;
+    }
+    const fresh: string[] = [];
+    for (const ref of event.refs) if (ref.ok && (await recordTurnOutput(store.db, session.id, turn.id, { kind: 'branch', repository: event.repository, ref: ref.ref }))) fresh.push(ref.ref);
+    await audit.append({ ...base, action: 'push', refs: event.refs.map((x) => ({ ref: x.ref, action: x.action, oldOid: x.oldOid, newOid: x.newOid })) });
+    if (fresh.length) await service.emit(session.id, 'notice', { kind: 'push', repository: event.repository, refs: fresh, text: pushNotice(event.repository, fresh) }, turn.id);
+  }
+
   /** Stops: running turns are interrupted (and say so), sandboxes released, the instance marked gone. */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -192,12 +221,15 @@ export class TurnRunner {
       const sandbox = await sandboxes.forTurn(session, engine, turn.id);
       try {
         const messages = (await turnMessages(this.options.store.db, turn.id)).map((m) => ({ text: m.text, author: m.author, ...(m.context ? { context: true } : {}) }));
-        const setting = await turnSetting(this.options.store.db, session, sandbox);
+        const credit = await turnCredit(this.options.store.db, session, turn);
+        const setting = { ...(await turnSetting(this.options.store.db, session, sandbox)), ...(credit ? { credit } : {}) };
+        // Every command of the turn knows whom its work is credited to (turn-credit.ts).
+        const env = creditEnvironment(credit, session.id);
         for await (const event of engine.runTurn({
           sessionId: session.id,
           messages,
           setting,
-          exec: sandbox.exec,
+          exec: (request) => sandbox.exec({ ...request, env: { ...env, ...request.env } }),
           signal: r.abort.signal,
           restored: sandbox.restored,
           takeArrivals: () => this.takeArrivals(r),
@@ -233,7 +265,9 @@ export class TurnRunner {
     if (!(await finishTurn(this.options.store.db, turn.id, this.options.instance.id, status, detail))) return;
     // Audited before `done`: whoever sees the turn end finds its record.
     await audit.append({ type: 'session', action: 'turn-end', outcome: status, session: session.id, turn: turn.id, actor: turn.triggeredBy ?? 'system', ...(exitCode !== undefined ? { exitCode } : {}), ...(detail ? { detail: detail.slice(0, 500) } : {}) });
-    await service.emit(session.id, 'done', { turn: turn.id, status, ...(exitCode !== undefined ? { exitCode } : {}) }, turn.id);
+    // What the turn left outside the sandbox, as far as the proxy has told by now (the thread's API has the rest).
+    const left = await turnOutputs(this.options.store.db, session.id, turn.id).catch(() => []);
+    await service.emit(session.id, 'done', { turn: turn.id, status, ...(exitCode !== undefined ? { exitCode } : {}), ...(left.length ? { left: left.map(({ turn: _t, at: _a, ...o }) => o) } : {}) }, turn.id);
   }
 
   /** Messages queued for the session while its turn runs, moved into it (the engine asked). */

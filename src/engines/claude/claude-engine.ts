@@ -1,3 +1,4 @@
+import { creditLine } from '../../sessions/turn-credit.js';
 import { createHash } from 'node:crypto';
 import type { ExecHandle, ExecRequest } from '../../sandbox/types.js';
 import type { Engine, EngineEvent, EngineMessage, EngineTurn } from '../engine.js';
@@ -107,6 +108,7 @@ async function* runClaudeTurn(options: ClaudeEngineOptions, turn: EngineTurn): A
             ...(turn.setting.instructions.org ? { orgInstructions: turn.setting.instructions.org } : {}),
             ...(turn.setting.instructions.channel ? { channelInstructions: turn.setting.instructions.channel } : {}),
             ...(turn.setting.memory ? { memory: turn.setting.memory } : {}),
+            ...(turn.setting.credit ? { credit: { name: turn.setting.credit.name, branch: turn.setting.credit.branch, line: creditLine(turn.setting.credit) } } : {}),
           }),
         },
         plugins: turn.setting.plugins.map((p) => ({ type: 'local' as const, path: p.path })),

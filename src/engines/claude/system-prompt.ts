@@ -8,6 +8,8 @@ export interface PromptContext {
   orgInstructions?: string;
   channelInstructions?: string;
   memory?: { path: string; content: string };
+  /** Whom the turn's work is credited to, and the thread's branch (turn-credit.ts). */
+  credit?: { name: string; branch: string; line: string };
 }
 
 export function systemPromptAppend(context: PromptContext): string {
@@ -33,6 +35,20 @@ export function systemPromptAppend(context: PromptContext): string {
         `${context.memory.path} is this ${context.place.kind === 'channel' ? "channel's" : "conversation's"} memory: it is kept after this session and given to every later one.`,
         'Edit it to remember durable facts (decisions, conventions, where things are); keep it short.',
         content ? `It says:\n<memory>\n${content}\n</memory>` : 'It is empty.',
+      ].join('\n'),
+    );
+  }
+  if (context.credit) {
+    parts.push(
+      [
+        '# GitHub',
+        "If this place's access includes GitHub, git and the GitHub API (https://api.github.com) work here without credentials: the proxy adds",
+        "the GitHub App's token itself, so never put a token in a remote URL or a header. Clone https://github.com/OWNER/REPO.git.",
+        `Push your work to the branch ${context.credit.branch} (also in $TAGBOX_BRANCH); pushes to other branches are refused.`,
+        `Commits are credited to ${context.credit.name} automatically (a git hook adds the trailer).`,
+        `Open a pull request with POST https://api.github.com/repos/OWNER/REPO/pulls (head ${context.credit.branch}) and end its body with this line (also in $TAGBOX_CREDIT):`,
+        context.credit.line,
+        'The thread shows the pull request link by itself.',
       ].join('\n'),
     );
   }

@@ -1,3 +1,4 @@
+import { turnOutputs } from '../../sessions/turn-outputs-repo.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { addChannelMember, listChannelMembers, mayUseChannel, removeChannelMember } from '../../access/channel-access.js';
@@ -148,7 +149,7 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
       method: 'GET',
       url: '/threads/:thread',
       tag: 'chat',
-      summary: 'A thread: its place, its session and its messages',
+      summary: 'A thread: its place, its session, its messages and what its turns left (pushed branches, pull requests)',
       role: 'member',
       params: z.strictObject({ thread: id }),
       handler: async ({ params, principal }) => {
@@ -160,6 +161,7 @@ export function chatRoutes(deps: ServerDeps, chat: ChatDeps) {
           place: session.place.kind === 'channel' ? { kind: 'channel', channel: session.place.channelId, name: channel?.name } : { kind: 'dm', member: session.place.memberId },
           session: { state, identity: session.identity, engine: session.engine, sandbox: session.sandboxHolder ? 'live' : 'released' },
           messages: await listMessages(db, session.id),
+          outputs: await turnOutputs(db, session.id),
         };
       },
     });
