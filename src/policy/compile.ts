@@ -205,6 +205,13 @@ function credentialPatterns(
 
 function ambiguity(a: CredentialRule, b: CredentialRule) {
   const prefix = a.pathPrefix === undefined ? 'no path prefix' : `path prefix ${a.pathPrefix}`;
+  if (a.github && b.github) {
+    return invalidInput(
+      `ambiguous connections: ${a.bundle}/${a.connection} and ${b.bundle}/${b.connection} both match ${a.pattern.text} with ${prefix}; ` +
+        'give each GitHub App connection its own github.repositories (no repository in both) or remove one',
+      'ambiguous_connections',
+    );
+  }
   return invalidInput(
     `ambiguous connections: ${a.bundle}/${a.connection} and ${b.bundle}/${b.connection} both match ${a.pattern.text} with ${prefix}; ` +
       'make one more specific (narrow.host or narrow.pathPrefix) or remove one',

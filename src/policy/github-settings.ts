@@ -48,7 +48,13 @@ export const githubSettingsSchema = z
   .strictObject({
     repositories: z.array(repository).min(1, 'expected at least one repository (omit "repositories" for all the installation can reach)').max(500).optional(),
     permissions: z
-      .record(z.string().regex(PERMISSION, 'expected a GitHub permission name such as contents or pull_requests'), z.enum(['read', 'write', 'admin'], 'expected read, write or admin'))
+      .record(z.string(), z.enum(['read', 'write', 'admin'], 'expected read, write or admin'))
+      // Keys checked here, not by the record's key schema: zod reports those with a generic "Invalid key in record".
+      .superRefine((perms, ctx) => {
+        for (const key of Object.keys(perms)) {
+          if (!PERMISSION.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'expected a GitHub permission name such as contents or pull_requests' });
+        }
+      })
       .optional(),
     pushBranches: pushBranches.default(DEFAULT_PUSH_BRANCHES),
   })

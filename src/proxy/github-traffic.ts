@@ -4,7 +4,7 @@ import type { Decision } from '../policy/decide.js';
 import { gitRequestOf, pullRequestCreationOf, repositoryKey } from '../policy/github-paths.js';
 import { normalisePath } from '../policy/paths.js';
 import { judgePush, type PushVerdict, type RefAction } from '../policy/push-policy.js';
-import { parseReceivePackCommands, type RefCommand } from './receive-pack-commands.js';
+import { parseReceivePackCommands, pushCapabilities, type RefCommand } from './receive-pack-commands.js';
 import { parseReport, refusalReport, unreadablePushReport } from './receive-pack-report.js';
 
 /**
@@ -68,13 +68,18 @@ export async function inspectPush(req: IncomingMessage, pushBranches: string, th
   const source = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
+  // Parsed again only once what arrived has doubled (or the body ended): many tiny chunks cost linear time, not quadratic.
+  let parseAt = 4;
   for (;;) {
     const next = await source.next();
     if (!next.done) {
       chunks.push(next.value);
       size += next.value.length;
+      if (size < parseAt && size <= MAX_HEAD_BYTES) continue;
     }
+    parseAt = size * 2;
     const head = Buffer.concat(chunks);
+    chunks.splice(0, chunks.length, head);
     const parsed = parseReceivePackCommands(head);
     if (parsed.kind === 'commands') {
       const verdict = judgePush(parsed.commands, pushBranches, thread);
@@ -87,9 +92,9 @@ export async function inspectPush(req: IncomingMessage, pushBranches: string, th
       }
       return { ok: true, body: Readable.from(rest(head, source)), commands: parsed.commands, capabilities: parsed.capabilities, verdict };
     }
-    if (parsed.kind === 'invalid') return refuseUnreadable(req, `Tagbox could not read this push's ref updates: ${parsed.reason}`, source, size);
-    if (next.done) return refuseUnreadable(req, 'Tagbox could not read this push\'s ref updates: the request ended before them', source, size);
-    if (size > MAX_HEAD_BYTES) return refuseUnreadable(req, `Tagbox could not read this push's ref updates: more than ${MAX_HEAD_BYTES} bytes of them`, source, size);
+    if (parsed.kind === 'invalid') return refuseUnreadable(req, `Tagbox could not read this push's ref updates: ${parsed.reason}`, source, head);
+    if (next.done) return refuseUnreadable(req, "Tagbox could not read this push's ref updates: the request ended before them", source, head);
+    if (size > MAX_HEAD_BYTES) return refuseUnreadable(req, `Tagbox could not read this push's ref updates: more than ${MAX_HEAD_BYTES} bytes of them`, source, head);
   }
 }
 
@@ -168,9 +173,9 @@ async function* rest(head: Buffer, source: AsyncIterator<Buffer>): AsyncGenerato
   }
 }
 
-async function refuseUnreadable(req: IncomingMessage, reason: string, source?: AsyncIterator<Buffer>, read = 0): Promise<PushInspection> {
-  await drain(source ?? (req as AsyncIterable<Buffer>)[Symbol.asyncIterator](), read);
-  return { ok: false, reason, answer: unreadablePushReport(reason), refs: [] };
+async function refuseUnreadable(req: IncomingMessage, reason: string, source?: AsyncIterator<Buffer>, head: Buffer = Buffer.alloc(0)): Promise<PushInspection> {
+  await drain(source ?? (req as AsyncIterable<Buffer>)[Symbol.asyncIterator](), head.length);
+  return { ok: false, reason, answer: unreadablePushReport(reason, pushCapabilities(head)), refs: [] };
 }
 
 /** Reads what is left of a refused push, so that git gets its answer rather than a broken pipe. */

@@ -58,3 +58,21 @@ export function parseReceivePackCommands(buf: Buffer): CommandsParse {
     if (commands.length > MAX_COMMANDS) return { kind: 'invalid', reason: `more than ${MAX_COMMANDS} refs in one push` };
   }
 }
+
+/**
+ * The capabilities on the first command line, once it has arrived (else []),
+ * whatever follows: so that even a push that cannot be read is answered in
+ * the framing git asked for (side-band-64k), and git shows why.
+ */
+export function pushCapabilities(buf: Buffer): string[] {
+  let offset = 0;
+  for (;;) {
+    const p = readPacket(buf, offset);
+    if (p.kind !== 'data') return [];
+    offset = p.next;
+    const line = p.payload.toString('latin1');
+    if (line.startsWith('shallow ')) continue;
+    const nul = line.indexOf('\0');
+    return nul < 0 ? [] : line.slice(nul + 1).replace(/\n$/, '').split(' ').filter((c) => c !== '');
+  }
+}

@@ -24,9 +24,16 @@ export function refusalReport(refs: ReadonlyArray<{ ref: string; reason?: string
   return Buffer.concat([sideband(2, Buffer.from(`${oneLine(message)}\n`, 'utf8')), sideband(1, report), FLUSH_PKT]);
 }
 
-/** A refusal of a request whose commands could not be read: there are no refs to name, so one message says why. */
-export function unreadablePushReport(reason: string): Buffer {
-  return Buffer.concat([pkt(`unpack ${oneLine(reason)}\n`), FLUSH_PKT]);
+/**
+ * A refusal of a request whose commands could not be read: there are no refs
+ * to name, so the unpack status says why (git: "remote unpack failed: …"),
+ * inside side-band when git asked for it (else git reads it as a bad band).
+ */
+export function unreadablePushReport(reason: string, capabilities: readonly string[] = []): Buffer {
+  const report = Buffer.concat([pkt(`unpack ${oneLine(reason)}\n`), FLUSH_PKT]);
+  const band = capabilities.includes('side-band-64k') || capabilities.includes('side-band');
+  if (!band) return report;
+  return Buffer.concat([sideband(2, Buffer.from(`${oneLine(reason)}\n`, 'utf8')), sideband(1, report), FLUSH_PKT]);
 }
 
 /**

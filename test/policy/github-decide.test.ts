@@ -293,14 +293,11 @@ ${sameBundle ? '' : `  - name: ops
     ['one shared repository', 'acme/widgets, acme/a', 'acme/b, acme/widgets'],
   ])('with overlapping repositories (%s) are ambiguous', (_what, a, b) => {
     expect(compileError(TWO(a, b)).message).toBe(
-      'ambiguous connections: eng/widgets and eng/gears both match github.com with no path prefix; make one more specific (narrow.host or narrow.pathPrefix) or remove one',
+      'ambiguous connections: eng/widgets and eng/gears both match github.com with no path prefix; give each GitHub App connection its own github.repositories (no repository in both) or remove one',
     );
   });
 
-  // BUG (src/policy/compile.ts ambiguity()): the advice is narrow.host or narrow.pathPrefix,
-  // which the schema refuses on a GitHub App connection (bundle-schema.ts githubConnectionProblems);
-  // for two GitHub App connections the way out is disjoint github.repositories.
-  it.fails('the ambiguity between two GitHub App connections gives advice they can follow (not narrow)', () => {
+  it('the ambiguity between two GitHub App connections gives advice they can follow (not narrow)', () => {
     const message = compileError(TWO('acme/widgets', 'acme/widgets')).message;
     expect(message).not.toMatch(/narrow\./);
     expect(message).toMatch(/repositories/);
