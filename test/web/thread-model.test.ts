@@ -48,6 +48,16 @@ describe('the chat thread model', () => {
     expect(list[1]).toMatchObject({ kind: 'turn', answers: [expect.objectContaining({ id: 'a1' })] });
   });
 
+  it("a pull request's notice links to it, and only over http(s)", () => {
+    const state = run([
+      ev(1, 'message', member('m1', 't1')),
+      ev(2, 'notice', { kind: 'pull-request', url: 'https://github.com/acme/widgets/pull/1', text: 'Opened pull request acme/widgets#1', turn: 't1' }),
+      ev(3, 'notice', { kind: 'pull-request', url: 'javascript:alert(1)', text: 'Opened pull request acme/widgets#2', turn: 't1' }),
+      ev(4, 'notice', { kind: 'blocked', url: 'https://evil.example/', host: 'x.example', text: 'Blocked', turn: 't1' }),
+    ]);
+    expect(state.turns.t1!.notices.map((n) => n.href)).toEqual(['https://github.com/acme/widgets/pull/1', undefined, undefined]);
+  });
+
   it('queued with its position; notices, errors and a stop belong to their turn', () => {
     const queued = run([ev(1, 'message', member('m1', 't1')), ev(2, 'status', { state: 'queued', turn: 't1', ahead: 2 })]);
     expect(liveStatus(queued)).toEqual({ state: 'queued', ahead: 2 });

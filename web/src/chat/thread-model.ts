@@ -1,3 +1,4 @@
+import { safeHref } from '../text/rich-text-parse.js';
 /**
  * A thread as the page shows it, built from its messages (GET /threads/{id})
  * and its event log (SSE, CONTRACT.md "Talking to the agent"). Pure: `apply`
@@ -31,6 +32,8 @@ export interface Notice {
   kind: string;
   host?: string;
   text: string;
+  /** A pull request's link (checked by safeHref: http(s) only). */
+  href?: string;
 }
 
 export type TurnState = 'queued' | 'running' | 'done' | 'cancelled' | 'interrupted' | 'failed' | 'joined';
@@ -125,7 +128,10 @@ export function apply(state: ThreadState, event: ThreadEvent): ThreadState {
       if (turn.state === 'queued') turn.state = 'running';
       break;
     case 'notice':
-      turn.notices = [...turn.notices, { seq: event.seq, kind: str(data.kind) ?? 'notice', ...(str(data.host) ? { host: str(data.host)! } : {}), text: str(data.text) ?? `notice: ${str(data.host) ?? ''}` }];
+      {
+        const href = str(data.kind) === 'pull-request' && str(data.url) ? safeHref(str(data.url)!) : undefined;
+        turn.notices = [...turn.notices, { seq: event.seq, kind: str(data.kind) ?? 'notice', ...(str(data.host) ? { host: str(data.host)! } : {}), text: str(data.text) ?? `notice: ${str(data.host) ?? ''}`, ...(href ? { href } : {}) }];
+      }
       break;
     case 'error':
       turn.errors = [...turn.errors, str(data.message) ?? 'the agent reported an error'];

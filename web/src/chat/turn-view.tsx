@@ -57,7 +57,15 @@ export function TurnView({ turn, answers, notes }: { turn: Turn; answers: ChatMe
       {turn.steps > 0 && <Work turn={turn} />}
       {turn.notices.map((n) => (
         <div key={n.seq} class={`turn-notice notice-${n.kind}`} role="note" aria-label={n.kind === 'blocked' ? `Blocked request to ${n.host ?? 'a host'}` : 'Notice'}>
-          <strong>{n.kind === 'blocked' ? 'Blocked' : n.kind === 'budget' ? 'Budget spent' : 'Notice'}</strong> {n.text}
+          <strong>{NOTICE_LABELS[n.kind] ?? 'Notice'}</strong> {n.text}
+          {n.href && (
+            <>
+              {' '}
+              <a href={n.href} target="_blank" rel="noopener noreferrer nofollow">
+                Open
+              </a>
+            </>
+          )}
         </div>
       ))}
       {turn.errors.map((text, i) => (
@@ -103,3 +111,6 @@ function TurnFoot({ turn }: { turn: Turn }) {
   if (parts.length === 0) return null;
   return <p class={`turn-foot${ended ? ' turn-ended' : ''}`}>{parts.join(' · ')}</p>;
 }
+
+/** What each notice kind is called in the thread. */
+const NOTICE_LABELS: Record<string, string> = { blocked: 'Blocked', budget: 'Budget spent', 'pull-request': 'Pull request', push: 'Pushed' };
