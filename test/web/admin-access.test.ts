@@ -169,6 +169,35 @@ describe.each(BACKENDS)('admin console: access (%s)', { timeout: E2E_TIMEOUT }, 
     expect(unexpected(tp.problems)).toEqual([]);
   });
 
+  it("a GitHub App connection opens as one in the form, and saving it keeps its settings (repositories, push branches, permissions)", async () => {
+    const github = { repositories: ['acme/widgets'], permissions: { contents: 'write' }, pushBranches: 'tagbox/{thread}' };
+    const put = await web.up.api(web.owner, 'PUT', '/bundles/gh-form', { connections: [{ name: 'acme', secret: 'gh-app', github }] });
+    expect(put.status, put.text).toBe(200);
+    await page.goto('/admin/bundles');
+    await page.getByRole('row').filter({ hasText: 'gh-form' }).getByText('GitHub App; pushes to tagbox/{thread} only').waitFor();
+    await page.goto('/admin/bundles/gh-form');
+    const c = connection(1);
+    await expect(c.getByRole('radio', { name: 'GitHub App' }).isChecked()).resolves.toBe(true);
+    await expect(c.getByLabel('Repositories').inputValue()).resolves.toBe('acme/widgets');
+    await expect(c.getByLabel('Push branches').inputValue()).resolves.toBe('tagbox/{thread}');
+    await expect(c.getByLabel('Permissions').inputValue()).resolves.toBe('contents: write');
+    // GitHub's websites and injection are not the admin's to edit here.
+    await expect(c.getByLabel('Allowed website 1', { exact: true }).count()).resolves.toBe(0);
+    await c.getByLabel('Repositories').fill('acme/widgets, acme/docs');
+    await page.getByRole('button', { name: 'Save bundle' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved bundle gh-form.' }).waitFor();
+    const stored = await web.up.api(web.owner, 'GET', '/bundles/gh-form');
+    expect(stored.body.connections[0]).toMatchObject({ github: { ...github, repositories: ['acme/widgets', 'acme/docs'] }, inject: { basic: { username: 'x-access-token' } } });
+
+    // A bad repository is named on its field.
+    await page.goto('/admin/bundles/gh-form');
+    await c.getByLabel('Repositories').fill('acme/widgets, not-a-repo');
+    await page.getByRole('button', { name: 'Save bundle' }).click();
+    await invalidSoon(c.getByLabel('Repositories'));
+    await expect(c.getByRole('alert').first().textContent()).resolves.toContain('expected a repository as owner/name');
+    expect(unexpected(tp.problems)).toEqual([]);
+  });
+
   it('a server validation error is shown on the field it names, and the form keeps what was typed', async () => {
     await page.goto('/admin/bundles/new');
     await page.getByLabel('Bundle name').fill('bad-one');

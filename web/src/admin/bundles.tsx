@@ -75,7 +75,8 @@ export function BundlesPage(_props: { params: Record<string, string> }) {
                   <td>
                     {b.connections.map((c) => (
                       <div key={c.name} class="conn-line">
-                        <strong>{c.name}</strong> <span class="muted">sends</span> <code>{c.secret}</code> <span class="muted">to</span> {c.allowedWebsites.map(hostText).join(', ')}
+                        <strong>{c.name}</strong> <span class="muted">sends</span> <code>{c.secret}</code> <span class="muted">to</span> {(c.allowedWebsites ?? []).map(hostText).join(', ')}
+                        {c.github && <span class="muted"> (GitHub App; pushes to {c.github.pushBranches ?? 'tagbox/*'} only)</span>}
                       </div>
                     ))}
                   </td>

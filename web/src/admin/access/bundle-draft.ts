@@ -15,7 +15,8 @@ export interface ConnectionDraft {
   name: string;
   secret: string;
   websites: HostRow[];
-  injectKind: 'header' | 'basic';
+  /** `github`: a GitHub App connection; its websites and injection are GitHub's, the fields below are its settings. */
+  injectKind: 'header' | 'basic' | 'github';
   header: string;
   value: string;
   username: string;
@@ -23,6 +24,11 @@ export interface ConnectionDraft {
   pathPrefix: string;
   readOnly: boolean;
   plainHttp: boolean;
+  /** owner/name, separated by commas or spaces; empty: every repository of the installation. */
+  repositories: string;
+  /** `contents: write, pull_requests: write`; empty: the app's own permissions. */
+  permissions: string;
+  pushBranches: string;
 }
 
 export interface BundleDraft {
@@ -46,6 +52,9 @@ export const emptyConnection = (): ConnectionDraft => ({
   pathPrefix: '',
   readOnly: false,
   plainHttp: false,
+  repositories: '',
+  permissions: '',
+  pushBranches: 'tagbox/*',
 });
 
 export const emptyBundle = (): BundleDraft => ({ name: '', description: '', domains: [], connections: [] });
@@ -60,15 +69,20 @@ export function draftOf(b: Bundle): BundleDraft {
     connections: b.connections.map((c) => ({
       name: c.name,
       secret: c.secret,
-      websites: c.allowedWebsites.map(rowOf),
-      injectKind: 'basic' in c.inject ? 'basic' : 'header',
-      header: 'header' in c.inject ? c.inject.header : 'Authorization',
-      value: 'header' in c.inject ? c.inject.value : 'Bearer {{secret}}',
-      username: 'basic' in c.inject ? c.inject.basic.username : '',
+      websites: (c.allowedWebsites ?? []).map(rowOf),
+      injectKind: c.github ? 'github' : c.inject && 'basic' in c.inject ? 'basic' : 'header',
+      header: c.inject && 'header' in c.inject ? c.inject.header : 'Authorization',
+      value: c.inject && 'header' in c.inject ? c.inject.value : 'Bearer {{secret}}',
+      username: c.inject && 'basic' in c.inject ? c.inject.basic.username : '',
       narrowHost: c.narrow?.host ?? '',
       pathPrefix: c.narrow?.pathPrefix ?? '',
       readOnly: c.narrow?.readOnly ?? false,
       plainHttp: c.plainHttp ?? false,
+      repositories: (c.github?.repositories ?? []).join(', '),
+      permissions: Object.entries(c.github?.permissions ?? {})
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', '),
+      pushBranches: c.github?.pushBranches ?? 'tagbox/*',
     })),
   };
 }
@@ -86,6 +100,7 @@ export function bodyOf(d: BundleDraft): { description: string; domains: HostInpu
     description: d.description,
     domains: d.domains.map(hostOf),
     connections: d.connections.map((c) => {
+      if (c.injectKind === 'github') return githubBody(c);
       const narrow = {
         ...(c.narrowHost.trim() ? { host: c.narrowHost.trim() } : {}),
         ...(c.pathPrefix.trim() ? { pathPrefix: c.pathPrefix.trim() } : {}),
@@ -103,6 +118,31 @@ export function bodyOf(d: BundleDraft): { description: string; domains: HostInpu
   };
 }
 
+/** A GitHub App connection: only its settings go (its websites and injection are the server's to fill in). */
+function githubBody(c: ConnectionDraft): Connection {
+  const repositories = c.repositories.split(/[\s,]+/).filter(Boolean);
+  // "contents: write" pairs; a part that is not one goes as typed, for the server to name.
+  const permissions = Object.fromEntries(
+    c.permissions
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean)
+      .map((part) => {
+        const [key, value] = part.split(/\s*[:=]\s*/, 2);
+        return [key ?? part, value ?? ''];
+      }),
+  );
+  return {
+    name: c.name.trim(),
+    secret: c.secret.trim(),
+    github: {
+      ...(repositories.length ? { repositories } : {}),
+      ...(Object.keys(permissions).length ? { permissions } : {}),
+      pushBranches: c.pushBranches.trim(),
+    },
+  };
+}
+
 /** Every field the form shows, by the path the server would name it with. */
 export function fieldsOf(d: BundleDraft): string[] {
   const fields = ['name', 'description', 'domains'];
@@ -110,6 +150,11 @@ export function fieldsOf(d: BundleDraft): string[] {
   fields.push('connections');
   d.connections.forEach((c, i) => {
     const p = `connections[${i}]`;
+    if (c.injectKind === 'github') {
+      fields.push(p, `${p}.name`, `${p}.secret`, `${p}.github`, `${p}.github.repositories`, `${p}.github.permissions`, `${p}.github.pushBranches`);
+      c.repositories.split(/[\s,]+/).filter(Boolean).forEach((_, j) => fields.push(`${p}.github.repositories[${j}]`));
+      return;
+    }
     fields.push(p, `${p}.name`, `${p}.secret`, `${p}.allowedWebsites`, `${p}.inject`, `${p}.narrow.host`, `${p}.narrow.pathPrefix`, `${p}.narrow.readOnly`, `${p}.plainHttp`);
     fields.push(...(c.injectKind === 'basic' ? [`${p}.inject.basic`] : [`${p}.inject.header`, `${p}.inject.value`]));
     c.websites.forEach((_, j) => fields.push(`${p}.allowedWebsites[${j}]`, `${p}.allowedWebsites[${j}].ports`));

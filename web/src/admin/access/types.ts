@@ -11,10 +11,19 @@ export type Inject = { header: string; value: string } | { basic: { username: st
 export interface Connection {
   name: string;
   secret: string;
-  allowedWebsites: HostInput[];
-  inject: Inject;
+  /** Left out for a GitHub App connection (they are GitHub's). */
+  allowedWebsites?: HostInput[];
+  inject?: Inject;
   narrow?: { host?: string; pathPrefix?: string; readOnly?: boolean };
   plainHttp?: boolean;
+  /** A GitHub App connection (docs/GITHUB.md). */
+  github?: GithubSettings;
+}
+
+export interface GithubSettings {
+  repositories?: string[];
+  permissions?: Record<string, string>;
+  pushBranches?: string;
 }
 
 export interface Bundle {
