@@ -19,7 +19,7 @@ import { openControlStore, type ControlStore } from '../../src/store/database.js
 import { createCertificateAuthority, type CertificateAuthority } from '../../src/tls/certificates.js';
 import type { CredentialResolver } from '../../src/vault/credentials.js';
 import { createCredentialResolver } from '../../src/vault/private/resolver.js';
-import { createTokenHttpClient } from '../../src/vault/private/token-http.js';
+import { createTokenHttpClient, type TokenHttpOptions } from '../../src/vault/private/token-http.js';
 import { createTestCa, type TestCa } from '../fixtures/ca.js';
 import { startEchoUpstream, type EchoReply, type EchoUpstream } from '../fixtures/echo-upstream.js';
 import { createTestBackend, type BackendName, type TestBackend } from '../helpers/backends.js';
@@ -75,6 +75,11 @@ export interface HarnessOptions {
   /** When given, the proxy logs (level trace, JSON lines) into this array. */
   logLines?: string[];
   onBlocked?: AgentProxyOptions['onBlocked'];
+  onGithub?: AgentProxyOptions['onGithub'];
+  /** The CA the upstreams' certificates come from (default: a fresh one); e.g. the fake GitHub's. */
+  upstreamCa?: TestCa;
+  /** The token endpoint client's options (GitHub App, OAuth 2.0): its connect-to and extra CA. */
+  tokenHttp?: TokenHttpOptions;
 }
 
 export interface Harness {
@@ -119,7 +124,7 @@ export interface CurlResult {
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'tagbox-proxy-test-'));
-  const upstreamCa = await createTestCa('Tagbox Test Upstream CA');
+  const upstreamCa = options.upstreamCa ?? (await createTestCa('Tagbox Test Upstream CA'));
   const echo = await startEchoUpstream({ ca: upstreamCa, names: [...MAPPED_NAMES, '*.echo.test', 'localhost', '127.0.0.1'] });
   const deployCa = await createCertificateAuthority({ commonName: 'Tagbox Test Deployment CA', validDays: 2 });
   const deployCaFile = join(dir, 'deploy-ca.pem');
@@ -135,11 +140,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     vault = await createVaultHarness(backend.sibling('vault'));
     await vault.sealer.put('echo-token', Buffer.from(secret));
     const opener = await vault.opener({ audit });
-    realResolver = createCredentialResolver({ opener, http: createTokenHttpClient({}) });
+    realResolver = createCredentialResolver({ opener, http: createTokenHttpClient(options.tokenHttp ?? {}) });
   }
   let current = realResolver;
   const resolver: CredentialResolver | undefined = realResolver && {
-    resolve: (name, ctx) => current!.resolve(name, ctx),
+    // Every argument passes on: a GitHub App token's mint narrowing is the third.
+    resolve: (...args) => current!.resolve(...args),
   };
 
   const connectTo = parseConnectTo([
@@ -154,6 +160,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.passthrough ? { passthrough: options.passthrough } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.onBlocked ? { onBlocked: options.onBlocked } : {}),
+    ...(options.onGithub ? { onGithub: options.onGithub } : {}),
     ...(options.logLines ? { logger: pino({ level: 'trace' }, { write: (line: string) => void options.logLines!.push(line) }) } : {}),
   });
   const listener = await proxy.listen({ host: '127.0.0.1', port: 0 }, { ...(options.session ? { session: options.session } : {}), policy: policyOf(options.bundles ?? DEFAULT_BUNDLES) });
