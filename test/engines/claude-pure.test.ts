@@ -6,6 +6,7 @@ import { InputQueue } from '../../src/engines/claude/input-queue.js';
 import { promptOf } from '../../src/engines/claude/prompt.js';
 import { describeToolUse, eventsOf, failureOf } from '../../src/engines/claude/sdk-events.js';
 import { systemPromptAppend } from '../../src/engines/claude/system-prompt.js';
+import { creditEnvironment, creditLine } from '../../src/sessions/turn-credit.js';
 import { mountArgs } from '../../src/sandbox/mounts.js';
 
 describe('the SDK stream as thread events', () => {
@@ -69,6 +70,32 @@ describe('the prompt and the system prompt', () => {
     expect(dm).toContain('direct message with Ada');
     expect(dm).not.toContain('Instructions');
     expect(dm).toContain('It is empty.');
+  });
+
+  it("with credit: a GitHub section naming the thread's branch, whom commits credit, and the pull request's credit line", () => {
+    const credit = { name: 'Ada Lovelace', email: 'ada@example.com', place: '#eng', thread: 'th1', branch: 'tagbox/th1' };
+    const line = creditLine(credit);
+    const text = systemPromptAppend({ place: { kind: 'channel', name: 'eng' }, orgInstructions: 'ORG', credit: { name: credit.name, branch: credit.branch, line } });
+    const section = text.slice(text.indexOf('# GitHub'), text.indexOf('# Instructions from the organisation'));
+    expect(text.match(/^# GitHub$/gm)).toHaveLength(1);
+    expect(section).toContain('Push your work to the branch tagbox/th1 (also in $TAGBOX_BRANCH)');
+    expect(section).toContain('(head tagbox/th1)');
+    expect(section).toContain('Commits are credited to Ada Lovelace automatically');
+    // The credit line on a line of its own, exactly as the environment's TAGBOX_CREDIT has it.
+    expect(section.split('\n')).toContain('Requested by Ada Lovelace in #eng (Tagbox thread th1).');
+    expect(section.split('\n')).toContain(creditEnvironment(credit, 'th1').TAGBOX_CREDIT);
+    // After the Tagbox section, before the instructions.
+    expect(text.indexOf('# Tagbox')).toBeLessThan(text.indexOf('# GitHub'));
+    expect(text.indexOf('# GitHub')).toBeLessThan(text.indexOf('ORG'));
+  });
+
+  it('without credit: no GitHub section', () => {
+    for (const place of [{ kind: 'channel', name: 'eng' } as const, { kind: 'dm', memberName: 'Ada' } as const]) {
+      const text = systemPromptAppend({ place, memory: { path: '/m', content: 'x' }, channelInstructions: 'CHAN' });
+      expect(text).not.toContain('# GitHub');
+      expect(text).not.toContain('TAGBOX_BRANCH');
+      expect(text).not.toContain('Requested by');
+    }
   });
 });
 

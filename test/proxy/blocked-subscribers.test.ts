@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlockedEvent } from '../../src/proxy/blocked-event.js';
 import { BlockedSubscribers } from '../../src/proxy/blocked-subscribers.js';
+import type { GithubEvent } from '../../src/proxy/github-event.js';
 import type { FeedLine } from '../../src/server/control-protocol.js';
 
 /**
@@ -99,6 +100,67 @@ describe('BlockedSubscribers', () => {
     // Nothing is unaccounted for: each event was either sent or counted as dropped.
     await until(() => blockedOf(slow.lines).length + droppedOf(slow.lines) === total, 20_000);
     expect(droppedOf(slow.lines)).toBeGreaterThan(0);
+    subs.close();
+  });
+
+  const pushed = (i: number): GithubEvent => ({
+    session: 'thread-1',
+    ts: '2026-01-01T00:00:00.000Z',
+    kind: 'push',
+    repository: 'acme/widgets',
+    refs: [{ ref: `refs/heads/tagbox/r${i}`, action: 'update', oldOid: 'a'.repeat(40), newOid: 'b'.repeat(40), ok: true }],
+  });
+  const githubOf = (lines: FeedLine[]) => lines.filter((l) => l.event === 'github');
+
+  it('publishGithub: each event goes to every subscriber as a github line, unthrottled', async () => {
+    const subs = new BlockedSubscribers();
+    const a = await pair();
+    const b = await pair();
+    subs.add(a.proxyEnd);
+    subs.add(b.proxyEnd);
+    const pr: GithubEvent = { session: 'thread-1', ts: '2026-01-01T00:00:00.000Z', kind: 'pull-request', repository: 'acme/widgets', number: 42, url: 'https://github.com/acme/widgets/pull/42', title: 'Fix' };
+    // Ten in the same millisecond for one session: the blocked feed's throttle does not apply.
+    for (let i = 0; i < 10; i++) subs.publishGithub(pushed(i));
+    subs.publishGithub(pr);
+    await until(() => githubOf(a.lines).length === 11 && githubOf(b.lines).length === 11);
+    for (const { lines } of [a, b]) {
+      expect(githubOf(lines)).toEqual([...Array.from({ length: 10 }, (_, i) => ({ event: 'github', ...pushed(i) })), { event: 'github', ...pr }]);
+      expect(lines.filter((l) => l.event !== 'github')).toEqual([]);
+    }
+    // Nobody listening: nothing to do, nothing kept.
+    const none = new BlockedSubscribers();
+    expect(() => none.publishGithub(pr)).not.toThrow();
+    subs.close();
+  });
+
+  it("publishGithub: a slow subscriber's events are counted as missed, not buffered, while a reading one gets them all", async () => {
+    const maxBufferedBytes = 16 * 1024;
+    const subs = new BlockedSubscribers({ maxBufferedBytes });
+    const slow = await pair();
+    const fast = await pair();
+    slow.client.pause();
+    subs.add(slow.proxyEnd);
+    subs.add(fast.proxyEnd);
+    const total = 5_000;
+    const line = Buffer.byteLength(`${JSON.stringify({ event: 'github', ...pushed(0) })}\n`);
+    let most = 0;
+    // In bursts the reading subscriber drains between; the one that does not read backs up.
+    for (let i = 0; i < total; i++) {
+      subs.publishGithub(pushed(i));
+      most = Math.max(most, slow.proxyEnd.writableLength);
+      if (i % 25 === 24) await until(() => fast.proxyEnd.writableLength === 0);
+    }
+    expect(total * line).toBeGreaterThan(10 * maxBufferedBytes);
+    expect(most).toBeLessThanOrEqual(maxBufferedBytes + line);
+    await until(() => githubOf(fast.lines).length === total, 20_000);
+    slow.client.resume();
+    // Each was sent or counted; some were counted, and what was sent came in order.
+    await until(() => githubOf(slow.lines).length + droppedOf(slow.lines) === total, 20_000);
+    expect(droppedOf(slow.lines)).toBeGreaterThan(0);
+    expect(slow.lines.filter((l) => l.event === 'dropped').every((l) => l.event === 'dropped' && l.session === 'thread-1')).toBe(true);
+    const refs = githubOf(slow.lines).map((l) => (l.event === 'github' && l.kind === 'push' ? Number(l.refs[0]!.ref.split('/r').at(-1)) : -1));
+    expect([...refs].sort((x, y) => x - y)).toEqual(refs);
+    expect(droppedOf(fast.lines)).toBe(0);
     subs.close();
   });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlockedEvent } from '../../src/proxy/blocked-event.js';
+import type { GithubEvent } from '../../src/proxy/github-event.js';
 import type { DroppedReport } from '../../src/server/blocked-subscription.js';
 import { MAX_CONTROL_LINE } from '../../src/server/control-protocol.js';
 import { ProxyControl } from '../../src/server/proxy-control.js';
@@ -70,6 +71,7 @@ function subscribe() {
   const events: BlockedEvent[] = [];
   const dropped: DroppedReport[] = [];
   const errors: string[] = [];
+  const github: GithubEvent[] = [];
   let subscribed = 0;
   subscription = new ProxyControl(socketPath).subscribeBlocked(
     (e) => {
@@ -77,9 +79,16 @@ function subscribe() {
       events.push(e);
     },
     (d) => dropped.push(d),
-    { onError: (e) => errors.push(e.message), onSubscribed: () => (subscribed += 1) },
+    {
+      onError: (e) => errors.push(e.message),
+      onSubscribed: () => (subscribed += 1),
+      onGithub: (g) => {
+        if (g.repository === 'acme/throws') throw new Error('github callback failed');
+        github.push(g);
+      },
+    },
   );
-  return { events, dropped, errors, subscribed: () => subscribed };
+  return { events, dropped, errors, github, subscribed: () => subscribed };
 }
 
 describe('ProxyControl.subscribeBlocked', () => {
@@ -116,6 +125,90 @@ describe('ProxyControl.subscribeBlocked', () => {
     expect(feed.events).toEqual([{ ...good, rule: 'api.example' }]);
     expect(feed.dropped).toEqual([{ session: 'thread-1', count: 7 }]);
     expect(feed.errors).toEqual(['callback failed']);
+  });
+
+  const push: GithubEvent = {
+    session: 'thread-1',
+    ts: '2026-01-01T00:00:00.000Z',
+    kind: 'push',
+    repository: 'acme/widgets',
+    refs: [{ ref: 'refs/heads/tagbox/thread-1', action: 'update', oldOid: 'a'.repeat(40), newOid: 'b'.repeat(40), ok: true }],
+  };
+  const pull: GithubEvent = {
+    session: 'thread-1',
+    ts: '2026-01-01T00:00:01.000Z',
+    kind: 'pull-request',
+    repository: 'acme/widgets',
+    number: 42,
+    url: 'https://github.com/acme/widgets/pull/42',
+    title: 'Fix the parser',
+    head: 'tagbox/thread-1',
+    base: 'main',
+  };
+
+  it("passes the feed's github lines on to onGithub: a push (SHA-1 or SHA-256 ids) and a pull request", async () => {
+    await startPeer();
+    const feed = subscribe();
+    await until(() => feed.subscribed() === 1);
+    const sha256: GithubEvent = { ...push, refs: [{ ref: 'refs/heads/tagbox/x', action: 'create', oldOid: '0'.repeat(64), newOid: 'c'.repeat(64), ok: true }] };
+    const { title: _t, head: _h, base: _b, ...bare } = pull as Extract<GithubEvent, { kind: 'pull-request' }>;
+    connections[0]!.write([line({ event: 'github', ...push }), line({ event: 'github', ...pull }), line({ event: 'github', ...sha256 }), line({ event: 'github', ...bare, number: 43 })].join(''));
+    await until(() => feed.github.length === 4);
+    expect(feed.github).toEqual([push, pull, sha256, { ...bare, number: 43 }]);
+    expect(feed.events).toEqual([]);
+    expect(feed.errors).toEqual([]);
+  });
+
+  it('drops malformed github lines and carries on with the feed', async () => {
+    await startPeer();
+    const feed = subscribe();
+    await until(() => feed.subscribed() === 1);
+    const ref = (push as Extract<GithubEvent, { kind: 'push' }>).refs[0]!;
+    connections[0]!.write(
+      [
+        line({ event: 'github' }),
+        line({ event: 'github', ...push, kind: 'merge' }),
+        // A link the web would render: only http(s).
+        line({ event: 'github', ...pull, url: 'javascript:alert(1)' }),
+        line({ event: 'github', ...pull, url: 'https://github.com/acme/widgets/pull/42 onclick=x' }),
+        line({ event: 'github', ...pull, url: `https://github.com/${'u'.repeat(2100)}` }),
+        line({ event: 'github', ...pull, number: 4.5 }),
+        line({ event: 'github', ...pull, number: '42' }),
+        line({ event: 'github', ...pull, number: 0 }),
+        line({ event: 'github', ...pull, title: 't'.repeat(400) }),
+        line({ event: 'github', ...pull, ts: 'yesterday' }),
+        line({ event: 'github', ...pull, session: '' }),
+        line({ event: 'github', ...push, refs: [] }),
+        line({ event: 'github', ...push, refs: Array.from({ length: 51 }, (_, i) => ({ ...ref, ref: `refs/heads/tagbox/r${i}` })) }),
+        line({ event: 'github', ...push, refs: [{ ...ref, newOid: 'g'.repeat(40) }] }),
+        line({ event: 'github', ...push, refs: [{ ...ref, oldOid: 'A'.repeat(40) }] }),
+        line({ event: 'github', ...push, refs: [{ ...ref, newOid: 'b'.repeat(39) }] }),
+        line({ event: 'github', ...push, refs: [{ ...ref, action: 'force' }] }),
+        line({ event: 'github', ...push, refs: [{ ...ref, ref: 'r'.repeat(300) }] }),
+        line({ event: 'github', ...push, repository: 'a'.repeat(200) }),
+        // A callback that throws does not end the feed.
+        line({ event: 'github', ...push, repository: 'acme/throws' }),
+        // The feed goes on: a blocked line and a good github line after all that.
+        line({ event: 'blocked', ...good }),
+        line({ event: 'github', ...pull, extra: 'smuggled' }),
+      ].join(''),
+    );
+    await until(() => feed.github.length === 1);
+    expect(feed.github).toEqual([pull]);
+    expect(feed.events).toEqual([good]);
+    expect(feed.errors).toEqual(['github callback failed']);
+  });
+
+  it("the most refs a push may carry pass; a title at the proxy's cap (and its '…') passes", async () => {
+    await startPeer();
+    const feed = subscribe();
+    await until(() => feed.subscribed() === 1);
+    const ref = (push as Extract<GithubEvent, { kind: 'push' }>).refs[0]!;
+    const many: GithubEvent = { ...push, refs: Array.from({ length: 50 }, (_, i) => ({ ...ref, ref: `refs/heads/tagbox/r${i}` })) };
+    const capped: GithubEvent = { ...pull, title: `${'t'.repeat(300)}…` };
+    connections[0]!.write(line({ event: 'github', ...many }) + line({ event: 'github', ...capped }));
+    await until(() => feed.github.length === 2);
+    expect(feed.github).toEqual([many, capped]);
   });
 
   it('an over-long line ends the connection; it reconnects and carries on', async () => {
