@@ -10,7 +10,7 @@
  * is blocked, unless its connection says `plainHttp: true`.
  */
 import type { AllowRule, CredentialRule, EgressPolicy, Injection } from './compile.js';
-import { githubOutside } from './github-paths.js';
+import { apiRefusal, githubOutside } from './github-paths.js';
 import { normaliseHost, type NormalisedHost } from './hosts.js';
 import { isReadOnlyMethod } from './methods.js';
 import { matchesPathPrefix, normalisePath, type NormalisedPath } from './paths.js';
@@ -88,6 +88,9 @@ export function decide(policy: EgressPolicy, request: EgressRequest): Decision {
     // Invariant 7: a request that would carry the credential in clear is not
     // sent at all (never forwarded bare to a host that requires it).
     if (req.scheme !== 'https' && !chosen.plainHttp) return { outcome: 'blocked', reason: plainHttpReason(chosen, host), rule: chosen.pattern.text, bundle: chosen.bundle, connection: chosen.connection, host };
+    // A GitHub App token on the REST API: a write that could move a branch around the push policy is refused.
+    const refusal = chosen.github?.service === 'api' ? apiRefusal(req.method, req.path) : undefined;
+    if (refusal) return { outcome: 'blocked', reason: `host ${host} matches connection ${chosen.label}, but ${refusal}`, rule: chosen.pattern.text, bundle: chosen.bundle, connection: chosen.connection, host };
     return credential(chosen, host);
   }
 

@@ -68,3 +68,36 @@ export function githubOutside(rule: GithubRule, method: string, path: Normalised
   if (!rule.repositories.has(repositoryKey(repo))) return `repository ${repo.owner}/${repo.repo} is not one of ${[...rule.repositories].join(', ')}`;
   return undefined;
 }
+
+/**
+ * The REST writes the App's token goes with, under /repos/{owner}/{repo}:
+ * pull requests, issues, comments and git objects (blobs, trees, commits,
+ * tag objects), none of which moves a branch. Branches and tags change only
+ * by `git push`, where the push policy judges them; merges, contents
+ * writes, ref writes, reviews (an approval could satisfy branch protection),
+ * settings and everything else are refused. Reads are not limited here.
+ */
+const API_WRITES: ReadonlyArray<readonly [string, RegExp]> = [
+  ['POST', /^\/pulls$/],
+  ['PATCH', /^\/pulls\/\d+$/],
+  ['POST', /^\/pulls\/\d+\/(?:comments|requested_reviewers)$/],
+  ['POST', /^\/pulls\/\d+\/comments\/\d+\/replies$/],
+  ['PATCH', /^\/pulls\/comments\/\d+$/],
+  ['POST', /^\/issues$/],
+  ['PATCH', /^\/issues\/\d+$/],
+  ['POST', /^\/issues\/\d+\/(?:comments|labels|assignees)$/],
+  ['PATCH', /^\/issues\/comments\/\d+$/],
+  ['POST', /^\/git\/(?:blobs|trees|commits|tags)$/],
+];
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Why a request to the REST API is refused outright on a GitHub App connection, or undefined (it may carry the token). */
+export function apiRefusal(method: string, path: NormalisedPath): string | undefined {
+  if (READS.has(method)) return undefined;
+  const repo = apiRepositoryOf(path);
+  const rest = repo?.rest.replace(/\/$/, '') ?? '';
+  if (repo && API_WRITES.some(([m, re]) => m === method && re.test(rest))) return undefined;
+  if (path.path === '/graphql') return 'GraphQL is not sent with the GitHub App token (a mutation could move a branch): use the REST API';
+  return `${method} ${path.path} is not one of the writes the GitHub App token is sent with (pull requests, issues, comments, git objects); branches and tags change only by git push, under the push policy`;
+}

@@ -4,7 +4,7 @@ import type { Decision } from '../policy/decide.js';
 import { gitRequestOf, pullRequestCreationOf, repositoryKey } from '../policy/github-paths.js';
 import { normalisePath } from '../policy/paths.js';
 import { judgePush, type PushVerdict, type RefAction } from '../policy/push-policy.js';
-import { parseReceivePackCommands, pushCapabilities, type RefCommand } from './receive-pack-commands.js';
+import { CommandsReader, pushCapabilities, type RefCommand } from './receive-pack-commands.js';
 import { parseReport, refusalReport, unreadablePushReport } from './receive-pack-report.js';
 
 /**
@@ -66,35 +66,25 @@ export async function inspectPush(req: IncomingMessage, pushBranches: string, th
     return refuseUnreadable(req, `Tagbox reads a push's ref updates and cannot read a ${encoding}-encoded one`);
   }
   const source = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Parsed again only once what arrived has doubled (or the body ended): many tiny chunks cost linear time, not quadratic.
-  let parseAt = 4;
+  const reader = new CommandsReader(MAX_HEAD_BYTES);
   for (;;) {
     const next = await source.next();
-    if (!next.done) {
-      chunks.push(next.value);
-      size += next.value.length;
-      if (size < parseAt && size <= MAX_HEAD_BYTES) continue;
-    }
-    parseAt = size * 2;
-    const head = Buffer.concat(chunks);
-    chunks.splice(0, chunks.length, head);
-    const parsed = parseReceivePackCommands(head);
+    const parsed = reader.push(next.done ? undefined : next.value);
     if (parsed.kind === 'commands') {
+      const head = reader.head();
       const verdict = judgePush(parsed.commands, pushBranches, thread);
       if (!verdict.allowed) {
         const refs = pushedRefs(parsed.commands, verdict, undefined);
-        await drain(source, size);
+        await drain(source, reader.bytes);
         const first = verdict.refs.find((r) => !r.allowed && !r.reason?.startsWith('not pushed')) ?? verdict.refs[0]!;
         const reason = `${first.reason ?? 'refused'} (${first.ref})`;
         return { ok: false, reason, answer: refusalReport(verdict.refs, parsed.capabilities, `Tagbox refused this push: ${reason}`), refs };
       }
       return { ok: true, body: Readable.from(rest(head, source)), commands: parsed.commands, capabilities: parsed.capabilities, verdict };
     }
-    if (parsed.kind === 'invalid') return refuseUnreadable(req, `Tagbox could not read this push's ref updates: ${parsed.reason}`, source, head);
-    if (next.done) return refuseUnreadable(req, "Tagbox could not read this push's ref updates: the request ended before them", source, head);
-    if (size > MAX_HEAD_BYTES) return refuseUnreadable(req, `Tagbox could not read this push's ref updates: more than ${MAX_HEAD_BYTES} bytes of them`, source, head);
+    if (parsed.kind === 'invalid') return refuseUnreadable(req, `Tagbox could not read this push's ref updates: ${parsed.reason}`, source, reader.head());
+    if (next.done) return refuseUnreadable(req, "Tagbox could not read this push's ref updates: the request ended before them", source, reader.head());
+    if (reader.bytes > MAX_HEAD_BYTES) return refuseUnreadable(req, `Tagbox could not read this push's ref updates: more than ${MAX_HEAD_BYTES} bytes of them`, source, reader.head());
   }
 }
 

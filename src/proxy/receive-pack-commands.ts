@@ -76,3 +76,39 @@ export function pushCapabilities(buf: Buffer): string[] {
     return nul < 0 ? [] : line.slice(nul + 1).replace(/\n$/, '').split(' ').filter((c) => c !== '');
   }
 }
+
+/**
+ * The head of a push as it arrives, parsed again only once it has doubled
+ * (or it ended, or passed `max`): a body trickled in tiny reads costs linear
+ * time, not quadratic. `parses` counts the work, for its test.
+ */
+export class CommandsReader {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private parseAt = 4;
+  parses = 0;
+
+  constructor(private readonly max: number) {}
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** What was read so far, as one buffer. */
+  head(): Buffer {
+    if (this.chunks.length > 1) this.chunks.splice(0, this.chunks.length, Buffer.concat(this.chunks));
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** Adds a chunk (none: the body ended) and parses when it is time; `incomplete` until then. */
+  push(chunk: Buffer | undefined): CommandsParse {
+    if (chunk) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      if (this.size < this.parseAt && this.size <= this.max) return { kind: 'incomplete' };
+    }
+    this.parseAt = this.size * 2;
+    this.parses += 1;
+    return parseReceivePackCommands(this.head());
+  }
+}

@@ -47,7 +47,8 @@ function channelRef(place: { channelName: string | undefined }): string {
 
 /** What the thread is told when the turn opened a pull request (the link, from GitHub's answer). Pure. */
 export function pullRequestNotice(pr: { repository: string; number: number; url: string; title?: string }): string {
-  const title = pr.title ? ` “${neutralise(pr.title).slice(0, 200)}”` : '';
+  // A title is one line in the thread (GitHub's own titles are).
+  const title = pr.title ? ` “${neutralise(pr.title).replace(/\s+/g, ' ').trim().slice(0, 200)}”` : '';
   return `Opened pull request ${neutralise(pr.repository)}#${pr.number}${title}: ${neutralise(pr.url)}`;
 }
 

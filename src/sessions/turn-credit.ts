@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { getMember } from '../access/members-repo.js';
 import { getChannel } from '../access/workspaces-repo.js';
 import type { Database } from '../store/tables.js';
+import { neutralise } from '../util/output-limits.js';
 import type { Session, Turn } from './model.js';
 
 /**
@@ -32,7 +33,8 @@ export async function turnCredit(db: Kysely<Database>, session: Session, turn: T
   if (!member) return undefined;
   const email = await db.selectFrom('member_emails').select('email').where('member_id', '=', member.id).orderBy('created_at').executeTakeFirst();
   const channel = session.place.kind === 'channel' ? await getChannel(db, session.place.channelId) : undefined;
-  const place = session.place.kind === 'channel' ? (channel?.name ? `#${channel.name}` : 'a channel') : 'a direct message';
+  // The channel's name is an admin's text: one line, like the member's, or it could add a trailer of its own.
+  const place = session.place.kind === 'channel' ? (channel?.name ? `#${plain(channel.name)}` : 'a channel') : 'a direct message';
   return { name: plain(member.displayName), ...(email ? { email: plain(email.email) } : {}), place, thread: session.id, branch: `tagbox/${session.id}` };
 }
 
@@ -71,8 +73,12 @@ elif [ -n "$TAGBOX_REQUESTED_BY" ]; then
 fi
 `;
 
-/** A name or email as it may appear in a trailer and an environment variable: one line, no angle brackets. */
+/**
+ * A name or email as it may appear in a trailer, an environment variable and
+ * a prompt: neutralised like all shown text (no terminal sequences, bidi
+ * overrides), then one line without angle brackets.
+ */
 function plain(text: string): string {
   // eslint-disable-next-line no-control-regex -- control characters are what is removed
-  return text.replace(/[\0-\x1f\x7f<>]/g, ' ').trim().slice(0, 200);
+  return neutralise(text).replace(/[\0-\x1f\x7f<>]/g, ' ').replace(/ {2,}/g, ' ').trim().slice(0, 200);
 }

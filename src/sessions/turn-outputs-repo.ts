@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/tables.js';
-import { newId, nowIso } from '../util/ids.js';
+import { newId } from '../util/ids.js';
 
 /**
  * What turns left outside the sandbox (migration 0014): branches pushed and
@@ -12,6 +12,13 @@ export type TurnOutput =
   | { kind: 'branch'; repository: string; ref: string; turn: string; at: string };
 
 export type NewTurnOutput = { kind: 'pull-request'; repository: string; number: number; url: string; title?: string } | { kind: 'branch'; repository: string; ref: string };
+
+let lastTime = 0;
+/** Strictly increasing in this process (a push's refs are recorded in the same millisecond), so oldest-first is the order recorded. */
+function nextTime(): string {
+  lastTime = Math.max(Date.now(), lastTime + 1);
+  return new Date(lastTime).toISOString();
+}
 
 /** Records it; false when this turn had already recorded it. */
 export async function recordTurnOutput(db: Kysely<Database>, sessionId: string, turnId: string, output: NewTurnOutput): Promise<boolean> {
@@ -26,7 +33,7 @@ export async function recordTurnOutput(db: Kysely<Database>, sessionId: string, 
       ref: output.kind === 'pull-request' ? String(output.number) : output.ref,
       url: output.kind === 'pull-request' ? output.url : null,
       title: output.kind === 'pull-request' ? (output.title ?? null) : null,
-      created_at: nowIso(),
+      created_at: nextTime(),
     })
     .onConflict((oc) => oc.columns(['turn_id', 'kind', 'repository', 'ref']).doNothing())
     .executeTakeFirst();

@@ -145,10 +145,11 @@ describe('a GitHub App connection: api.github.com gets Authorization: Bearer', (
     ['GET', '/repos/acme/widgets'],
     ['GET', '/repos/ACME/WIDGETS/pulls/1'],
     ['PATCH', '/repos/acme/widgets/pulls/1'],
-    ['DELETE', '/repos/acme/widgets/git/refs/heads/x'],
+    ['POST', '/repos/acme/widgets/issues/3/comments'],
+    ['POST', '/repos/acme/widgets/git/commits'],
     ['GET', '/repos/acme/widgets/contents/README.md?ref=main'],
     ['GET', '/repos/other/x/../../acme/widgets'],
-  ])('%s %s: credential (any method: the token\'s permissions limit it)', (method, path) => {
+  ])('%s %s: credential (reads, and the writes a pull request needs)', (method, path) => {
     expect(at('api.github.com', path, method)).toMatchObject({ outcome: 'credential', inject: API_INJECTION });
   });
 
@@ -185,6 +186,32 @@ describe('a GitHub App connection: api.github.com gets Authorization: Bearer', (
   });
 });
 
+describe('a GitHub App connection: REST writes that could move a branch are refused (branches move by git push only)', () => {
+  it.each([
+    ['DELETE', '/repos/acme/widgets/git/refs/heads/x'],
+    ['PATCH', '/repos/acme/widgets/git/refs/heads/main'],
+    ['POST', '/repos/acme/widgets/git/refs'],
+    ['PUT', '/repos/acme/widgets/contents/README.md'],
+    ['DELETE', '/repos/acme/widgets/contents/README.md'],
+    ['PUT', '/repos/acme/widgets/pulls/1/merge'],
+    ['POST', '/repos/acme/widgets/merges'],
+    ['POST', '/repos/acme/widgets/pulls/1/reviews'],
+    ['PUT', '/repos/acme/widgets/pulls/1/update-branch'],
+    ['PATCH', '/repos/acme/widgets'],
+    ['POST', '/repos/acme/widgets/dispatches'],
+    ['POST', '/repos/acme/widgets/pulls/1'],
+    ['PATCH', '/repos/acme/widgets/pulls'],
+  ])('%s %s: blocked, with the reason', (method, path) => {
+    const d = at('api.github.com', path, method);
+    expect(d.outcome).toBe('blocked');
+    expect(d.reason).toBe(
+      `host api.github.com matches connection eng/github (api.github.com, REST API, repositories acme/Widgets), but ${method} ${path} is not one of the writes the GitHub App token is sent with (pull requests, issues, comments, git objects); branches and tags change only by git push, under the push policy`,
+    );
+    expect(d).toMatchObject({ bundle: 'eng', connection: 'github', rule: 'api.github.com' });
+    expect(d.inject).toBeUndefined();
+  });
+});
+
 describe('a GitHub App connection: settings carried into the decision', () => {
   it('without repositories: every repository and every API path, and no mint narrowing', () => {
     const p = policyOf('bundles:\n  - name: eng\n    connections:\n      - name: github\n        secret: gh-app\n        github: {}\n');
@@ -192,11 +219,14 @@ describe('a GitHub App connection: settings carried into the decision', () => {
       expect(decide(p, req('github.com', path, 'POST'))).toMatchObject({ outcome: 'credential', inject: { basic: { username: 'x-access-token' }, secret: 'gh-app', mint: {}, github: { service: 'git', pushBranches: 'tagbox/*' } } });
     }
     expect(decide(p, req('github.com', '/acme/widgets')).outcome).toBe('allowlist');
-    for (const path of ['/user', '/graphql', '/repos/x/y/pulls']) {
-      const d = decide(p, req('api.github.com', path, 'POST'));
+    for (const path of ['/user', '/repos/x/y/pulls']) {
+      const d = decide(p, req('api.github.com', path, path === '/user' ? 'GET' : 'POST'));
       expect(d.outcome).toBe('credential');
       expect(d.inject).toEqual({ header: 'Authorization', value: 'Bearer {{secret}}', secret: 'gh-app', mint: {}, github: { service: 'api', pushBranches: 'tagbox/*' } });
     }
+    // GraphQL mutations could move a branch: refused; and a sandbox cannot mint a token of its own.
+    expect(decide(p, req('api.github.com', '/graphql', 'POST')).reason).toMatch(/GraphQL is not sent with the GitHub App token/);
+    expect(decide(p, req('api.github.com', '/app/installations/1/access_tokens', 'POST')).outcome).toBe('blocked');
     expect(decide(p, req('github.com', '/x/y/info/refs')).reason).toBe('host github.com matches connection eng/github (github.com, git)');
   });
 

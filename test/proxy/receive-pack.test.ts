@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { judgePush } from '../../src/policy/push-policy.js';
 import { FLUSH_PKT, MAX_PKT_LENGTH, pkt, readPacket, sideband } from '../../src/proxy/git-pkt-line.js';
-import { parseReceivePackCommands, type RefCommand } from '../../src/proxy/receive-pack-commands.js';
+import { CommandsReader, parseReceivePackCommands, pushCapabilities, type RefCommand } from '../../src/proxy/receive-pack-commands.js';
 import { parseReport, RECEIVE_PACK_RESULT_TYPE, refusalReport, unreadablePushReport } from '../../src/proxy/receive-pack-report.js';
 
 const ZERO = '0'.repeat(40);
@@ -299,6 +299,45 @@ describe('parseReceivePackCommands', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('CommandsReader: a push head as it arrives', () => {
+  const OID = 'a'.repeat(40);
+  const request = Buffer.concat([
+    ...Array<Buffer>(2000).fill(pkt(`shallow ${OID}\n`)),
+    pkt(`${OID} ${'b'.repeat(40)} refs/heads/tagbox/x\0report-status side-band-64k\n`),
+    FLUSH_PKT,
+    Buffer.from('PACK....'),
+  ]);
+
+  it.each([1, 7, 64, 4096])('in %i-byte reads: the same answer as the whole, after a logarithmic number of parses', (size) => {
+    const reader = new CommandsReader(1024 * 1024);
+    let parsed: ReturnType<CommandsReader['push']> = { kind: 'incomplete' };
+    for (let i = 0; i < request.length && parsed.kind === 'incomplete'; i += size) parsed = reader.push(request.subarray(i, i + size));
+    // The body's end makes it parse what it has.
+    if (parsed.kind === 'incomplete') parsed = reader.push(undefined);
+    expect(parsed).toEqual(parseReceivePackCommands(request.subarray(0, reader.bytes)));
+    expect(parsed.kind === 'commands' && parsed.commands.map((c) => c.ref)).toEqual(['refs/heads/tagbox/x']);
+    // Each parse waits for the head to double: ~log2(bytes) parses, never one per read.
+    expect(reader.parses).toBeLessThanOrEqual(Math.ceil(Math.log2(reader.bytes)) + 2);
+  });
+
+  it('parses what it has when the body ends, and past its maximum', () => {
+    const ended = new CommandsReader(1024);
+    ended.push(request.subarray(0, 3));
+    expect(ended.parses).toBe(0);
+    expect(ended.push(undefined)).toEqual({ kind: 'incomplete' });
+    expect(ended.parses).toBe(1);
+    const big = new CommandsReader(100);
+    expect(big.push(request.subarray(0, 101)).kind).toBe('incomplete');
+    expect(big.parses).toBe(1);
+  });
+
+  it('pushCapabilities reads the first command line even when what follows cannot be parsed', () => {
+    const head = Buffer.concat([pkt(`shallow ${OID}\n`), pkt(`${OID} ${'b'.repeat(40)} refs/heads/caf\u00e9\0report-status side-band-64k\n`), Buffer.from('zzzz')]);
+    expect(pushCapabilities(head)).toEqual(['report-status', 'side-band-64k']);
+    expect(pushCapabilities(Buffer.from('00'))).toEqual([]);
   });
 });
 
