@@ -31,6 +31,8 @@ export function blockedNotice(facts: BlockedFacts, place: NoticePlace): string {
   const target = facts.port === 443 || facts.port === 80 ? host : `${host}:${facts.port}`;
   // A push the proxy judged (github-traffic.ts): the reason names the branches the connection allows.
   if (reason.startsWith('push refused: ')) return `Refused a push to ${target}: ${reason.slice('push refused: '.length)}.`;
+  // A GitHub API write the push policy does not allow (github-paths.ts apiRefusal): no admin can allow it by a bundle.
+  if (/the GitHub App token/.test(reason)) return `Refused a request to ${target}: ${reason.replace(/^.*?, but /, '')}.`;
   const allow = /private|loopback|link-local|metadata|reserved|address/i.test(reason)
     ? place.kind === 'dm'
       ? 'Private and internal addresses are never reachable from a DM.'

@@ -91,3 +91,15 @@ describe('a refused push', () => {
     expect(noticeKey({ ...refused, host: 'ghe.example' })).not.toBe(key);
   });
 });
+
+describe('blockedNotice for a GitHub API write the push policy refuses', () => {
+  it('says what was refused and why, without advice to ask an admin', () => {
+    const reason =
+      'host api.github.com matches connection eng/github (api.github.com, REST API), but PUT /repos/acme/widgets/pulls/1/merge is not one of the writes the GitHub App token is sent with (pull requests, issues, comments, git objects); branches and tags change only by git push, under the push policy';
+    const text = blockedNotice({ host: 'api.github.com', port: 443, reason }, { kind: 'channel', channelName: 'eng' });
+    expect(text).toBe(
+      'Refused a request to api.github.com: PUT /repos/acme/widgets/pulls/1/merge is not one of the writes the GitHub App token is sent with (pull requests, issues, comments, git objects); branches and tags change only by git push, under the push policy.',
+    );
+    expect(text).not.toMatch(/admin/);
+  });
+});
