@@ -497,18 +497,6 @@ describe('refusalReport and parseReport', () => {
   });
 });
 
-/** The capabilities after the NUL of a request's first command, read loosely (for an unreadable one). */
-function firstCapabilities(body: Buffer): string[] {
-  for (let offset = 0; ; ) {
-    const p = readPacket(body, offset);
-    if (p.kind !== 'data') return [];
-    offset = p.next;
-    const text = p.payload.toString('latin1');
-    if (text.startsWith('shallow ')) continue;
-    const nul = text.indexOf('\0');
-    return nul < 0 ? [] : text.slice(nul + 1).trim().split(' ').filter((c) => c !== '');
-  }
-}
 
 /**
  * Real git on both ends, without an HTTP server: `git push ext::…` runs a tiny
@@ -579,7 +567,7 @@ describe('with real git (git push over ext::, git receive-pack)', () => {
         const r = parseReceivePackCommands(Buffer.concat(chunks));
         if (r.kind === 'incomplete') return;
         answered = true;
-        s.end(r.kind === 'commands' ? answer(r.commands, r.capabilities) : unreadablePushReport(`Tagbox could not read this push's ref updates: ${r.reason}`, firstCapabilities(Buffer.concat(chunks))));
+        s.end(r.kind === 'commands' ? answer(r.commands, r.capabilities) : unreadablePushReport(`Tagbox could not read this push's ref updates: ${r.reason}`, pushCapabilities(Buffer.concat(chunks))));
       });
       s.on('end', () => seen.requests.push(Buffer.concat(chunks)));
     };
