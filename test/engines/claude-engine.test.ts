@@ -4,12 +4,16 @@ import { PluginAdmin } from '../../src/plugins/plugin-admin.js';
 import { readPluginDir } from '../../src/plugins/read-plugin-dir.js';
 import { pluginsForPlace } from '../../src/plugins/session-plugins.js';
 import { putBudget } from '../../src/usage/budget-service.js';
+import { creditEnvironment } from '../../src/sessions/turn-credit.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DISABLED_TOOL_NAMES } from '../../src/engines/claude/disabled-tools.js';
 import { PLACEHOLDER_API_KEY } from '../../src/engines/claude/claude-engine.js';
 import { CLAUDE_BINARY_INSIDE } from '../../src/engines/claude/claude-binary.js';
 import { lastUserText, systemText, toolNames, toolResults, type FakeModelRequest } from '../fixtures/fake-anthropic.js';
 import { agentTexts, systemTexts } from '../sessions/harness.js';
+
+/** Every variable a turn's commands get from Tagbox (turn-credit.ts), with a credit that has an email. */
+const TURN_VARIABLES = Object.keys(creditEnvironment({ name: 'n', email: 'e@x', place: '#p', thread: 't', branch: 'tagbox/t' }, 't'));
 import { MODEL_KEY, startClaude, type ClaudeHarness } from './claude-harness.js';
 
 /**
@@ -85,7 +89,9 @@ describe('the claude engine (real binary, real sandbox, real proxy)', () => {
     for (const env of engineEnvs) {
       expect(env).toContain(`ANTHROPIC_API_KEY=${PLACEHOLDER_API_KEY}`);
       expect(env).not.toContain(MODEL_KEY);
-      expect(env).not.toMatch(/TAGBOX_|DATABASE|PGPASSWORD/);
+      // The turn's own variables (who asked, the thread's branch) are Tagbox's to give; nothing else of the host's.
+      const rest = env.split(/[\n\0]/).filter((line) => !TURN_VARIABLES.some((name) => line.startsWith(`${name}=`)));
+      expect(rest.join('\n')).not.toMatch(/TAGBOX_|DATABASE|PGPASSWORD/);
     }
   }, 120_000);
 
