@@ -5,7 +5,7 @@ import { gitRequestOf, pullRequestCreationOf, repositoryKey } from '../policy/gi
 import { normalisePath } from '../policy/paths.js';
 import { judgePush, type PushVerdict, type RefAction } from '../policy/push-policy.js';
 import { CommandsReader, pushCapabilities, type RefCommand } from './receive-pack-commands.js';
-import { parseReport, refusalReport, unreadablePushReport } from './receive-pack-report.js';
+import { parseReport, refusalReport, unreadablePushReport, usesSideband } from './receive-pack-report.js';
 
 /**
  * The two GitHub requests the proxy looks into, on a GitHub App connection's
@@ -90,8 +90,7 @@ export async function inspectPush(req: IncomingMessage, pushBranches: string, th
 
 /** What each ref of a forwarded push became, from the upstream's report (undefined: unknown, so none counts as landed). */
 export function pushOutcome(commands: readonly RefCommand[], verdict: PushVerdict, capabilities: readonly string[], status: number, answer: Buffer | undefined): PushedRef[] {
-  const sideband = capabilities.includes('side-band-64k') || capabilities.includes('side-band');
-  const report = status === 200 && answer ? parseReport(answer, sideband) : undefined;
+  const report = status === 200 && answer ? parseReport(answer, usesSideband(capabilities)) : undefined;
   return pushedRefs(commands, verdict, report ?? [], report ? undefined : `the upstream answered ${status} without a report`);
 }
 

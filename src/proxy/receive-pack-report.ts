@@ -16,12 +16,15 @@ export interface RefStatus {
 
 export const RECEIVE_PACK_RESULT_TYPE = 'application/x-git-receive-pack-result';
 
+/** Whether git asked for side-band (then the report travels on band 1, messages on band 2). */
+export function usesSideband(capabilities: readonly string[]): boolean {
+  return capabilities.includes('side-band-64k') || capabilities.includes('side-band');
+}
+
 /** A report refusing every ref with its reason, and a message for the person pushing. */
 export function refusalReport(refs: ReadonlyArray<{ ref: string; reason?: string }>, capabilities: readonly string[], message: string): Buffer {
   const report = Buffer.concat([pkt('unpack ok\n'), ...refs.map((r) => pkt(`ng ${r.ref} ${oneLine(r.reason ?? 'refused by Tagbox')}\n`)), FLUSH_PKT]);
-  const band = capabilities.includes('side-band-64k') || capabilities.includes('side-band');
-  if (!band) return report;
-  return Buffer.concat([sideband(2, Buffer.from(`${oneLine(message)}\n`, 'utf8')), sideband(1, report), FLUSH_PKT]);
+  return framed(report, capabilities, message);
 }
 
 /**
@@ -30,10 +33,13 @@ export function refusalReport(refs: ReadonlyArray<{ ref: string; reason?: string
  * inside side-band when git asked for it (else git reads it as a bad band).
  */
 export function unreadablePushReport(reason: string, capabilities: readonly string[] = []): Buffer {
-  const report = Buffer.concat([pkt(`unpack ${oneLine(reason)}\n`), FLUSH_PKT]);
-  const band = capabilities.includes('side-band-64k') || capabilities.includes('side-band');
-  if (!band) return report;
-  return Buffer.concat([sideband(2, Buffer.from(`${oneLine(reason)}\n`, 'utf8')), sideband(1, report), FLUSH_PKT]);
+  return framed(Buffer.concat([pkt(`unpack ${oneLine(reason)}\n`), FLUSH_PKT]), capabilities, reason);
+}
+
+/** The report as git asked for it: plain, or on band 1 after the message on band 2. */
+function framed(report: Buffer, capabilities: readonly string[], message: string): Buffer {
+  if (!usesSideband(capabilities)) return report;
+  return Buffer.concat([sideband(2, Buffer.from(`${oneLine(message)}\n`, 'utf8')), sideband(1, report), FLUSH_PKT]);
 }
 
 /**

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectionSpec } from '../../src/access/model.js';
 import { createTestCa } from '../fixtures/ca.js';
 import { createFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js';
 import { systemText, toolResults } from '../fixtures/fake-anthropic.js';
 import { agentTexts, systemTexts } from '../sessions/harness.js';
+import { connectGithubApp } from '../surfaces/github/github-app.js';
 import { startClaude, type ClaudeHarness } from './claude-harness.js';
 
 /**
@@ -34,14 +34,7 @@ describe('the claude engine on GitHub: clone, push the thread branch, open a cre
     fake = await createFakeGitHub({ ca });
     await fake.createRepo('acme', 'widgets', { 'README.md': '# widgets\n' });
     h = await startClaude('sqlite', {}, { ca, extraConnectTo: fake.connectTo });
-    await h.proxy.secrets.put('gh-app', Buffer.from(fake.credentialDocument), 'github-app');
-    // A GitHub App connection: its websites and injection are GitHub's, so the spec leaves them out.
-    const github = { name: 'acme-github', secret: 'gh-app', github: { repositories: ['acme/widgets'], permissions: { contents: 'write', pull_requests: 'write' } } };
-    await h.access.putBundle(h.owner.id, h.orgId, { name: 'github', domains: [], connections: [github as unknown as ConnectionSpec] });
-    await h.access.attach(h.owner.id, h.orgId, 'github', { kind: 'channel', id: h.channelId });
-    const alice = await h.member('Alice');
-    aliceId = alice.id;
-    await h.store.db.insertInto('member_emails').values({ member_id: alice.id, email: 'alice@example.com', created_at: new Date().toISOString() }).execute();
+    ({ aliceId } = await connectGithubApp(h, fake));
   }, 60_000);
 
   afterAll(async () => {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectionSpec } from '../../../src/access/model.js';
 import type { AuditEvent } from '../../../src/audit/events.js';
 import { turnOutputs } from '../../../src/sessions/turn-outputs-repo.js';
 import { createTestCa, type TestCa } from '../../fixtures/ca.js';
 import { createFakeGitHub, type FakeGitHub } from '../../fixtures/fake-github.js';
+import { connectGithubApp } from './github-app.js';
 import { agentTexts, startSessions, type SessionHarness } from '../../sessions/harness.js';
 
 /**
@@ -40,14 +40,7 @@ for (const backend of BACKENDS) {
       fake = await createFakeGitHub({ ca });
       mainOid = await fake.createRepo('acme', 'widgets', { 'README.md': '# widgets\n' });
       h = await startSessions(backend, {}, [], { daemonEnv: { TAGBOX_UPSTREAM_CONNECT_TO: fake.connectTo, TAGBOX_UPSTREAM_CA_FILE: ca.certFile } });
-      await h.proxy.secrets.put('gh-app', Buffer.from(fake.credentialDocument), 'github-app');
-      // The GitHub App connection: its websites and injection are GitHub's, so the spec leaves them out.
-      const github = { name: 'acme-github', secret: 'gh-app', github: { repositories: ['acme/widgets'], permissions: { contents: 'write', pull_requests: 'write' } } };
-      await h.access.putBundle(h.owner.id, h.orgId, { name: 'github', domains: [], connections: [github as unknown as ConnectionSpec] });
-      await h.access.attach(h.owner.id, h.orgId, 'github', { kind: 'channel', id: h.channelId });
-      const alice = await h.member('Alice');
-      aliceId = alice.id;
-      await h.store.db.insertInto('member_emails').values({ member_id: alice.id, email: 'alice@example.com', created_at: new Date().toISOString() }).execute();
+      ({ aliceId } = await connectGithubApp(h, fake));
     }, 120_000);
 
     afterAll(async () => {
