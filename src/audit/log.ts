@@ -39,7 +39,7 @@ export interface AuditQuery {
  * schedules a signed checkpoint (at most one a second, off the request path).
  */
 export class AuditLog {
-  private sqliteStatements: { head: BetterSqlite3.Statement; anchor: BetterSqlite3.Statement; insert: BetterSqlite3.Statement } | undefined;
+  private sqliteAppend: BetterSqlite3.Transaction<(events: AuditEventInput[]) => AuditEvent[]> | undefined;
 
   constructor(private readonly store: ControlStore) {}
 
@@ -81,21 +81,8 @@ export class AuditLog {
    * compiling and preparing the queries anew each time cost more than the write.
    */
   private appendSqlite(events: AuditEventInput[], raw: BetterSqlite3.Database): AuditEvent[] {
-    this.sqliteStatements ??= {
-      head: raw.prepare('select seq, hash from audit_events order by seq desc limit 1'),
-      anchor: raw.prepare('select seq, hash from audit_anchor limit 1'),
-      insert: raw.prepare(
-        'insert into audit_events (seq, ts, type, outcome, actor, session_id, channel_id, data, prev_hash, hash) values (@seq, @ts, @type, @outcome, @actor, @session_id, @channel_id, @data, @prev_hash, @hash)',
-      ),
-    };
-    const { head, anchor, insert } = this.sqliteStatements;
-    const append = raw.transaction(() => {
-      const start = (head.get() ?? anchor.get()) as { seq: number; hash: string } | undefined;
-      const { rows, stored } = chainRows(events, start);
-      for (const row of rows) insert.run(row);
-      return stored;
-    });
-    return append.immediate();
+    this.sqliteAppend ??= sqliteAppender(raw);
+    return this.sqliteAppend.immediate(events);
   }
 
   /** Events oldest first, filtered. */
@@ -148,6 +135,21 @@ export class AuditLog {
       options ?? { ...(trusted ? { trusted } : {}), ...(checkpoints ? { checkpointFile: checkpoints.checkpointFile } : {}) },
     );
   }
+}
+
+/** The SQLite append as one transaction function, its statements prepared once (built per batch, it cost more than the write). */
+function sqliteAppender(raw: BetterSqlite3.Database) {
+  const head = raw.prepare('select seq, hash from audit_events order by seq desc limit 1');
+  const anchor = raw.prepare('select seq, hash from audit_anchor limit 1');
+  const insert = raw.prepare(
+    'insert into audit_events (seq, ts, type, outcome, actor, session_id, channel_id, data, prev_hash, hash) values (@seq, @ts, @type, @outcome, @actor, @session_id, @channel_id, @data, @prev_hash, @hash)',
+  );
+  return raw.transaction((events: AuditEventInput[]): AuditEvent[] => {
+    const start = (head.get() ?? anchor.get()) as { seq: number; hash: string } | undefined;
+    const { rows, stored } = chainRows(events, start);
+    for (const row of rows) insert.run(row);
+    return stored;
+  });
 }
 
 /** Reads the chain head and appends after it; the caller holds the write lock. */

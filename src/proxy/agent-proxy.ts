@@ -241,6 +241,11 @@ export class AgentProxy {
     await this.auditWriter.close();
   }
 
+  /** Commits the decisions recorded so far (a request's end is recorded within a few ms, not awaited). */
+  flushAudit(): Promise<void> {
+    return this.auditWriter.flush();
+  }
+
   private tunnelDeps(): TunnelDeps {
     return {
       upstreams: this.upstreams,

@@ -3,45 +3,120 @@ import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
 import { loggable } from './redact.js';
 
+export interface AuditWriterOptions {
+  /**
+   * How long a recorded (not awaited) event may wait for company before it is
+   * committed. Default 2 ms: long enough that a loaded proxy commits hundreds
+   * of requests together, short enough that nobody reading the log notices.
+   */
+  windowMs?: number;
+  /** A batch this big is committed at once, window or not. Default 256. */
+  maxBatch?: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /**
- * Group commit for the proxy's audit events: events that arrive while a write
- * is in flight are appended together in the next transaction, so the cost per
- * request stays a fraction of a transaction under load. `append` resolves when
- * the event is committed. On close, everything pending is flushed.
+ * Group commit for the proxy's audit events, in two strengths:
+ * - `append` is for a record that must be durable before the caller acts (a
+ *   credential's use, before the credential is sent): it resolves once its
+ *   transaction has committed. It is written on the next turn of the event
+ *   loop with everything else queued by then, so a lone request waits for one
+ *   small commit and a loaded proxy shares one commit among many requests.
+ * - `record` is for what may follow a little later (the end of a request: its
+ *   status and bytes): it returns nothing. On a quiet proxy it is committed on
+ *   the next turn too; on a busy one (the last commit was under `windowMs` ago)
+ *   it waits up to `windowMs` (or until `maxBatch` events are queued, or a
+ *   durable append comes along) to share a commit. A kill -9 loses at most the recorded events of that window; it
+ *   never loses an appended one whose promise resolved.
+ * Events keep their order in the chain. On close, everything queued is committed.
  */
 export class AuditWriter {
-  private queue: Array<{ event: AuditEventInput; resolve: () => void; reject: (e: unknown) => void }> = [];
-  private flushing: Promise<void> | undefined;
+  private queue: AuditEventInput[] = [];
+  private waiters: Waiter[] = [];
+  private writing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private soon = false;
+  private lastCommit = Number.NEGATIVE_INFINITY;
+  private readonly windowMs: number;
+  private readonly maxBatch: number;
 
   constructor(
     private readonly log: AuditLog,
     private readonly logger?: Logger,
-  ) {}
+    options: AuditWriterOptions = {},
+  ) {
+    this.windowMs = options.windowMs ?? 2;
+    this.maxBatch = options.maxBatch ?? 256;
+  }
 
+  /** Queues the event and resolves when it is committed (rejects if its batch failed). */
   append(event: AuditEventInput): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ event, resolve, reject });
-      if (!this.flushing) this.flushing = this.drain();
+    this.queue.push(event);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.flushSoon();
+    return done;
+  }
+
+  /** Queues the event to be committed within the window; a failure is logged, not thrown. */
+  record(event: AuditEventInput): void {
+    this.queue.push(event);
+    // A quiet proxy commits at once; a busy one (it committed moments ago) waits for company.
+    if (this.queue.length >= this.maxBatch || performance.now() - this.lastCommit >= this.windowMs) this.flushSoon();
+    else this.timer ??= setTimeout(() => this.flushNow(), this.windowMs);
+  }
+
+  /** Commits everything queued so far (and what arrives meanwhile); resolves when it is written. */
+  async flush(): Promise<void> {
+    this.flushNow();
+    while (this.writing) await this.writing;
+  }
+
+  close(): Promise<void> {
+    return this.flush();
+  }
+
+  /** On the next turn, so that events of the same turn share a transaction. */
+  private flushSoon(): void {
+    if (this.soon) return;
+    this.soon = true;
+    setImmediate(() => {
+      this.soon = false;
+      this.flushNow();
     });
   }
 
-  async close(): Promise<void> {
-    while (this.flushing) await this.flushing;
+  private flushNow(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    // Only with something to write: a drain that found nothing would end before it was stored.
+    if (!this.writing && this.queue.length > 0) this.writing = this.drain();
   }
 
   private async drain(): Promise<void> {
-    // Yield once so that events from the same tick share a transaction.
-    await new Promise((resolve) => setImmediate(resolve));
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, 500);
+      const batch = this.queue;
+      const waiters = this.waiters;
+      this.queue = [];
+      this.waiters = [];
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
       try {
-        await this.log.appendMany(batch.map((b) => b.event));
-        batch.forEach((b) => b.resolve());
+        await this.log.appendMany(batch);
+        this.lastCommit = performance.now();
+        for (const w of waiters) w.resolve();
       } catch (error) {
         this.logger?.error({ err: loggable(error), events: batch.length }, 'audit write failed');
-        batch.forEach((b) => b.reject(error));
+        for (const w of waiters) w.reject(error);
       }
     }
-    this.flushing = undefined;
+    this.writing = undefined;
   }
 }

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
 import type { Decision } from '../policy/decide.js';
 import { decide } from '../policy/decide.js';
 import { normaliseHost } from '../policy/hosts.js';
+import type { Inject } from '../policy/bundle-schema.js';
 import { renderInjection } from '../policy/inject.js';
 import { describeError, failure, isTagboxError } from '../errors.js';
 import type { CredentialResolver, ResolvedCredential } from '../vault/credentials.js';
@@ -11,6 +11,7 @@ import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResp
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { Gate, ModelMeter, UsageContext } from './model-meter.js';
 import { githubTrafficOf, inspectPush, pullRequestOf, pushOutcome, Tap, type GithubFacts, type GithubTraffic, type PushInspection } from './github-traffic.js';
+import { forward } from './forward.js';
 import type { EgressRecorder } from './record.js';
 import { RECEIVE_PACK_RESULT_TYPE } from './receive-pack-report.js';
 import { shownTarget } from './redact.js';
@@ -137,33 +138,33 @@ export async function handleExchange(deps: ExchangeDeps, state: ListenerState, r
   if ((metered && !admission.body) || github?.kind === 'pull-request') headers['accept-encoding'] = 'identity';
 
   try {
-    const upstream = await deps.upstreams.pool(admission.upstream, poolOwner(state.id, decision)).request({
-      method: req.method ?? 'GET',
-      path: pathAndQuery,
-      headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },
-      body: push?.ok || hasBody(req) || Buffer.isBuffer(body) ? body : null,
-    });
-    res.writeHead(upstream.statusCode, forwardableResponseHeaders(upstream.headers));
-    let bytes = 0;
-    const metering = metered && deps.meter!.open(metered, state.session, upstream.headers);
+    let metering: ReturnType<ModelMeter['open']>;
     const tap = github ? new Tap() : undefined;
-    if (metering) {
-      upstream.body.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        metering.write(chunk);
-      });
-      // Before the pipeline passes the end on: the usage is counted before the client can send its next request.
-      upstream.body.once('end', () => void metering.end());
-    } else
-      upstream.body.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        tap?.push(chunk);
-      });
-    await pipeline(upstream.body, res).catch(() => undefined);
+    let answered: Record<string, string | string[] | undefined> = {};
+    const forwarded = await forward(
+      deps.upstreams.pool(admission.upstream, poolOwner(state.id, decision)),
+      {
+        method: req.method ?? 'GET',
+        path: pathAndQuery,
+        headers: { ...headers, host: authorityHeader(decision.host, port, scheme) },
+        body: push?.ok || hasBody(req) || Buffer.isBuffer(body) ? body : null,
+      },
+      res,
+      metered || tap
+        ? {
+            onResponse: (_status, upstreamHeaders) => {
+              answered = upstreamHeaders;
+              if (metered) metering = deps.meter!.open(metered, state.session, upstreamHeaders);
+            },
+            onData: (chunk) => (metering ? metering.write(chunk) : tap?.push(chunk)),
+            onEnd: () => void metering?.end(),
+          }
+        : undefined,
+    );
     // Also when the client went away mid-answer: what was seen is recorded.
     const usage = metering ? await metering.end() : undefined;
-    const facts = github && tap ? githubOutcome(github, push?.ok ? push : undefined, upstream.statusCode, upstream.headers, tap.bytes) : undefined;
-    record.finish({ status: upstream.statusCode, bytesOut: bytes, ...(usage ? { usage } : {}), ...(facts ? { github: facts } : {}) });
+    const facts = github && tap ? githubOutcome(github, push?.ok ? push : undefined, forwarded.status, answered, tap.bytes) : undefined;
+    record.finish({ status: forwarded.status, bytesOut: forwarded.bytes, ...(usage ? { usage } : {}), ...(facts ? { github: facts } : {}) });
   } catch (error) {
     const { status, reason } = describeUpstreamError(error, decision.host);
     if (!res.headersSent) {
@@ -193,11 +194,11 @@ export async function prepareHeaders(
     ...(state.session ? { session: state.session } : {}),
   }, decision.inject.mint);
   if (credential.kind === 'value') {
-    const { name, value } = renderInjection(decision.inject, credential.value);
+    const { name, value, drop } = renderedHeader(decision.inject, credential.value);
     // The client's own value of the injected header never reaches the upstream,
     // nor does a method override that could turn a read-only request into a write.
-    const headers = forwardableRequestHeaders(req.headers, new Set([name.toLowerCase(), ...METHOD_OVERRIDES]));
-    headers[name.toLowerCase()] = value;
+    const headers = forwardableRequestHeaders(req.headers, drop);
+    headers[name] = value;
     return { headers };
   }
   // Request signing needs the whole body to hash it (an upgrade handshake has none).
@@ -208,6 +209,23 @@ export async function prepareHeaders(
     if (deps.signingBuffers) deps.signingBuffers.held -= body.length;
     throw error;
   }
+}
+
+/**
+ * The rendered header of an injection for the value the vault gave: kept until
+ * the value changes (a rotation, a new token), so a repeat request only compares
+ * the value the vault opened it with. The policy's inject objects are the keys.
+ */
+const rendered = new WeakMap<Inject, { secret: string; name: string; value: string; drop: ReadonlySet<string> }>();
+
+function renderedHeader(inject: Inject, secret: string) {
+  const hit = rendered.get(inject);
+  if (hit && hit.secret === secret) return hit;
+  const { name, value } = renderInjection(inject, secret);
+  const lower = name.toLowerCase();
+  const entry = { secret, name: lower, value, drop: new Set([lower, ...METHOD_OVERRIDES]) };
+  rendered.set(inject, entry);
+  return entry;
 }
 
 function signed(req: IncomingMessage, decision: Decision, target: RequestTarget, credential: Extract<ResolvedCredential, { kind: 'sign' }>, body: Buffer): { headers: OutgoingHeaders; body: Buffer } {

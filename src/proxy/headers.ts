@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
  * Connection, and every Proxy-* header are meant for the proxy, never for the
  * upstream; Expect is answered by the proxy itself.
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host',
 ]);

@@ -59,8 +59,7 @@ export class EgressRecorder {
         done = true;
         const outcome = end.outcome ?? decision.outcome;
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.metrics?.decisions.inc({ outcome });
-        this.metrics?.duration.observe({ outcome }, seconds);
+        this.metrics?.observe(outcome, seconds);
         const event = {
           type: 'egress' as const,
           outcome,
@@ -83,7 +82,8 @@ export class EgressRecorder {
           ...(end.github ? { github: end.github } : {}),
           durationMs: Math.round(seconds * 1e6) / 1e3,
         };
-        this.audit.append(event).catch((error: unknown) => this.logger?.error({ err: loggable(error) }, 'egress audit event lost'));
+        // Not awaited, and not needed durable before the answer: a credential's use was recorded before it was sent.
+        this.audit.record(event);
         if (outcome === 'blocked' && state.session !== undefined) this.tellBlocked(state.session, facts, event.reason, decision.rule, end.budget);
         if (end.github && state.session !== undefined) this.tellGithub(state.session, end.github);
       },

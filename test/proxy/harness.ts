@@ -186,12 +186,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     curl: (url, args = [], via = proxyUrl) => curl(url, ['-x', via, '--cacert', deployCaFile, ...args], dir),
     raw: (data, o = {}) => rawExchange(o.path ? { path: o.path } : { port }, data, o.timeoutMs ?? 3000),
     mark: async () => {
+      await proxy.flushAudit();
       let last = 0;
       for await (const e of audit.query({})) last = Math.max(last, e.seq);
       return last;
     },
     egressSince: async (mark, count) => {
       const read = async () => {
+        await proxy.flushAudit();
         const out: AuditEvent[] = [];
         for await (const e of audit.query({ type: 'egress' })) if (e.seq > mark) out.push(e);
         return out;

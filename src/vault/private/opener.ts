@@ -28,6 +28,12 @@ export interface OpenerOptions {
   lastUsedFlushMs?: number;
 }
 
+interface SecretRow {
+  kind: string;
+  version: number | string | bigint;
+  envelope: string;
+}
+
 interface CachedValue {
   version: number;
   kind: string;
@@ -48,9 +54,13 @@ export class Opener {
   readonly #audit: AuditSink;
   readonly #cache: Map<string, CachedValue> | undefined;
   readonly #lastUsed: LastUsedRecorder;
+  /** SQLite: the row read as a statement prepared once (through Kysely it was compiled and prepared per open). */
+  readonly #readRow: ((name: string) => SecretRow | undefined) | undefined;
 
   private constructor(store: VaultStore, privateKey: KeyObject, publicKey: Buffer, options: OpenerOptions) {
     this.#store = store;
+    const read = store.sqlite?.prepare<[string], SecretRow>('select kind, version, envelope from secrets where name = ?');
+    this.#readRow = read ? (name) => read.get(name) : undefined;
     this.#privateKey = privateKey;
     this.#publicKey = publicKey;
     this.#audit = options.audit;
@@ -91,9 +101,9 @@ export class Opener {
   }
 
   async #open(name: string): Promise<OpenedSecret> {
-    let row;
+    let row: SecretRow | undefined;
     try {
-      row = await this.#store.db.selectFrom('secrets').select(['kind', 'version', 'envelope']).where('name', '=', name).executeTakeFirst();
+      row = this.#readRow ? this.#readRow(name) : await this.#store.db.selectFrom('secrets').select(['kind', 'version', 'envelope']).where('name', '=', name).executeTakeFirst();
     } catch (error) {
       throw failure(`the vault is unavailable: ${(error as Error).message}`, 'vault_unavailable', error);
     }
