@@ -19,20 +19,25 @@ export interface IdleResult {
   ms: number;
   /** RSS delta of the proxy's process tree per 1,000 open tunnels, bytes. */
   perThousand: number;
+  /** TLS connections the upstream accepted while the tunnels were opened (a proxy that dials eagerly, or a tunnel). */
+  upstreamConnections?: number;
 }
 
 export async function idleMemory(
   children: ChildProcess[],
   proxyPid: number,
   spec: { proxyPort: number; target: string; caFile: string; count: number },
+  /** The upstream's count of TLS connections accepted so far. */
+  upstreamConnections: () => Promise<number>,
 ): Promise<IdleResult> {
   await holdTunnels(children, { ...spec, count: Math.min(WARM, spec.count) }, async () => undefined);
   const before = rssOfTree(proxyPid);
+  const dialed = await upstreamConnections();
   return holdTunnels(children, spec, async (opened) => {
     // Let the proxy finish what the last handshakes started.
     await sleep(1500);
     const after = rssOfTree(proxyPid);
-    return { ...opened, perThousand: opened.opened > 0 ? ((after - before) * 1000) / opened.opened : NaN };
+    return { ...opened, perThousand: opened.opened > 0 ? ((after - before) * 1000) / opened.opened : NaN, upstreamConnections: (await upstreamConnections()) - dialed };
   });
 }
 

@@ -112,14 +112,14 @@ export function loadTable(results: Map<string, Map<number, Rounds>>, labels: Map
 }
 
 export function idleTable(idle: Map<string, IdleResult | string>, labels: Map<string, string>): string {
-  let out = `${'case'.padEnd(22)}${'tunnels'.padStart(9)}${'MiB / 1,000 idle tunnels'.padStart(26)}${'open ms'.padStart(10)}\n`;
+  let out = `${'case'.padEnd(22)}${'tunnels'.padStart(9)}${'MiB / 1,000 idle tunnels'.padStart(26)}${'open ms'.padStart(10)}${'upstream conns'.padStart(16)}\n`;
   for (const [name, r] of idle) {
     const label = labels.get(name) ?? name;
     if (typeof r === 'string') {
       out += `${label.padEnd(22)}  skipped: ${r}\n`;
       continue;
     }
-    out += `${label.padEnd(22)}${String(r.opened).padStart(9)}${fmt(r.perThousand / 1024 / 1024, 1).padStart(26)}${String(r.ms).padStart(10)}\n`;
+    out += `${label.padEnd(22)}${String(r.opened).padStart(9)}${fmt(r.perThousand / 1024 / 1024, 1).padStart(26)}${String(r.ms).padStart(10)}${String(r.upstreamConnections ?? '-').padStart(16)}\n`;
     if (r.failed > 0) out += `  ${r.failed} failed; first: ${r.firstError}\n`;
   }
   return out;

@@ -19,7 +19,7 @@
  * new host against a cached one, and minting a leaf alone.
  *
  * Knobs: BENCH_CONNECTIONS=1,8,64  BENCH_ROUNDS=3  BENCH_DURATION_MS=2500
- * BENCH_WARMUP_MS=750  BENCH_CASES=squid,credential (direct always runs)
+ * BENCH_WARMUP_MS=1000  BENCH_CASES=squid,credential (direct always runs)
  * BENCH_IDLE_TUNNELS=1000 (0 skips). Every loop is bounded in count and time;
  * every child is killed on exit.
  */
@@ -40,7 +40,7 @@ import { processTable, subtree } from './proc-tree.js';
 const LEVELS = (process.env.BENCH_CONNECTIONS ?? '1,8,64').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 2500);
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 750);
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
 const IDLE_TUNNELS = Number(process.env.BENCH_IDLE_TUNNELS ?? 1000);
 const MAX_REQUESTS = 2_000_000;
 const FIRST_N = 20;
@@ -205,7 +205,7 @@ async function main(): Promise<void> {
       }
       const p = 'child' in peer ? via(peer) : peer;
       try {
-        idle.set(name, await idleMemory(children, p.pid, { proxyPort: p.port, target, caFile: files.both, count: IDLE_TUNNELS }));
+        idle.set(name, await idleMemory(children, p.pid, { proxyPort: p.port, target, caFile: files.both, count: IDLE_TUNNELS }, async () => (await upstreamStats()).connections));
       } catch (error) {
         idle.set(name, `failed: ${(error as Error).message}`);
       }
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
     .filter(([name]) => active.find((c) => c.name === name && 'injects' in c && c.injects))
     .map(([name, n]) => `${LABELS.get(name)} ${n.withCredential}/${n.requests}`);
   if (checks.length > 0) process.stdout.write(`requests that reached the upstream with the injected credential: ${checks.join(', ')}\n`);
-  if (idle.size > 0) process.stdout.write(`\n${idleTable(idle, labels)}(RSS delta of the proxy's process tree with the tunnels open, per 1,000; squid's tunnels carry TLS end to end, the others terminate it)\n`);
+  if (idle.size > 0) process.stdout.write(`\n${idleTable(idle, labels)}(RSS delta of the proxy's process tree with the tunnels open, per 1,000; squid's tunnels carry TLS end to end, the others terminate it; upstream conns: TLS connections the upstream accepted for them — mitmproxy dials eagerly, its default)\n`);
   process.stdout.write(
     `\nfirst request to a new host through tagbox (fresh connection, CONNECT+TLS+request, leaf minted): p50 ${fmt(firstNew.p50, 2)} ms, mean ${fmt(firstNew.mean, 2)} ms, max ${fmt(firstNew.max, 2)} ms (n=${firstNew.n})\n`,
   );
