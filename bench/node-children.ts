@@ -15,17 +15,25 @@ export function runNode(children: ChildProcess[], script: string, args: string[]
 export function nextLine(child: ChildProcess, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error('child did not answer in time')), timeoutMs);
-    child.once('exit', (code) => {
+    const timer = setTimeout(() => {
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      reject(new Error('child did not answer in time'));
+    }, timeoutMs);
+    const onExit = (code: number | null) => {
       clearTimeout(timer);
+      child.stdout!.off('data', onData);
       reject(new Error(`child exited with ${code} before answering`));
-    });
+    };
+    child.once('exit', onExit);
     const onData = (d: Buffer) => {
       buf += d.toString();
       const i = buf.indexOf('\n');
       if (i === -1) return;
       clearTimeout(timer);
       child.stdout!.off('data', onData);
+      // A child asked many times (the upstream's stats) must not collect one listener per question.
+      child.off('exit', onExit);
       resolve(buf.slice(0, i));
     };
     child.stdout!.on('data', onData);

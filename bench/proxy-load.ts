@@ -4,10 +4,13 @@
  * undici with keep-alive and N connections, HTTPS, either straight to the
  * upstream or through an HTTP proxy with CONNECT (undici's ProxyAgent).
  *
- * argv[2]: JSON LoadSpec. Prints one JSON line with the result.
+ * argv[2]: JSON LoadSpec. Prints one JSON line with the result. With `cpu`,
+ * the result has the CPU time (µs) the proxy's processes, this generator and
+ * the upstream spent in the measured window, read from /proc at its start and end.
  */
 import { readFileSync } from 'node:fs';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import { cpuMicros, cpuOf } from './proc-cpu.js';
 
 interface LoadSpec {
   mode: 'load' | 'first';
@@ -22,6 +25,8 @@ interface LoadSpec {
   durationMs: number;
   warmupMs: number;
   maxRequests: number;
+  /** Pids whose CPU to read around the measured window. */
+  cpu?: { proxy: number[]; upstream: number[] };
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
@@ -63,6 +68,8 @@ async function load(): Promise<void> {
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
+  const sample = () => ({ proxy: cpuOf(spec.cpu?.proxy ?? []), generator: cpuMicros(process.pid), upstream: cpuOf(spec.cpu?.upstream ?? []) });
+  const cpuBefore = sample();
   const started = process.hrtime.bigint();
   const end = Date.now() + spec.durationMs;
   await Promise.all(Array.from({ length: spec.connections }, async () => {
@@ -78,9 +85,11 @@ async function load(): Promise<void> {
     }
   }));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpuAfter = sample();
+  const cpu = { proxy: cpuAfter.proxy - cpuBefore.proxy, generator: cpuAfter.generator - cpuBefore.generator, upstream: cpuAfter.upstream - cpuBefore.upstream };
   latencies.sort((a, b) => a - b);
   await d.close();
-  process.stdout.write(`${JSON.stringify({ requests: latencies.length, errors, firstError, seconds, rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) })}\n`);
+  process.stdout.write(`${JSON.stringify({ requests: latencies.length, errors, firstError, seconds, rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpu })}\n`);
 }
 
 /** Each URL on a fresh connection: CONNECT + TLS + one request, timed. */

@@ -1,304 +1,279 @@
 /**
- * npm run bench:proxy — the Agent Proxy against direct HTTPS and squid.
+ * npm run bench:proxy — the Agent Proxy against its peers, in one run.
  *
- * One run, one load generator (bench/proxy-load.ts, its own process: undici,
- * HTTPS, keep-alive, 8 connections), one upstream (bench/proxy-upstream.ts,
- * its own process: a minimal node https server answering a small body), all on
- * loopback. Cases:
- *   direct        the generator straight to the upstream
- *   allowlist     through Tagbox, intercepted (TLS terminated with a leaf, decided, forwarded)
- *   credential    through Tagbox, intercepted and injected from a real vault
- *   passthrough   through Tagbox, tunnelled unopened
- *   squid         through Debian's squid as a plain CONNECT tunnel (installed with apt-get if missing)
- * Then the first request to a new host (leaf minted) against a cached one.
- * Every loop is bounded in count and time. Prints requests/s, p50, p99, ratios.
+ * Every party is its own process on loopback: one load generator per
+ * measurement (bench/proxy-load.ts: undici, HTTPS, keep-alive), one upstream
+ * (bench/proxy-upstream.ts: node https, a small body), and the proxies:
+ *   direct                the generator straight to the upstream (the baseline of added latency)
+ *   squid                 Debian's squid as a plain CONNECT tunnel (the baseline of req/s)
+ *   minimal intercept     bench/minimal-intercept.ts: raw tls, minimal parsing, kept-alive upstream — this runtime's ceiling
+ *   mitmproxy             mitmdump intercepting with the same local CA, an addon injecting Authorization
+ *   tagbox allowlist      `tagbox proxy` (the CLI, from dist/), intercepted, decided, audited, forwarded
+ *   tagbox credential     the same, with the credential injected from a real vault
+ *   tagbox passthrough    (only when BENCH_CASES names it) tunnelled unopened
+ * At each connection count, ROUNDS rounds of every case (the order rotated
+ * each round); the table shows medians. CPU per request is read from /proc
+ * (utime+stime) around each measured window, for the proxy's process tree,
+ * the generator and the upstream. Then memory per 1,000 idle tunnels (RSS
+ * delta of the proxy's tree with TLS established), the first request to a
+ * new host against a cached one, and minting a leaf alone.
+ *
+ * Knobs: BENCH_CONNECTIONS=1,8,64  BENCH_ROUNDS=3  BENCH_DURATION_MS=2500
+ * BENCH_WARMUP_MS=1000  BENCH_CASES=squid,credential (direct always runs)
+ * BENCH_IDLE_TUNNELS=1000 (0 skips). Every loop is bounded in count and time;
+ * every child is killed on exit.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { enableAuditCheckpoints } from '../src/audit/checkpoints.js';
-import { AuditLog } from '../src/audit/log.js';
-import { nextLine, runNode } from './node-children.js';
-import { parseBundleFile } from '../src/policy/bundle-file.js';
-import { compilePolicy } from '../src/policy/compile.js';
-import { AgentProxy } from '../src/proxy/agent-proxy.js';
-import { AuditWriter } from '../src/proxy/audit-writer.js';
-import { parseConnectTo } from '../src/proxy/connect-to.js';
-import { openControlStore } from '../src/store/database.js';
+import { LeafCache } from '../src/proxy/leaf-cache.js';
 import { createCertificateAuthority, issueServerCertificate } from '../src/tls/certificates.js';
-import { initializeVault } from '../src/vault/bootstrap.js';
-import { MasterKey } from '../src/vault/master-key.js';
-import { Opener } from '../src/vault/private/opener.js';
-import { createCredentialResolver } from '../src/vault/private/resolver.js';
-import { createTokenHttpClient } from '../src/vault/private/token-http.js';
-import { Sealer } from '../src/vault/sealer.js';
-import { openVaultStore } from '../src/vault/store.js';
+import { nextLine, runNode } from './node-children.js';
+import { treePids } from './proc-cpu.js';
+import { idleMemory, type IdleResult } from './proxy-idle.js';
+import { startMitmproxy, startSquid, type Peer } from './proxy-peers.js';
+import { idleTable, loadTable, type LoadResult, type Rounds } from './proxy-report.js';
+import { startTagboxProxy } from './proxy-tagbox.js';
+import { processTable, subtree } from './proc-tree.js';
 
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
-const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
-const WARMUP_MS = 1000;
+const LEVELS = (process.env.BENCH_CONNECTIONS ?? '1,8,64').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 2500);
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
+const IDLE_TUNNELS = Number(process.env.BENCH_IDLE_TUNNELS ?? 1000);
 const MAX_REQUESTS = 2_000_000;
 const FIRST_N = 20;
+/** BENCH_CASES=credential,squid runs only those (for profiling); direct always runs. */
+const ONLY = process.env.BENCH_CASES?.split(',');
+const selected = (name: string) => name === 'direct' || (ONLY ? ONLY.includes(name) : name !== 'passthrough');
 
-interface LoadResult {
-  requests: number;
-  errors: number;
-  firstError?: string;
-  seconds: number;
-  rps: number;
-  p50: number;
-  p99: number;
-}
+const LABELS = new Map([
+  ['direct', 'direct'],
+  ['squid', 'squid (tunnel)'],
+  ['minimal', 'minimal intercept'],
+  ['mitmproxy', 'mitmproxy (inject)'],
+  ['allowlist', 'tagbox allowlist'],
+  ['credential', 'tagbox credential'],
+  ['passthrough', 'tagbox passthrough'],
+]);
 
 const dir = mkdtempSync(join(tmpdir(), 'tagbox-bench-proxy-'));
 chmodSync(dir, 0o755);
 const children: ChildProcess[] = [];
-const cleanup = () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-};
+/** Every child and whatever it started, SIGKILLed. */
+function cleanup(): void {
+  const table = processTable();
+  for (const c of children) {
+    if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
+    for (const pid of subtree(table, c.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}
 process.on('exit', cleanup);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+interface Case {
+  name: string;
+  url: string;
+  proxy?: { port: number; pid: number };
+  caFile: string;
+  dialAddress?: string;
+  /** The upstream must see the injected credential on every request. */
+  injects: boolean;
 }
 
-/** BENCH_CASES=credential,allowlist runs only those (for profiling); direct always runs. */
-const ONLY = process.env.BENCH_CASES?.split(',');
-
-async function generate(spec: Record<string, unknown>, name?: string): Promise<LoadResult | string> {
-  if (ONLY && name && !ONLY.includes(name)) return 'not selected (BENCH_CASES)';
-  const child = runNode(children, 'proxy-load.ts', [JSON.stringify({ connections: CONNECTIONS, durationMs: DURATION_MS, warmupMs: WARMUP_MS, maxRequests: MAX_REQUESTS, ...spec })]);
+async function generate(c: Case, connections: number, upstreamPid: number): Promise<LoadResult> {
+  const spec = {
+    mode: 'load',
+    url: c.url,
+    caFile: c.caFile,
+    connections,
+    durationMs: DURATION_MS,
+    warmupMs: WARMUP_MS,
+    maxRequests: MAX_REQUESTS,
+    ...(c.proxy ? { proxy: `http://127.0.0.1:${c.proxy.port}` } : {}),
+    ...(c.dialAddress ? { dialAddress: c.dialAddress } : {}),
+    cpu: { proxy: c.proxy ? treePids(c.proxy.pid) : [], upstream: [upstreamPid] },
+  };
+  const child = runNode(children, 'proxy-load.ts', [JSON.stringify(spec)]);
   child.stdin!.end();
   return JSON.parse(await nextLine(child, DURATION_MS + WARMUP_MS + 60_000)) as LoadResult;
 }
 
-/** Squid as a plain CONNECT tunnel on loopback; installed with apt-get if missing. */
-async function startSquid(port: number, hostsFile: string): Promise<ChildProcess | string> {
-  const bin = ['/usr/sbin/squid', '/usr/bin/squid'].find((p) => existsSync(p));
-  if (!bin) {
-    process.stdout.write('squid is missing: apt-get install -y squid ...\n');
-    const r = spawnSync('sh', ['-c', 'apt-get install -y squid || (apt-get update && apt-get install -y squid)'], { stdio: 'ignore', timeout: 300_000 });
-    if (r.status !== 0 || !['/usr/sbin/squid', '/usr/bin/squid'].some((p) => existsSync(p))) return 'squid could not be installed (apt-get failed)';
-    return startSquid(port, hostsFile);
-  }
-  const squidDir = join(dir, 'squid');
-  spawnSync('mkdir', ['-p', squidDir]);
-  chmodSync(squidDir, 0o777);
-  const conf = join(squidDir, 'squid.conf');
-  writeFileSync(
-    conf,
-    [
-      `http_port 127.0.0.1:${port}`,
-      'acl CONNECT method CONNECT',
-      'http_access allow localhost',
-      'http_access deny all',
-      'cache deny all',
-      'cache_mem 0 MB',
-      'access_log none',
-      `cache_log ${join(squidDir, 'cache.log')}`,
-      `pid_filename ${join(squidDir, 'squid.pid')}`,
-      `coredump_dir ${squidDir}`,
-      `hosts_file ${hostsFile}`,
-      'dns_v4_first on',
-      'workers 1',
-      'shutdown_lifetime 0 seconds',
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(bin, ['-N', '-f', conf], { stdio: 'ignore' });
-  children.push(child);
-  // Ready when it accepts a connection.
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      void s;
-      import('node:net').then(({ connect }) => {
-        const c = connect({ host: '127.0.0.1', port }, () => {
-          c.destroy();
-          resolve(true);
-        });
-        c.on('error', () => resolve(false));
-      });
-    });
-    if (ok) return child;
-    if (child.exitCode !== null) return `squid exited with ${child.exitCode} (see ${join(squidDir, 'cache.log')})`;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return 'squid did not start listening within 15 s';
+function firstRequests(urls: string[], proxyPort: number, caFile: string): Promise<{ n: number; p50: number; mean: number; max: number }> {
+  const spec = { mode: 'first', urls, url: '', proxy: `http://127.0.0.1:${proxyPort}`, caFile, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 };
+  const child = runNode(children, 'proxy-load.ts', [JSON.stringify(spec)]);
+  child.stdin!.end();
+  return nextLine(child, 60_000).then((line) => JSON.parse(line) as { n: number; p50: number; mean: number; max: number });
 }
 
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 async function main(): Promise<void> {
-  // PKI: an upstream CA the generator and the proxy trust; the deployment CA for interception.
+  const t0 = Date.now();
+  // PKI: the upstream's CA and leaf; one local CA every intercepting proxy signs its leaves with.
   const upstreamCa = await createCertificateAuthority({ commonName: 'Bench Upstream CA', validDays: 1 });
   const newHosts = Array.from({ length: FIRST_N }, (_, i) => `new${i}-${Date.now().toString(36)}.bench.test`);
   const names = ['bench.test', 'api.bench.test', 'pass.bench.test', ...newHosts];
-  const leaf = await issueServerCertificate(upstreamCa, [...names, '*.bench.test']);
-  const deployCa = await createCertificateAuthority({ commonName: 'Bench Deployment CA', validDays: 1 });
+  // 127.0.0.1 too: mitmproxy may name the upstream by the address it dials.
+  const leaf = await issueServerCertificate(upstreamCa, [...names, '*.bench.test', '127.0.0.1']);
+  const localCa = await createCertificateAuthority({ commonName: 'Bench Local CA', validDays: 1 });
   const files = {
     upstreamCa: join(dir, 'upstream-ca.pem'),
     cert: join(dir, 'leaf.pem'),
     key: join(dir, 'leaf.key'),
+    localCa: join(dir, 'local-ca.pem'),
+    localCaKey: join(dir, 'local-ca.key'),
     both: join(dir, 'both-cas.pem'),
     hosts: join(dir, 'hosts'),
   };
   writeFileSync(files.upstreamCa, upstreamCa.certPem);
   writeFileSync(files.cert, leaf.certPem);
   writeFileSync(files.key, leaf.keyPem);
-  writeFileSync(files.both, `${upstreamCa.certPem}\n${deployCa.certPem}`);
+  writeFileSync(files.localCa, localCa.certPem);
+  writeFileSync(files.localCaKey, localCa.keyPem, { mode: 0o600 });
+  writeFileSync(files.both, `${upstreamCa.certPem}\n${localCa.certPem}`);
   writeFileSync(files.hosts, `${names.map((n) => `127.0.0.1 ${n}`).join('\n')}\n`);
   chmodSync(files.hosts, 0o644);
 
-  // The real vault, with the credential sealed as `tagbox secret set` would.
   const secret = `bench-token-${Date.now()}`;
-  const vaultStore = await openVaultStore({ dialect: 'sqlite', file: join(dir, 'vault.db') });
-  const masterKey = MasterKey.generate({ kind: 'env', variable: 'BENCH_MASTER_KEY' });
-  await initializeVault(vaultStore, () => masterKey);
-  await (await Sealer.connect(vaultStore)).put('bench-token', Buffer.from(secret));
-
-  const upstream = runNode(children, 'proxy-upstream.ts', [files.cert, files.key, `Bearer ${secret}`]);
+  const inject = `Bearer ${secret}`;
+  const upstream = runNode(children, 'proxy-upstream.ts', [files.cert, files.key, inject]);
   const upstreamPort = (JSON.parse(await nextLine(upstream, 20_000)) as { port: number }).port;
-
-  // Tagbox: the audit log on SQLite (group commit), as `tagbox proxy` runs it.
-  const store = await openControlStore({ dialect: 'sqlite', file: join(dir, 'tagbox.db') });
-  // Signed audit checkpoints, as every CLI-opened store has them (BENCH_NO_CHECKPOINTS=1 to compare without).
-  if (!process.env.BENCH_NO_CHECKPOINTS) enableAuditCheckpoints(store, { keyFile: join(dir, 'audit-signing.key'), checkpointFile: join(dir, 'audit', 'checkpoint.json') });
-  // BENCH_NO_AUDIT=1 (diagnosis only): audit events are dropped, to see what the audit write costs.
-  const audit = process.env.BENCH_NO_AUDIT ? ({ appendMany: async () => [], append: async () => ({}) } as unknown as AuditLog) : new AuditLog(store);
-  // As `tagbox proxy` runs it: one group-committing writer for egress and credential-use events.
-  const writer = new AuditWriter(audit);
-  const opener = await Opener.unlock(vaultStore, masterKey, { audit: writer });
-  const resolver = createCredentialResolver({ opener, http: createTokenHttpClient({}) });
-  const proxy = new AgentProxy({
-    ca: deployCa,
-    audit: writer,
-    resolver,
-    // Through Tagbox the names are used on 443 (passthrough and host patterns
-    // default to ports 443 and 80), mapped to the upstream like --connect-to.
-    upstream: { connectTo: parseConnectTo(names.map((n) => `${n}:443:127.0.0.1:${upstreamPort}`)), extraCaPem: upstreamCa.certPem },
-    passthrough: ['pass.bench.test'],
-  });
-  const bundles = parseBundleFile(
-    `bundles:
-  - name: bench
-    domains: [bench.test, pass.bench.test, "*.bench.test"]
-    connections:
-      - name: api
-        secret: bench-token
-        allowedWebsites: [api.bench.test]
-        inject:
-          header: Authorization
-          value: "Bearer {{secret}}"
-`,
-    'bench-bundles.yaml',
-  ).bundles;
-  const listener = await proxy.listen({ host: '127.0.0.1', port: 0 }, { policy: compilePolicy(bundles) });
-  const tagbox = `http://127.0.0.1:${listener.port}`;
-
-  const squidPort = await freePort();
-  const squid = await startSquid(squidPort, files.hosts);
-
-  // Direct and squid dial the upstream port (squid resolves names with its hosts_file).
-  const url = (host: string) => `https://${host}:${upstreamPort}/`;
-  const viaTagbox = (host: string) => `https://${host}/`;
-  const stats = async () => {
+  const upstreamStats = async () => {
     upstream.stdin!.write('stats\n');
     return JSON.parse(await nextLine(upstream, 5000)) as { requests: number; withCredential: number; connections: number };
   };
 
-  const results: Record<string, LoadResult | string> = {};
-  process.stdout.write(`proxy bench: ${CONNECTIONS} connections, keep-alive, HTTPS, ${DURATION_MS / 1000} s per case after ${WARMUP_MS / 1000} s warm-up\n`);
-  results.direct = await generate({ mode: 'load', url: url('bench.test'), caFile: files.upstreamCa, dialAddress: '127.0.0.1' });
-  results.allowlist = await generate({ mode: 'load', url: viaTagbox('bench.test'), proxy: tagbox, caFile: files.both }, 'allowlist');
-  const before = await stats();
-  results.credential = await generate({ mode: 'load', url: viaTagbox('api.bench.test'), proxy: tagbox, caFile: files.both }, 'credential');
-  const after = await stats();
-  results.passthrough = await generate({ mode: 'load', url: viaTagbox('pass.bench.test'), proxy: tagbox, caFile: files.both }, 'passthrough');
-  if (process.env.BENCH_DEBUG) {
-    const counts: Record<string, number> = {};
-    for await (const e of audit.query({ type: 'egress' })) counts[`${e.method} ${e.host}`] = (counts[`${e.method} ${e.host}`] ?? 0) + 1;
-    console.log(counts);
-  }
-  results.squid = typeof squid === 'string' ? squid : await generate({ mode: 'load', url: url('bench.test'), proxy: `http://127.0.0.1:${squidPort}`, caFile: files.both }, 'squid');
+  // The proxies.
+  const tagbox = await startTagboxProxy(children, dir, {
+    caCertPem: localCa.certPem,
+    caKeyPem: localCa.keyPem,
+    upstreamCaFile: files.upstreamCa,
+    hosts: names,
+    upstreamPort,
+    secret,
+    passthrough: ['pass.bench.test'],
+  });
+  const minimalChild = runNode(children, 'minimal-intercept.ts', [
+    JSON.stringify({ caCertFile: files.localCa, caKeyFile: files.localCaKey, upstreamCaFile: files.upstreamCa, toHost: '127.0.0.1', toPort: upstreamPort, inject }),
+  ]);
+  const minimal: Peer = { child: minimalChild, port: (JSON.parse(await nextLine(minimalChild, 20_000)) as { port: number }).port };
+  const squid = selected('squid') ? await startSquid(children, dir, files.hosts) : 'not selected (BENCH_CASES)';
+  const mitm = selected('mitmproxy')
+    ? await startMitmproxy(children, dir, { caCertPem: localCa.certPem, caKeyPem: localCa.keyPem, upstreamCaFile: files.upstreamCa, upstreamPort, inject })
+    : 'not selected (BENCH_CASES)';
+  for (const [what, peer] of [['squid', squid], ['mitmproxy', mitm]] as const) if (typeof peer === 'string') process.stdout.write(`${what}: ${peer}; going on without it\n`);
 
-  // First request to a new host: CONNECT + TLS (leaf minted) + request, on a fresh connection each.
-  const firstNew = JSON.parse(
-    await nextLine(
-      (() => {
-        const c = runNode(children, 'proxy-load.ts', [JSON.stringify({ mode: 'first', urls: newHosts.map(viaTagbox), url: '', proxy: tagbox, caFile: files.both, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 })]);
-        c.stdin!.end();
-        return c;
-      })(),
-      60_000,
-    ),
-  ) as { n: number; p50: number; mean: number; max: number };
-  const firstCached = JSON.parse(
-    await nextLine(
-      (() => {
-        const c = runNode(children, 'proxy-load.ts', [JSON.stringify({ mode: 'first', urls: newHosts.map(() => viaTagbox('bench.test')), url: '', proxy: tagbox, caFile: files.both, connections: 1, durationMs: 0, warmupMs: 0, maxRequests: 0 })]);
-        c.stdin!.end();
-        return c;
-      })(),
-      60_000,
-    ),
-  ) as { n: number; p50: number; mean: number; max: number };
-  // The mint alone, in process: a leaf for a name never seen.
+  const via = (p: Peer) => ({ port: p.port, pid: p.child.pid! });
+  const tagboxPeer = { port: tagbox.port, pid: tagbox.child.pid! };
+  const direct = `https://bench.test:${upstreamPort}/`;
+  const cases: Array<Case | { name: string; skipped: string }> = [
+    { name: 'direct', url: direct, caFile: files.upstreamCa, dialAddress: '127.0.0.1', injects: false },
+    // squid resolves the names with its hosts_file and dials the upstream's port.
+    typeof squid === 'string' ? { name: 'squid', skipped: squid } : { name: 'squid', url: direct, proxy: via(squid), caFile: files.both, injects: false },
+    // The intercepting proxies map HOST:443 to the upstream (--connect-to, or the addon).
+    { name: 'minimal', url: 'https://api.bench.test/', proxy: via(minimal), caFile: files.both, injects: true },
+    typeof mitm === 'string' ? { name: 'mitmproxy', skipped: mitm } : { name: 'mitmproxy', url: 'https://api.bench.test/', proxy: via(mitm), caFile: files.both, injects: true },
+    { name: 'allowlist', url: 'https://bench.test/', proxy: tagboxPeer, caFile: files.both, injects: false },
+    { name: 'credential', url: 'https://api.bench.test/', proxy: tagboxPeer, caFile: files.both, injects: true },
+    { name: 'passthrough', url: 'https://pass.bench.test/', proxy: tagboxPeer, caFile: files.both, injects: false },
+  ];
+  const active = cases.filter((c) => selected(c.name));
+  const labels = new Map(active.map((c) => [c.name, LABELS.get(c.name)!]));
+
+  // Memory per 1,000 idle tunnels, TLS established (with the proxy's leaf where it intercepts); before the load, see proxy-idle.ts.
+  const idle = new Map<string, IdleResult | string>();
+  if (IDLE_TUNNELS > 0) {
+    const idleCases: Array<[string, Peer | string | { port: number; pid: number }, string]> = [
+      ['squid', squid, `bench.test:${upstreamPort}`],
+      ['minimal', minimal, 'bench.test:443'],
+      ['mitmproxy', mitm, 'bench.test:443'],
+      ['allowlist', tagboxPeer, 'bench.test:443'],
+    ];
+    for (const [name, peer, target] of idleCases) {
+      if (!selected(name)) continue;
+      if (typeof peer === 'string') {
+        idle.set(name, peer);
+        continue;
+      }
+      const p = 'child' in peer ? via(peer) : peer;
+      try {
+        idle.set(name, await idleMemory(children, p.pid, { proxyPort: p.port, target, caFile: files.both, count: IDLE_TUNNELS }, async () => (await upstreamStats()).connections));
+      } catch (error) {
+        idle.set(name, `failed: ${(error as Error).message}`);
+      }
+    }
+    process.stdout.write(`idle tunnels measured (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+  }
+
+  process.stdout.write(
+    `proxy bench: ${LEVELS.join(', ')} connections x ${ROUNDS} rounds, keep-alive HTTPS, ${DURATION_MS / 1000} s measured after ${WARMUP_MS / 1000} s warm-up per case; medians\n`,
+  );
+  const results = new Map<string, Map<number, Rounds>>(active.map((c) => [c.name, new Map()]));
+  const injected = new Map<string, { requests: number; withCredential: number }>();
+  for (const level of LEVELS) {
+    for (let round = 0; round < ROUNDS; round++) {
+      // Rotate the order each round, so no case always runs first (or right after another).
+      const order = active.map((_, i) => active[(i + round) % active.length]!);
+      for (const c of order) {
+        const slot = results.get(c.name)!;
+        if ('skipped' in c) {
+          slot.set(level, c.skipped);
+          continue;
+        }
+        const before = await upstreamStats();
+        try {
+          const r = await generate(c, level, upstream.pid!);
+          const prior = slot.get(level);
+          slot.set(level, [...(Array.isArray(prior) ? prior : []), r]);
+        } catch (error) {
+          if (!Array.isArray(slot.get(level))) slot.set(level, `failed: ${(error as Error).message}`);
+        }
+        const after = await upstreamStats();
+        const seen = injected.get(c.name) ?? { requests: 0, withCredential: 0 };
+        injected.set(c.name, { requests: seen.requests + after.requests - before.requests, withCredential: seen.withCredential + after.withCredential - before.withCredential });
+      }
+      process.stdout.write(`  ${level} connections, round ${round + 1}/${ROUNDS} done (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+    }
+  }
+
+  // First request to a new host (CONNECT + TLS with a leaf minted + request, fresh connection each) against a cached host.
+  const firstNew = await firstRequests(newHosts.map((h) => `https://${h}/`), tagbox.port, files.both);
+  const firstCached = await firstRequests(newHosts.map(() => 'https://bench.test/'), tagbox.port, files.both);
+  // The mint alone, in this process, with Tagbox's leaf cache and the same CA: a leaf for a name never seen.
+  const leaves = new LeafCache({ certPem: localCa.certPem, keyPem: localCa.keyPem });
   const mintTimes: number[] = [];
   for (let i = 0; i < FIRST_N; i++) {
     const t = process.hrtime.bigint();
-    await proxy.leaves.get(`mint${i}-${Date.now().toString(36)}.bench.test`);
+    await leaves.get(`mint${i}-${Date.now().toString(36)}.bench.test`);
     mintTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   mintTimes.sort((a, b) => a - b);
 
   // Report.
-  const direct = results.direct as LoadResult;
-  const loaded = (r: LoadResult | string | undefined) => (typeof r === 'string' ? undefined : r);
-  const sq = typeof results.squid === 'string' ? undefined : results.squid;
-  process.stdout.write(`\n${'case'.padEnd(13)}${'req/s'.padStart(10)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(8)}${'vs direct'.padStart(11)}${'vs squid'.padStart(10)}${'+p50 ms'.padStart(9)}\n`);
-  for (const [name, r] of Object.entries(results)) {
-    if (typeof r === 'string') {
-      process.stdout.write(`${name.padEnd(13)}skipped: ${r}\n`);
-      continue;
-    }
-    process.stdout.write(
-      `${name.padEnd(13)}${fmt(r.rps).padStart(10)}${fmt(r.p50, 3).padStart(9)}${fmt(r.p99, 3).padStart(9)}${String(r.errors).padStart(8)}${fmt(r.rps / direct.rps, 2).padStart(11)}${(sq ? fmt(r.rps / sq.rps, 2) : '-').padStart(10)}${fmt(r.p50 - direct.p50, 3).padStart(9)}\n`,
-    );
-    if (r.firstError) process.stdout.write(`  first error: ${r.firstError}\n`);
-  }
-  const injected = after.withCredential - before.withCredential;
-  const credentialRequests = after.requests - before.requests;
-  process.stdout.write(`\ncredential case: ${injected} of ${credentialRequests} upstream requests carried the injected credential, over ${after.connections - before.connections} new upstream connections\n`);
+  process.stdout.write(`\n${loadTable(results, labels, LEVELS, (name) => name !== 'direct')}`);
+  process.stdout.write('(x squid: req/s over squid\'s at the same connections; +p50/+p99: latency added over direct; us/req: CPU microseconds per request, utime+stime from /proc; proxy = its whole process tree)\n');
+  const checks = [...injected]
+    .filter(([name]) => active.find((c) => c.name === name && 'injects' in c && c.injects))
+    .map(([name, n]) => `${LABELS.get(name)} ${n.withCredential}/${n.requests}`);
+  if (checks.length > 0) process.stdout.write(`requests that reached the upstream with the injected credential: ${checks.join(', ')}\n`);
+  if (idle.size > 0) process.stdout.write(`\n${idleTable(idle, labels)}(RSS delta of the proxy's process tree with the tunnels open, per 1,000; squid's tunnels carry TLS end to end, the others terminate it; upstream conns: TLS connections the upstream accepted for them — mitmproxy dials eagerly, its default)\n`);
   process.stdout.write(
-    `first request to a new host (fresh connection, CONNECT+TLS+request, leaf minted): p50 ${fmt(firstNew.p50, 2)} ms, mean ${fmt(firstNew.mean, 2)} ms, max ${fmt(firstNew.max, 2)} ms (n=${firstNew.n})\n`,
+    `\nfirst request to a new host through tagbox (fresh connection, CONNECT+TLS+request, leaf minted): p50 ${fmt(firstNew.p50, 2)} ms, mean ${fmt(firstNew.mean, 2)} ms, max ${fmt(firstNew.max, 2)} ms (n=${firstNew.n})\n`,
   );
   process.stdout.write(`same, to a cached host (leaf and upstream pool warm): p50 ${fmt(firstCached.p50, 2)} ms, mean ${fmt(firstCached.mean, 2)} ms (n=${firstCached.n})\n`);
   process.stdout.write(`leaf mint alone (in process): p50 ${fmt(mintTimes[Math.floor(mintTimes.length / 2)]!, 2)} ms, max ${fmt(mintTimes.at(-1)!, 2)} ms\n`);
-  const cred = loaded(results.credential);
-  const pass = loaded(results.passthrough);
-  if (sq && cred && pass) {
-    process.stdout.write(
-      `\ntargets: credential >= squid: ${cred.rps >= sq.rps ? 'yes' : 'NO'} (${fmt(cred.rps / sq.rps, 2)}x); passthrough >= 1.2x squid: ${pass.rps >= 1.2 * sq.rps ? 'yes' : 'NO'} (${fmt(pass.rps / sq.rps, 2)}x); ` +
-        `credential +p50 < 0.5 ms: ${cred.p50 - direct.p50 < 0.5 ? 'yes' : 'NO'} (${fmt(cred.p50 - direct.p50, 3)} ms); first request to a new host < 5 ms: ${firstNew.p50 < 5 ? 'yes' : 'NO'} (${fmt(firstNew.p50, 2)} ms)\n`,
-    );
-  }
+  process.stdout.write(`\nproxy bench took ${Math.round((Date.now() - t0) / 1000)} s\n`);
 
-  await proxy.close();
-  await opener.close();
-  await vaultStore.close();
-  await store.close();
   upstream.stdin!.end();
-  if (typeof squid !== 'string') squid.kill('SIGTERM');
+  minimalChild.stdin!.end();
   cleanup();
   rmSync(dir, { recursive: true, force: true });
 }
@@ -308,6 +283,7 @@ main().then(
   (error: unknown) => {
     console.error(error);
     cleanup();
+    rmSync(dir, { recursive: true, force: true });
     process.exit(1);
   },
 );
