@@ -7,7 +7,7 @@ import type { Inject } from '../policy/bundle-schema.js';
 import { renderInjection } from '../policy/inject.js';
 import { describeError, failure, isTagboxError } from '../errors.js';
 import type { CredentialResolver, ResolvedCredential } from '../vault/credentials.js';
-import { countRawHeader, defaultPort, forwardableRequestHeaders, forwardableResponseHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
+import { countRawHeader, defaultPort, forwardableRequestHeaders, parseAuthority, type OutgoingHeaders } from './headers.js';
 import type { ListenerState, TunnelInfo } from './listener-state.js';
 import type { Gate, ModelMeter, UsageContext } from './model-meter.js';
 import { githubTrafficOf, inspectPush, pullRequestOf, pushOutcome, Tap, type GithubFacts, type GithubTraffic, type PushInspection } from './github-traffic.js';
