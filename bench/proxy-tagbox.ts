@@ -69,7 +69,9 @@ export async function startTagboxProxy(children: ChildProcess[], dir: string, op
 
   const args = [TAGBOX_BIN, 'proxy', '--bundles', bundles, '--listen', '127.0.0.1:0', '--upstream-ca', options.upstreamCaFile];
   for (const host of options.hosts) args.push('--connect-to', `${host}:443:127.0.0.1:${options.upstreamPort}`);
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_PROFILE=DIR: the proxy writes a V8 CPU profile there when the bench ends (it is stopped with SIGTERM).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   child.stderr!.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-8192)));

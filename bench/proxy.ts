@@ -270,6 +270,10 @@ async function main(): Promise<void> {
   );
   process.stdout.write(`same, to a cached host (leaf and upstream pool warm): p50 ${fmt(firstCached.p50, 2)} ms, mean ${fmt(firstCached.mean, 2)} ms (n=${firstCached.n})\n`);
   process.stdout.write(`leaf mint alone (in process): p50 ${fmt(mintTimes[Math.floor(mintTimes.length / 2)]!, 2)} ms, max ${fmt(mintTimes.at(-1)!, 2)} ms\n`);
+  if (process.env.BENCH_PROFILE) {
+    tagbox.child.kill('SIGTERM');
+    await new Promise((resolve) => tagbox.child.once('exit', resolve));
+  }
   process.stdout.write(`\nproxy bench took ${Math.round((Date.now() - t0) / 1000)} s\n`);
 
   upstream.stdin!.end();
