@@ -11,7 +11,7 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('tagbox: not built yet; run `npm run build` (or `npm run setup`) in the repository first\n');
   process.exit(1);
 }
-await import((verb(process.argv) === 'exec' && bundled()) ?? entry.href);
+await import((verb(process.argv) === 'exec' ? bundled() : undefined) ?? entry.href);
 
 /** The first word that is not a global option or its value (as src/cli/main.ts reads it). */
 function verb(argv) {

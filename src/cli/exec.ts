@@ -1,15 +1,17 @@
-import { chmodSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { AuditLog } from '../audit/log.js';
-import { invalidInput } from '../errors.js';
+import { describeError, invalidInput } from '../errors.js';
+import { deploymentCaCertificate } from '../proxy/ca.js';
 import { policyFromBundleFile } from '../proxy/policy-source.js';
-import { startProxyRuntime, type ProxyRuntime } from '../proxy/runtime.js';
+import { SessionProxy } from '../proxy/session-proxy.js';
 import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { isSandboxUnavailable } from '../sandbox/errors.js';
 import type { SandboxLimits } from '../sandbox/limits.js';
-import { runOnce } from '../sandbox/run.js';
+import { runInSandbox } from '../sandbox/run.js';
+import type { Sandbox } from '../sandbox/types.js';
+import type { ControlStore } from '../store/database.js';
 import { contextFrom } from './context.js';
 import { collect } from './options.js';
 
@@ -75,54 +77,70 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
   const limits = parseLimits(opts);
   const ctx = contextFrom(command);
   const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
+  // Without bundles or upstream flags nothing is reachable and nothing needs
+  // checking up front: the proxy (and its vault) start only if the sandbox
+  // connects. With them, they start before the command, so that their errors
+  // come before it runs.
+  const lazy = !opts.bundles && opts.connectTo.length === 0 && !opts.upstreamCa;
 
-  // The host check (it runs bubblewrap once) and the proxy's start overlap.
-  const providerReady = createBubblewrapProvider({ home: ctx.home }).then(
-    (provider) => ({ provider }),
-    (error: unknown) => ({ error }),
-  );
-  const runtimeReady = startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}) });
-  const ready = await providerReady;
-  if ('error' in ready) {
-    await runtimeReady.then((r) => r.close(), () => undefined);
-    if (!isSandboxUnavailable(ready.error)) throw ready.error;
-    process.stderr.write(`tagbox: ${ready.error.message}\n`);
+  // Beside the sandbox's start (bubblewrap, its set-up, the agent): the store
+  // (the audit log) and the CA certificate the sandbox's /etc trusts.
+  const storeReady = ctx.openStore();
+  storeReady.catch(() => undefined);
+  const providerReady = createBubblewrapProvider({ home: ctx.home, probe: 'on-failure' });
+  providerReady.catch(() => undefined);
+  const caCertPem = await deploymentCaCertificate(ctx.paths.caDir);
+
+  let provider: Awaited<typeof providerReady>;
+  try {
+    provider = await providerReady;
+  } catch (error) {
+    await storeReady.then((store) => store.close(), () => undefined);
+    if (!isSandboxUnavailable(error)) throw error;
+    process.stderr.write(`tagbox: ${error.message}\n`);
     return EXIT_SANDBOX_UNAVAILABLE;
-  }
-  const { provider } = ready;
-  if (stopped.aborted) {
-    await runtimeReady.then((r) => r.close(), () => undefined);
-    return 1;
   }
 
   const session = `exec-${randomBytes(6).toString('hex')}`;
   const proxySocket = provider.proxySocketPath(`exec-${process.pid}-${session.slice(5)}`);
-  let runtime: ProxyRuntime | undefined;
+  const proxy = await SessionProxy.bind(proxySocket, async () => {
+    const { startProxyRuntime } = await import('../proxy/runtime.js');
+    const store = await storeReady;
+    return startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), store });
+  }, { session, policy }, (error) => process.stderr.write(`tagbox: the proxy could not start, so nothing is reachable: ${describeError(error)}\n`));
+  let sandboxReady: Promise<Sandbox> | undefined;
+  let store: ControlStore | undefined;
   try {
-    runtime = await runtimeReady;
-    await runtime.proxy.listen({ socketPath: proxySocket }, { session, policy });
-    // The sandbox may be a host uid of its own; the socket's directory keeps everyone else out.
-    chmodSync(proxySocket, 0o666);
-    const audit = new AuditLog(runtime.store);
+    sandboxReady = provider.create({ proxySocket, caCertPem, limits, label: session });
+    sandboxReady.catch(() => undefined);
+    if (!lazy) await proxy.start();
+    store = await storeReady;
+    const audit = new AuditLog(store);
     await audit.append({ type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '', bundles: bundles.map((b) => b.name) });
-    let result;
+    let sandbox: Sandbox;
     try {
-      result = await runOnce(
-        provider,
-        { proxySocket, caCertPem: runtime.caCertPem, limits, label: session },
-        { argv, stdin: process.stdin.isTTY ? '' : process.stdin, signal: stopped, ...(limits.wallMs ? { timeoutMs: limits.wallMs } : {}) },
-        { stdout: process.stdout, stderr: process.stderr },
-      );
+      sandbox = await sandboxReady;
     } catch (error) {
       if (!isSandboxUnavailable(error)) throw error;
       process.stderr.write(`tagbox: ${error.message}\n`);
       return EXIT_SANDBOX_UNAVAILABLE;
     }
+    if (stopped.aborted) return 1;
+    const result = await runInSandbox(
+      provider,
+      sandbox,
+      { argv, stdin: process.stdin.isTTY ? '' : process.stdin, signal: stopped, ...(limits.wallMs ? { timeoutMs: limits.wallMs } : {}) },
+      { stdout: process.stdout, stderr: process.stderr },
+    );
+    await provider.release(sandbox);
     await audit.append({ type: 'sandbox', action: 'release', session, exitCode: result.exitCode, ...(result.limit ? { limit: result.limit } : {}), durationMs: result.durationMs });
     return result.exitCode;
   } finally {
     process.stdin.destroy();
-    await runtime?.close();
+    // Whatever happened: the sandbox goes, then the proxy (flushing its audit), then the store.
+    await sandboxReady?.then((sandbox) => provider.release(sandbox), () => undefined);
+    await proxy.close();
+    await (store ?? (await storeReady.catch(() => undefined)))?.close();
   }
 }
 
