@@ -1,18 +1,16 @@
 import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { AuditLog } from '../audit/log.js';
 import { describeError, invalidInput } from '../errors.js';
+import { ensureHome, homePaths, resolveHome } from '../home.js';
 import { deploymentCaCertificate } from '../proxy/ca.js';
-import { policyFromBundleFile } from '../proxy/policy-source.js';
 import { SessionProxy } from '../proxy/session-proxy.js';
 import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { isSandboxUnavailable } from '../sandbox/errors.js';
 import type { SandboxLimits } from '../sandbox/limits.js';
 import { runInSandbox } from '../sandbox/run.js';
 import type { Sandbox } from '../sandbox/types.js';
-import type { ControlStore } from '../store/database.js';
-import { contextFrom } from './context.js';
+import type { GlobalOptions } from './context.js';
 import { collect } from './options.js';
 
 /** Exit status when the sandbox itself could not be set up (as `docker run` and `env` use it). */
@@ -73,29 +71,35 @@ export function registerExec(program: Command): void {
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+const __t = (n: string) => { if (process.env.TBT) process.stderr.write(`T ${n} ${performance.now().toFixed(1)}\n`); };
+/**
+ * In the order that makes a one-shot exec quick (docs/SANDBOX.md, "Start-up of
+ * tagbox exec"): the sandbox starts first, from the few small modules it
+ * needs; the rest — config, bundles, the store for the audit log, all large
+ * libraries — loads and opens while bubblewrap and the agent set the sandbox
+ * up in their own processes. The command runs once both are done and its
+ * sandbox's creation is in the audit log.
+ */
 async function execCommand(argv: string[], opts: ExecOptions, command: Command, stopped: AbortSignal): Promise<number> {
   const limits = parseLimits(opts);
-  const ctx = contextFrom(command);
-  const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
+  const home = ensureHome(resolveHome(command.optsWithGlobals<GlobalOptions>().home));
   // Without bundles or upstream flags nothing is reachable and nothing needs
   // checking up front: the proxy (and its vault) start only if the sandbox
   // connects. With them, they start before the command, so that their errors
   // come before it runs.
   const lazy = !opts.bundles && opts.connectTo.length === 0 && !opts.upstreamCa;
 
-  // Beside the sandbox's start (bubblewrap, its set-up, the agent): the store
-  // (the audit log) and the CA certificate the sandbox's /etc trusts.
-  const storeReady = ctx.openStore();
-  storeReady.catch(() => undefined);
-  const providerReady = createBubblewrapProvider({ home: ctx.home, probe: 'on-failure' });
+  const providerReady = createBubblewrapProvider({ home, probe: 'on-failure' });
   providerReady.catch(() => undefined);
-  const caCertPem = await deploymentCaCertificate(ctx.paths.caDir);
+  const besideReady = loadBeside(command, opts);
+  besideReady.catch(() => undefined);
+  const caCertPem = await deploymentCaCertificate(homePaths(home).caDir);
 
   let provider: Awaited<typeof providerReady>;
   try {
     provider = await providerReady;
   } catch (error) {
-    await storeReady.then((store) => store.close(), () => undefined);
+    await besideReady.then(({ store }) => store.close(), () => undefined);
     if (!isSandboxUnavailable(error)) throw error;
     process.stderr.write(`tagbox: ${error.message}\n`);
     return EXIT_SANDBOX_UNAVAILABLE;
@@ -103,18 +107,27 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
 
   const session = `exec-${randomBytes(6).toString('hex')}`;
   const proxySocket = provider.proxySocketPath(`exec-${process.pid}-${session.slice(5)}`);
-  const proxy = await SessionProxy.bind(proxySocket, async () => {
-    const { startProxyRuntime } = await import('../proxy/runtime.js');
-    const store = await storeReady;
-    return startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), store });
-  }, { session, policy }, (error) => process.stderr.write(`tagbox: the proxy could not start, so nothing is reachable: ${describeError(error)}\n`));
+  const proxy = await SessionProxy.bind(
+    proxySocket,
+    async (acceptor) => {
+      const [{ startProxyRuntime }, { ctx, store, policy }] = await Promise.all([import('../proxy/runtime.js'), besideReady]);
+      const runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), store });
+      try {
+        await runtime.proxy.listen({ acceptor }, { session, policy });
+      } catch (error) {
+        await runtime.close();
+        throw error;
+      }
+      return runtime;
+    },
+    (error) => process.stderr.write(`tagbox: the proxy could not start, so nothing is reachable: ${describeError(error)}\n`),
+  );
   let sandboxReady: Promise<Sandbox> | undefined;
-  let store: ControlStore | undefined;
   try {
     sandboxReady = provider.create({ proxySocket, caCertPem, limits, label: session });
     sandboxReady.catch(() => undefined);
+    const { store, bundles, AuditLog } = await besideReady;
     if (!lazy) await proxy.start();
-    store = await storeReady;
     const audit = new AuditLog(store);
     await audit.append({ type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '', bundles: bundles.map((b) => b.name) });
     let sandbox: Sandbox;
@@ -140,8 +153,25 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
     // Whatever happened: the sandbox goes, then the proxy (flushing its audit), then the store.
     await sandboxReady?.then((sandbox) => provider.release(sandbox), () => undefined);
     await proxy.close();
-    await (store ?? (await storeReady.catch(() => undefined)))?.close();
+    await besideReady.then(({ store }) => store.close(), () => undefined);
   }
+}
+
+/**
+ * What loads beside the sandbox's start: the config (and logger), the policy
+ * of the bundles, the store. Their errors (a bad config or bundle file) still
+ * come before the command runs.
+ */
+async function loadBeside(command: Command, opts: ExecOptions) {
+  const [{ contextFrom }, { policyFromBundleFile }, { AuditLog }] = await Promise.all([
+    import('./context.js'),
+    import('../proxy/policy-source.js'),
+    import('../audit/log.js'),
+  ]);
+  const ctx = contextFrom(command);
+  const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
+  const store = await ctx.openStore();
+  return { ctx, policy, bundles, store, AuditLog };
 }
 
 function parseLimits(opts: ExecOptions): Partial<SandboxLimits> {

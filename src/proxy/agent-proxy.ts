@@ -97,7 +97,8 @@ export const DEFAULT_LIMITS: ProxyLimits = {
 
 /**
  * Where a listener accepts: a Unix socket or a TCP port it binds, or a server the
- * caller bound already (`acceptor`: listening, its mode set; `tagbox exec` binds
+ * caller bound already (`acceptor`: listening, made with allowHalfOpen and noDelay
+ * as the proxy's own, its mode set; `tagbox exec` binds
  * its socket before the proxy is loaded and hands over what it accepted by
  * emitting `connection` on it). The listener's close closes it in every case.
  */
@@ -112,9 +113,6 @@ export interface ProxyListener {
   setPolicy(policy: EgressPolicy): void;
   close(): Promise<void>;
 }
-
-/** How the proxy's own acceptors are made; an `acceptor` handed to `listen` should be made alike. */
-export const ACCEPTOR_OPTIONS = { allowHalfOpen: true, noDelay: true } as const;
 
 export class AgentProxy {
   readonly metrics = new ProxyMetrics();
@@ -209,7 +207,7 @@ export class AgentProxy {
       acceptor = where.acceptor;
       acceptor.on('connection', onConnection);
     } else {
-      acceptor = createNetServer(ACCEPTOR_OPTIONS, onConnection);
+      acceptor = createNetServer({ allowHalfOpen: true, noDelay: true }, onConnection);
       if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
       await new Promise<void>((resolve, reject) => {
         acceptor.once('error', reject);

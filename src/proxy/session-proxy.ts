@@ -1,7 +1,5 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { EgressPolicy } from '../policy/compile.js';
-import { ACCEPTOR_OPTIONS } from './agent-proxy.js';
 import type { ProxyRuntime } from './runtime.js';
 
 /**
@@ -25,8 +23,7 @@ export class SessionProxy {
 
   private constructor(
     private readonly acceptor: Server,
-    private readonly startRuntime: () => Promise<ProxyRuntime>,
-    private readonly binding: { session: string; policy: EgressPolicy },
+    private readonly startRuntime: (acceptor: Server) => Promise<ProxyRuntime>,
     /** What stopped a proxy that a connection started (start()'s callers get it thrown instead). */
     private readonly onError: (error: unknown) => void,
   ) {
@@ -45,11 +42,12 @@ export class SessionProxy {
    */
   static async bind(
     socketPath: string,
-    startRuntime: () => Promise<ProxyRuntime>,
-    binding: { session: string; policy: EgressPolicy },
+    /** Starts the proxy and has it listen on the acceptor (`proxy.listen({ acceptor }, ...)`). */
+    startRuntime: (acceptor: Server) => Promise<ProxyRuntime>,
     onError: (error: unknown) => void,
   ): Promise<SessionProxy> {
-    const acceptor = createServer(ACCEPTOR_OPTIONS);
+    // As the proxy's own acceptors are made (agent-proxy.ts).
+    const acceptor = createServer({ allowHalfOpen: true, noDelay: true });
     if (existsSync(socketPath)) unlinkSync(socketPath);
     await new Promise<void>((resolve, reject) => {
       acceptor.once('error', reject);
@@ -57,7 +55,7 @@ export class SessionProxy {
     });
     acceptor.on('error', () => undefined);
     chmodSync(socketPath, 0o666);
-    return new SessionProxy(acceptor, startRuntime, binding, onError);
+    return new SessionProxy(acceptor, startRuntime, onError);
   }
 
   /** Whether the proxy was started (by `start()` or a connection). */
@@ -72,15 +70,13 @@ export class SessionProxy {
   }
 
   private async boot(): Promise<ProxyRuntime | undefined> {
-    let runtime: ProxyRuntime | undefined;
+    let runtime: ProxyRuntime;
     try {
-      runtime = await this.startRuntime();
-      await runtime.proxy.listen({ acceptor: this.acceptor }, this.binding);
+      runtime = await this.startRuntime(this.acceptor);
     } catch (error) {
       this.failed = true;
       this.error = error;
       for (const socket of this.waiting.splice(0)) socket.destroy();
-      await runtime?.close().catch(() => undefined);
       return undefined;
     }
     this.handedOver = true;
