@@ -14,7 +14,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${root}dist/bundle`;
 
 const EXTERNAL = [
-  'better-sqlite3', 'pg', 'pg-native', 'pino', 'pino-pretty', 'thread-stream',
+  'better-sqlite3', 'pg', 'pg-native', 'pino-pretty', 'thread-stream',
   '@anthropic-ai/*', 'playwright-core', 'fastify', '@fastify/*', '@slack/*', 'openid-client',
 ];
 

@@ -71,7 +71,6 @@ export function registerExec(program: Command): void {
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-const __t = (n: string) => { if (process.env.TBT) process.stderr.write(`T ${n} ${performance.now().toFixed(1)}\n`); };
 /**
  * In the order that makes a one-shot exec quick (docs/SANDBOX.md, "Start-up of
  * tagbox exec"): the sandbox starts first, from the few small modules it
@@ -91,7 +90,11 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
 
   const providerReady = createBubblewrapProvider({ home, probe: 'on-failure' });
   providerReady.catch(() => undefined);
-  const besideReady = loadBeside(command, opts);
+  // Loading the rest busies this thread for tens of milliseconds: it starts once the
+  // sandbox's processes run on their own (or its start failed), not before.
+  let launch = () => {};
+  const launched = new Promise<void>((resolve) => (launch = resolve));
+  const besideReady = launched.then(() => loadBeside(command, opts));
   besideReady.catch(() => undefined);
   const caCertPem = await deploymentCaCertificate(homePaths(home).caDir);
 
@@ -99,7 +102,6 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
   try {
     provider = await providerReady;
   } catch (error) {
-    await besideReady.then(({ store }) => store.close(), () => undefined);
     if (!isSandboxUnavailable(error)) throw error;
     process.stderr.write(`tagbox: ${error.message}\n`);
     return EXIT_SANDBOX_UNAVAILABLE;
@@ -124,8 +126,8 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
   );
   let sandboxReady: Promise<Sandbox> | undefined;
   try {
-    sandboxReady = provider.create({ proxySocket, caCertPem, limits, label: session });
-    sandboxReady.catch(() => undefined);
+    sandboxReady = provider.create({ proxySocket, caCertPem, limits, label: session, onLaunched: launch });
+    sandboxReady.then(launch, launch);
     const { store, bundles, AuditLog } = await besideReady;
     if (!lazy) await proxy.start();
     const audit = new AuditLog(store);
