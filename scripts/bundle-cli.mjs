@@ -5,7 +5,8 @@
 // (code splitting keeps the dynamic imports of main.ts lazy). Packages with native parts, worker
 // threads or optional requires stay external and load from node_modules as before.
 // dist/bundle/ is two levels below the checkout like dist/<dir>/, so paths the code makes from
-// import.meta.url (native/build, package.json) resolve alike.
+// import.meta.url (native/build, package.json) resolve alike; exec's audit worker is an entry of
+// its own, beside the chunk that starts it, as dist/cli/exec-audit-worker.js is beside exec.js.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +21,7 @@ const EXTERNAL = [
 
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { main: `${root}dist/cli/main.js` },
+  entryPoints: { main: `${root}dist/cli/main.js`, 'exec-audit-worker': `${root}dist/cli/exec-audit-worker.js` },
   outdir,
   bundle: true,
   splitting: true,

@@ -11,6 +11,7 @@ import type { SandboxLimits } from '../sandbox/limits.js';
 import { runInSandbox } from '../sandbox/run.js';
 import type { Sandbox } from '../sandbox/types.js';
 import type { GlobalOptions } from './context.js';
+import { ExecAudit } from './exec-audit.js';
 import { collect } from './options.js';
 
 /** Exit status when the sandbox itself could not be set up (as `docker run` and `env` use it). */
@@ -74,46 +75,56 @@ const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 /**
  * In the order that makes a one-shot exec quick (docs/SANDBOX.md, "Start-up of
  * tagbox exec"): the sandbox starts first, from the few small modules it
- * needs; the rest — config, bundles, the store for the audit log, all large
- * libraries — loads and opens while bubblewrap and the agent set the sandbox
- * up in their own processes. The command runs once both are done and its
- * sandbox's creation is in the audit log.
+ * needs, while a worker thread loads the rest — config, bundles, the store
+ * for the audit log, all large libraries — and opens the store on another CPU.
+ * The command runs once both are done and its sandbox's creation is in the
+ * audit log.
  */
 async function execCommand(argv: string[], opts: ExecOptions, command: Command, stopped: AbortSignal): Promise<number> {
   const limits = parseLimits(opts);
-  const home = ensureHome(resolveHome(command.optsWithGlobals<GlobalOptions>().home));
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  const home = ensureHome(resolveHome(globals.home));
   // Without bundles or upstream flags nothing is reachable and nothing needs
   // checking up front: the proxy (and its vault) start only if the sandbox
   // connects. With them, they start before the command, so that their errors
   // come before it runs.
   const lazy = !opts.bundles && opts.connectTo.length === 0 && !opts.upstreamCa;
 
+  const audit = new ExecAudit();
   const providerReady = createBubblewrapProvider({ home, probe: 'on-failure' });
   providerReady.catch(() => undefined);
-  // Loading the rest busies this thread for tens of milliseconds: it starts once the
-  // sandbox's processes run on their own (or its start failed), not before.
-  let launch = () => {};
-  const launched = new Promise<void>((resolve) => (launch = resolve));
-  const besideReady = launched.then(() => loadBeside(command, opts));
-  besideReady.catch(() => undefined);
   const caCertPem = await deploymentCaCertificate(homePaths(home).caDir);
 
   let provider: Awaited<typeof providerReady>;
   try {
     provider = await providerReady;
   } catch (error) {
+    await audit.close();
     if (!isSandboxUnavailable(error)) throw error;
     process.stderr.write(`tagbox: ${error.message}\n`);
     return EXIT_SANDBOX_UNAVAILABLE;
   }
 
   const session = `exec-${randomBytes(6).toString('hex')}`;
+  const opened = audit.open({
+    globals,
+    ...(opts.bundles ? { bundles: opts.bundles } : {}),
+    bundle: opts.bundle,
+    event: { type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '' },
+  });
+  opened.catch(() => undefined);
   const proxySocket = provider.proxySocketPath(`exec-${process.pid}-${session.slice(5)}`);
   const proxy = await SessionProxy.bind(
     proxySocket,
     async (acceptor) => {
-      const [{ startProxyRuntime }, { ctx, store, policy }] = await Promise.all([import('../proxy/runtime.js'), besideReady]);
-      const runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), store });
+      const [{ startProxyRuntime }, { contextFrom }, { policyFromBundleFile }] = await Promise.all([
+        import('../proxy/runtime.js'),
+        import('./context.js'),
+        import('../proxy/policy-source.js'),
+      ]);
+      const ctx = contextFrom(command);
+      const { policy } = policyFromBundleFile(opts.bundles, opts.bundle);
+      const runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}) });
       try {
         await runtime.proxy.listen({ acceptor }, { session, policy });
       } catch (error) {
@@ -124,14 +135,16 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
     },
     (error) => process.stderr.write(`tagbox: the proxy could not start, so nothing is reachable: ${describeError(error)}\n`),
   );
+  // Loading the proxy busies this thread: when it must start before the command,
+  // it does once the sandbox's processes run on their own (or its start failed).
+  let launch = () => {};
+  const launched = new Promise<void>((resolve) => (launch = resolve));
   let sandboxReady: Promise<Sandbox> | undefined;
   try {
     sandboxReady = provider.create({ proxySocket, caCertPem, limits, label: session, onLaunched: launch });
     sandboxReady.then(launch, launch);
-    const { store, bundles, AuditLog } = await besideReady;
-    if (!lazy) await proxy.start();
-    const audit = new AuditLog(store);
-    await audit.append({ type: 'sandbox', action: 'create', session, actor: 'cli', command: argv[0] ?? '', bundles: bundles.map((b) => b.name) });
+    if (!lazy) await launched.then(() => proxy.start());
+    await opened;
     let sandbox: Sandbox;
     try {
       sandbox = await sandboxReady;
@@ -147,33 +160,18 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
       { argv, stdin: process.stdin.isTTY ? '' : process.stdin, signal: stopped, ...(limits.wallMs ? { timeoutMs: limits.wallMs } : {}) },
       { stdout: process.stdout, stderr: process.stderr },
     );
-    await provider.release(sandbox);
-    await audit.append({ type: 'sandbox', action: 'release', session, exitCode: result.exitCode, ...(result.limit ? { limit: result.limit } : {}), durationMs: result.durationMs });
+    await Promise.all([
+      provider.release(sandbox),
+      audit.append({ type: 'sandbox', action: 'release', session, exitCode: result.exitCode, ...(result.limit ? { limit: result.limit } : {}), durationMs: result.durationMs }),
+    ]);
     return result.exitCode;
   } finally {
     process.stdin.destroy();
     // Whatever happened: the sandbox goes, then the proxy (flushing its audit), then the store.
     await sandboxReady?.then((sandbox) => provider.release(sandbox), () => undefined);
     await proxy.close();
-    await besideReady.then(({ store }) => store.close(), () => undefined);
+    await audit.close();
   }
-}
-
-/**
- * What loads beside the sandbox's start: the config (and logger), the policy
- * of the bundles, the store. Their errors (a bad config or bundle file) still
- * come before the command runs.
- */
-async function loadBeside(command: Command, opts: ExecOptions) {
-  const [{ contextFrom }, { policyFromBundleFile }, { AuditLog }] = await Promise.all([
-    import('./context.js'),
-    import('../proxy/policy-source.js'),
-    import('../audit/log.js'),
-  ]);
-  const ctx = contextFrom(command);
-  const { policy, bundles } = policyFromBundleFile(opts.bundles, opts.bundle);
-  const store = await ctx.openStore();
-  return { ctx, policy, bundles, store, AuditLog };
 }
 
 function parseLimits(opts: ExecOptions): Partial<SandboxLimits> {
