@@ -11,7 +11,17 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('tagbox: not built yet; run `npm run build` (or `npm run setup`) in the repository first\n');
   process.exit(1);
 }
-await import((verb(process.argv) === 'exec' ? bundled() : undefined) ?? entry.href);
+const bundle = verb(process.argv) === 'exec' ? bundled() : undefined;
+if (bundle) {
+  // exec's audit worker (src/cli/exec-audit-worker.ts) loads its libraries on another CPU:
+  // started here, before the CLI's own modules load, it is ready sooner. exec adopts it.
+  const { Worker } = await import('node:worker_threads');
+  // Unreferenced until exec adopts it: if exec never gets that far (a usage error), it holds nothing open.
+  const worker = new Worker(new URL('exec-audit-worker.js', bundle));
+  worker.unref();
+  globalThis[Symbol.for('tagbox.execAuditWorker')] = worker;
+}
+await import(bundle ?? entry.href);
 
 /** The first word that is not a global option or its value (as src/cli/main.ts reads it). */
 function verb(argv) {

@@ -17,8 +17,7 @@ export class ExecAudit {
   private opened = false;
 
   constructor() {
-    // Beside this module, in dist/cli/ and in dist/bundle/ alike (scripts/bundle-cli.mjs makes it an entry).
-    this.worker = new Worker(new URL('./exec-audit-worker.js', import.meta.url));
+    this.worker = adoptStartedWorker() ?? new Worker(new URL('./exec-audit-worker.js', import.meta.url));
     this.worker.on('message', (reply: AuditReply) => this.waiting.shift()?.(reply));
     const lost = (why: string) => {
       this.gone ??= why;
@@ -58,4 +57,19 @@ export class ExecAudit {
       this.worker.postMessage(request);
     });
   }
+}
+
+/**
+ * bin/tagbox.js starts the worker before the CLI's modules load when exec runs
+ * from the bundle; taken once. Otherwise it starts from here: beside this module,
+ * in dist/cli/ and in dist/bundle/ alike (scripts/bundle-cli.mjs makes it an entry).
+ */
+function adoptStartedWorker(): Worker | undefined {
+  const key = Symbol.for('tagbox.execAuditWorker');
+  const holder = globalThis as Record<symbol, unknown>;
+  const started = holder[key];
+  delete holder[key];
+  if (!(started instanceof Worker)) return undefined;
+  started.ref();
+  return started;
 }
