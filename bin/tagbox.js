@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Thin launcher: the command lives in src/cli, compiled to dist/ by `npm run build`.
-import { existsSync } from 'node:fs';
+// `tagbox exec` starts from the esbuild bundle of the same code (dist/bundle, made by
+// scripts/bundle-cli.mjs) when it is there and not older than the compiled exec verb:
+// one file instead of hundreds of modules is most of its start-up (docs/SANDBOX.md).
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
@@ -8,4 +11,36 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('tagbox: not built yet; run `npm run build` (or `npm run setup`) in the repository first\n');
   process.exit(1);
 }
-await import(entry.href);
+const bundle = verb(process.argv) === 'exec' ? bundled() : undefined;
+if (bundle) {
+  // exec's audit worker (src/cli/exec-audit-worker.ts) loads its libraries on another CPU:
+  // started here, before the CLI's own modules load, it is ready sooner. exec adopts it.
+  const { Worker } = await import('node:worker_threads');
+  // Unreferenced until exec adopts it: if exec never gets that far (a usage error), it holds nothing open.
+  const worker = new Worker(new URL('exec-audit-worker.js', bundle));
+  worker.unref();
+  globalThis[Symbol.for('tagbox.execAuditWorker')] = worker;
+}
+await import(bundle ?? entry.href);
+
+/** The first word that is not a global option or its value (as src/cli/main.ts reads it). */
+function verb(argv) {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--home' || arg === '--config') i += 1;
+    else if (!arg.startsWith('-')) return arg;
+    else if (arg === '--') return undefined;
+  }
+  return undefined;
+}
+
+/** The bundle's entry, when it is at least as new as the compiled exec verb; otherwise undefined. */
+function bundled() {
+  const bundle = new URL('../dist/bundle/main.js', import.meta.url);
+  try {
+    const compiled = statSync(new URL('../dist/cli/exec.js', import.meta.url)).mtimeMs;
+    return statSync(bundle).mtimeMs >= compiled ? bundle.href : undefined;
+  } catch {
+    return undefined;
+  }
+}

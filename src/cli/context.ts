@@ -26,7 +26,11 @@ export interface CliContext {
 }
 
 export function contextFrom(command: Command, options: { createHome?: boolean } = {}): CliContext {
-  const globals = command.optsWithGlobals<GlobalOptions>();
+  return contextFromGlobals(command.optsWithGlobals<GlobalOptions>(), options);
+}
+
+/** contextFrom for the global options alone (a worker thread has them, not the command). */
+export function contextFromGlobals(globals: GlobalOptions, options: { createHome?: boolean } = {}): CliContext {
   const home = resolveHome(globals.home);
   const paths = homePaths(home);
   if (options.createHome ?? true) ensureHome(home);

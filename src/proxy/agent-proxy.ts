@@ -95,7 +95,14 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   leafCacheSize: 1000,
 };
 
-export type ListenAddress = { socketPath: string } | { host: string; port: number };
+/**
+ * Where a listener accepts: a Unix socket or a TCP port it binds, or a server the
+ * caller bound already (`acceptor`: listening, made with allowHalfOpen and noDelay
+ * as the proxy's own, its mode set; `tagbox exec` binds
+ * its socket before the proxy is loaded and hands over what it accepted by
+ * emitting `connection` on it). The listener's close closes it in every case.
+ */
+export type ListenAddress = { socketPath: string } | { host: string; port: number } | { acceptor: NetServer };
 
 export interface ProxyListener {
   /** `unix:/path` or `host:port`. */
@@ -193,14 +200,21 @@ export class AgentProxy {
     });
 
     const sockets = new Set<Socket>();
-    const perAddress = !('socketPath' in where);
-    const acceptor: NetServer = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket, state, server, sockets, perAddress));
-    if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
-    await new Promise<void>((resolve, reject) => {
-      acceptor.once('error', reject);
-      if ('socketPath' in where) acceptor.listen(where.socketPath, () => resolve());
-      else acceptor.listen(where.port, where.host, () => resolve());
-    });
+    const perAddress = 'port' in where;
+    const onConnection = (socket: Socket) => this.accept(socket, state, server, sockets, perAddress);
+    let acceptor: NetServer;
+    if ('acceptor' in where) {
+      acceptor = where.acceptor;
+      acceptor.on('connection', onConnection);
+    } else {
+      acceptor = createNetServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+      if ('socketPath' in where && existsSync(where.socketPath)) unlinkSync(where.socketPath);
+      await new Promise<void>((resolve, reject) => {
+        acceptor.once('error', reject);
+        if ('socketPath' in where) acceptor.listen(where.socketPath, () => resolve());
+        else acceptor.listen(where.port, where.host, () => resolve());
+      });
+    }
     // Out of descriptors, accept() fails: say so and keep serving, never crash.
     acceptor.on('error', (error) => this.options.logger?.error({ err: loggable(error) }, 'proxy listener error'));
     // Only the sandbox it is bound into (and the host's owner) may use a session socket.

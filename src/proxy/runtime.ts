@@ -37,6 +37,8 @@ export interface ProxyRuntimeOptions {
   onBlocked?: AgentProxyOptions['onBlocked'];
   /** What session listeners did on GitHub (see AgentProxyOptions.onGithub). */
   onGithub?: AgentProxyOptions['onGithub'];
+  /** An open control store to use (`tagbox exec` opened it beside its sandbox); its caller closes it. */
+  store?: ControlStore;
 }
 
 export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOptions = {}): Promise<ProxyRuntime> {
@@ -53,7 +55,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
   }
 
   const ca = await loadOrCreateDeploymentCa(ctx.paths.caDir);
-  const store = await ctx.openStore();
+  const store = options.store ?? (await ctx.openStore());
   // One group-committing writer for the proxy's egress events and the vault's
   // credential-use events: one transaction per batch, not one per event.
   const audit = new AuditWriter(new AuditLog(store), ctx.logger);
@@ -93,7 +95,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
       await proxy.close();
       await vault?.close();
       await audit.close();
-      await store.close();
+      if (!options.store) await store.close();
     },
   };
 }

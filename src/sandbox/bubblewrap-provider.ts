@@ -6,7 +6,7 @@ import { reapOrphanedRuntimeDirs, reapStaleExecSockets, reapStaleSandboxes } fro
 import { prepareAlternatives } from './etc-files.js';
 import { BwrapSandbox } from './bwrap-sandbox.js';
 import type { BwrapHost } from './bwrap-sandbox.js';
-import { sandboxUnavailable } from './errors.js';
+import { isSandboxUnavailable, sandboxUnavailable } from './errors.js';
 import { detectLimitMechanism, findExecutable, probeUserNamespaces } from './host-support.js';
 import type { LimitMechanism } from './host-support.js';
 import { detectSandboxIdentity, type SandboxIdentity } from './identity.js';
@@ -21,6 +21,13 @@ export interface BubblewrapProviderOptions {
   limitMechanism?: LimitMechanism;
   /** `shared` forces single-user mode (refused as root); default: a host uid of the sandbox's own where possible. */
   identity?: 'auto' | 'shared';
+  /**
+   * When to try bubblewrap's namespaces on their own (one extra bwrap run):
+   * `now` (default) at creation; `on-failure` only when a sandbox fails to
+   * start, to name the cause and its fix — a one-shot `tagbox exec` then pays
+   * for one bwrap run, not two.
+   */
+  probe?: 'now' | 'on-failure';
 }
 
 /**
@@ -38,8 +45,11 @@ export async function createBubblewrapProvider(
   if (identity.mode === 'separate' && !findExecutable('setpriv')) {
     throw sandboxUnavailable('setpriv is not installed (a sandbox drops to its own uid with it); install the util-linux package');
   }
-  const userns = probeUserNamespaces(bwrap);
-  if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
+  const checkNamespaces = () => {
+    const userns = probeUserNamespaces(bwrap);
+    if (!userns.ok) throw sandboxUnavailable(`${userns.reason}; fix: ${userns.fix}`);
+  };
+  if (options.probe !== 'on-failure') checkNamespaces();
   const layout = hostLayout(options.home, identity);
   const mechanism = options.limitMechanism ?? detectLimitMechanism();
   // What an earlier crash left behind goes first (issue 9, item 8).
@@ -75,7 +85,12 @@ export async function createBubblewrapProvider(
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       return dir;
     },
-    create: (spec: SandboxSpec): Promise<Sandbox> => BwrapSandbox.start(host, spec),
+    create: (spec: SandboxSpec): Promise<Sandbox> =>
+      BwrapSandbox.start(host, spec).catch((error: unknown) => {
+        // A host without user namespaces fails here: say so as the probe would have.
+        if (options.probe === 'on-failure' && isSandboxUnavailable(error)) checkNamespaces();
+        throw error;
+      }),
     exec: (sandbox: Sandbox, request: ExecRequest): ExecHandle => own(sandbox).exec(request),
     release: (sandbox: Sandbox): Promise<void> => own(sandbox).release(),
   };

@@ -159,6 +159,7 @@ export class BwrapSandbox implements Sandbox {
     ready.catch(() => undefined);
     this.initPid = await readInfoPid(stdio[FD.info]!);
     if (identity.mode === 'separate') await this.enterSeparate(identity, stdio[FD.usernsBlock]!);
+    spec.onLaunched?.();
     await ready;
     this.requests = await openFifoWriter(join(this.ctlDir, 'requests'));
     this.requests.on('error', () => undefined);

@@ -41,6 +41,12 @@ export interface SandboxSpec {
    * engine's binary, a session's plugins). Never writable, never elsewhere.
    */
   mounts?: ReadOnlyMount[];
+  /**
+   * Called once the sandbox's own processes run on their own (for bubblewrap:
+   * started, user namespace and cgroup set up), before it is ready: from then
+   * on the caller can busy its event loop without holding the set-up back.
+   */
+  onLaunched?: () => void;
 }
 
 export interface ReadOnlyMount {
