@@ -27,6 +27,7 @@ import { parseCredentialDocument } from '../src/vault/kinds.js';
 import { fetchInstallationToken } from '../src/vault/private/github-app.js';
 import { createTokenHttpClient } from '../src/vault/private/token-http.js';
 import { createTestCa } from '../test/fixtures/ca.js';
+import { listeningPort } from '../test/helpers/cli.js';
 import { createFakeGitHub, type FakeGitHub } from '../test/fixtures/fake-github.js';
 import { stats } from './stats.js';
 import { cleanEnv, REPO_ROOT, TAGBOX_BIN } from './tagbox-up.js';
@@ -165,25 +166,6 @@ async function refusedPush(side: Side, i: number): Promise<number> {
 const rank = (samples: number[], p: number) => [...samples].sort((a, b) => a - b)[Math.max(0, Math.ceil(p * samples.length) - 1)] ?? NaN;
 const f1 = (v: number) => v.toFixed(1);
 const summary = (samples: number[]) => `p50 ${f1(stats(samples).p50).padStart(7)}  p90 ${f1(rank(samples, 0.9)).padStart(7)}  max ${f1(rank(samples, 1)).padStart(7)}`;
-
-function listeningPort(child: ChildProcess, stderr: () => string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`tagbox proxy: no "listening on" within 30 s:\n${stderr()}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString('utf8');
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tagbox proxy exited ${code}:\n${stderr()}`));
-    });
-  });
-}
 
 async function main(): Promise<number> {
   const ca = await createTestCa();

@@ -7,6 +7,7 @@
  * child process (from dist/: run `npm run build` first).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { listeningPort } from '../test/helpers/cli.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, REPO_ROOT, TAGBOX_BIN } from './tagbox-up.js';
@@ -75,22 +76,7 @@ export async function startTagboxProxy(children: ChildProcess[], dir: string, op
   children.push(child);
   let out = '';
   child.stderr!.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-8192)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tagbox proxy did not say it was listening within 60 s: ${out}`)), 60_000);
-    let buf = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString('utf8');
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tagbox proxy exited ${code}: ${out}`));
-    });
-  });
+  const port = await listeningPort(child, () => out, 60_000);
   child.stdout!.resume();
   return { child, port, home };
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,6 +33,26 @@ export function runTagbox(args: string[], options: { env?: Record<string, string
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
+    });
+  });
+}
+
+/** The port a `tagbox proxy` child prints in its `listening on 127.0.0.1:PORT` line; rejects (with its stderr) if it exits first or is silent for `timeoutMs`. */
+export function listeningPort(child: ChildProcess, stderr: () => string, timeoutMs = 30_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`tagbox proxy: no "listening on" within ${timeoutMs / 1000} s:\n${stderr()}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tagbox proxy exited ${code}:\n${stderr()}`));
     });
   });
 }

@@ -1,30 +1,19 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/events.js';
 import { createTestCa, type TestCa } from '../fixtures/ca.js';
 import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
 import { createTestBackend, type TestBackend } from '../helpers/backends.js';
-import { runTagbox, REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
+import { runTagbox } from '../helpers/cli.js';
 import { curl, DEFAULT_BUNDLES } from './harness.js';
+import { spawnEchoProxy } from './proxy-cli.js';
 
 /**
  * `tagbox proxy` end to end, as a user runs it: a secret set with the CLI,
  * the proxy spawned with --bundles/--listen/--connect-to/--upstream-ca, curl
  * through it trusting `tagbox ca cert`, then `tagbox audit export`.
  */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 let backend: TestBackend;
 let upstreamCa: TestCa;
 let echo: EchoUpstream;
@@ -48,44 +37,9 @@ describe('tagbox proxy', () => {
 
     const bundles = join(backend.home, 'bundles.yaml');
     writeFileSync(bundles, DEFAULT_BUNDLES);
-    // `--listen` wants a real port (0 is refused), so pick a free one.
-    const listenPort = await freePort();
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-    const child = spawn(
-      process.execPath,
-      [
-        TAGBOX_BIN,
-        'proxy',
-        '--bundles',
-        bundles,
-        '--listen',
-        `127.0.0.1:${listenPort}`,
-        '--connect-to',
-        `echo.test:443:127.0.0.1:${echo.httpsPort}`,
-        '--connect-to',
-        `api.echo.test:443:127.0.0.1:${echo.httpsPort}`,
-        '--upstream-ca',
-        upstreamCa.certFile,
-      ],
-      { cwd: REPO_ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const proxy = await spawnEchoProxy(bundles, echo, upstreamCa.certFile, env);
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let out = '';
-        const timer = setTimeout(() => reject(new Error(`no "listening on" within 20 s: ${stderr}`)), 20_000);
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-        });
-        child.once('exit', (code) => reject(new Error(`tagbox proxy exited ${code}: ${stderr}`)));
-      });
+      const port = proxy.port;
       const caCert = await runTagbox(['ca', 'cert'], { env });
       expect(caCert.code).toBe(0);
       expect(caCert.stdout).toContain('-----BEGIN CERTIFICATE-----');
@@ -106,8 +60,8 @@ describe('tagbox proxy', () => {
       expect(plainBlocked.headers).toMatch(/x-tagbox-decision: blocked/i);
       expect(plainBlocked.body).toMatch(/evil\.test/);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      proxy.child.kill('SIGTERM');
+      await proxy.exited;
     }
 
     const exported = await runTagbox(['audit', 'export', '--type', 'egress'], { env });

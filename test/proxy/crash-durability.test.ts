@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +6,9 @@ import type { AuditEvent } from '../../src/audit/events.js';
 import { createTestCa, type TestCa } from '../fixtures/ca.js';
 import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
 import { BACKENDS, createTestBackend, type TestBackend } from '../helpers/backends.js';
-import { runTagbox, REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
+import { runTagbox } from '../helpers/cli.js';
 import { curl, DEFAULT_BUNDLES, sleep } from './harness.js';
+import { spawnEchoProxy, type RunningProxy } from './proxy-cli.js';
 
 /**
  * The audit writer's promise under a real crash: a credential-use record is
@@ -37,17 +36,6 @@ const CRASHES = 3;
 const SECRET_NAME = 'echo-token';
 const CONNECTION = 'echo-api';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** `promise`, or a rejection naming `what` after `ms`. */
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -56,13 +44,6 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
   } finally {
     clearTimeout(timer);
   }
-}
-
-interface RunningProxy {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr(): string;
 }
 
 function jsonLines(stdout: string): AuditEvent[] {
@@ -93,50 +74,8 @@ describe.each(BACKENDS)('tagbox proxy killed with SIGKILL under load (%s)', (bac
   });
 
   async function startProxy(bundles: string): Promise<RunningProxy> {
-    const listenPort = await freePort();
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-    const child = spawn(
-      process.execPath,
-      [
-        TAGBOX_BIN,
-        'proxy',
-        '--bundles',
-        bundles,
-        '--listen',
-        `127.0.0.1:${listenPort}`,
-        '--connect-to',
-        `echo.test:443:127.0.0.1:${echo.httpsPort}`,
-        '--connect-to',
-        `api.echo.test:443:127.0.0.1:${echo.httpsPort}`,
-        '--upstream-ca',
-        upstreamCa.certFile,
-      ],
-      { cwd: REPO_ROOT, env: { ...base, ...backend.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      // Bounded: a proxy dying under load may log a lot.
-      if (stderr.length < 64 * 1024) stderr += d.toString();
-    });
-    const running: RunningProxy = { child, port: 0, exited, stderr: () => stderr };
+    const running = await spawnEchoProxy(bundles, echo, upstreamCa.certFile, backend.env);
     children.add(running);
-    running.port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`no "listening on" within 20 s: ${stderr}`)), 20_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`tagbox proxy exited ${code}: ${stderr}`));
-      });
-    });
     return running;
   }
 
