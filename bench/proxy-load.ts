@@ -103,7 +103,7 @@ async function first(): Promise<void> {
     await d.close();
   }
   const sorted = [...times].sort((a, b) => a - b);
-  process.stdout.write(`${JSON.stringify({ n: times.length, p50: percentile(sorted, 50), mean: times.reduce((a, b) => a + b, 0) / times.length, max: sorted.at(-1) })}\n`);
+  process.stdout.write(`${JSON.stringify({ n: times.length, p50: percentile(sorted, 50), mean: times.reduce((a, b) => a + b, 0) / times.length, max: sorted.at(-1), times })}\n`);
 }
 
 await (spec.mode === 'first' ? first() : load());

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { LeafIssuer } from '../tls/certificates.js';
 
@@ -16,6 +17,9 @@ const certificates = () => import('../tls/certificates.js');
  * secure contexts in a bounded LRU. All leaves share one key pair (made at
  * start), so minting a leaf is one ECDSA signature rather than a key
  * generation; the leaves are short-lived and re-minted before they expire.
+ * Once the issuer is loaded (the first mint), a miss is served synchronously:
+ * the certificate is a template assembly plus a signature, and most of the
+ * remaining cost is OpenSSL decoding the PEM into the secure context.
  */
 export interface LeafCacheStats {
   hits: number;
@@ -27,6 +31,9 @@ export class LeafCache {
   private readonly entries = new Map<string, { context: SecureContext; expiresAt: number }>();
   private readonly pending = new Map<string, Promise<SecureContext>>();
   private leafIssuer: Promise<LeafIssuer> | undefined;
+  private readyIssuer: LeafIssuer | undefined;
+  /** The chain sent after the leaf: the CA itself only when it is an intermediate (a root is the client's own anchor, RFC 8446 4.4.2). */
+  private chainPem: string | undefined;
   readonly stats: LeafCacheStats = { hits: 0, misses: 0, size: 0 };
 
   constructor(
@@ -47,7 +54,10 @@ export class LeafCache {
     const inFlight = this.pending.get(host);
     if (inFlight) return inFlight;
     this.stats.misses += 1;
-    const minted = this.mint(host).finally(() => this.pending.delete(host));
+    if (this.readyIssuer) return this.mint(this.readyIssuer, host);
+    const minted = this.issuer()
+      .then((issuer) => this.mint(issuer, host))
+      .finally(() => this.pending.delete(host));
     this.pending.set(host, minted);
     return minted;
   }
@@ -67,7 +77,8 @@ export class LeafCache {
     const next = (): void => {
       const host = todo.shift();
       if (host === undefined) return;
-      void Promise.resolve(this.get(host)).then(
+      // A mint that throws (synchronously, once the issuer is ready) rejects here rather than escaping.
+      void new Promise<SecureContext>((resolve) => resolve(this.get(host))).then(
         () => setImmediate(next),
         () => setImmediate(next),
       );
@@ -75,10 +86,10 @@ export class LeafCache {
     if (todo.length) setImmediate(next);
   }
 
-  private async mint(host: string): Promise<SecureContext> {
+  private mint(issuer: LeafIssuer, host: string): SecureContext {
     const validSeconds = this.options.validSeconds ?? 24 * 3600;
-    const leaf = await (await this.issuer()).issue([host], validSeconds);
-    const context = createSecureContext({ cert: leaf.certPem + this.ca.certPem, key: leaf.keyPem, minVersion: 'TLSv1.2' });
+    const leaf = issuer.issue([host], validSeconds);
+    const context = createSecureContext({ cert: leaf.certPem + this.chainPem, key: leaf.keyPem, minVersion: 'TLSv1.2' });
     // Renew an hour (or a tenth of the lifetime) before expiry.
     const expiresAt = Date.now() + validSeconds * 1000 - Math.min(3600_000, validSeconds * 100);
     this.entries.set(host, { context, expiresAt });
@@ -92,7 +103,10 @@ export class LeafCache {
   private issuer(): Promise<LeafIssuer> {
     this.leafIssuer ??= certificates().then(async ({ generateKeyPair, loadCertificateAuthority, LeafIssuer }) => {
       const ca = await loadCertificateAuthority(this.ca.certPem, this.ca.keyPem);
-      return LeafIssuer.create(ca, await generateKeyPair());
+      const caCert = new X509Certificate(this.ca.certPem);
+      this.chainPem = caCert.checkIssued(caCert) ? '' : this.ca.certPem;
+      this.readyIssuer = await LeafIssuer.create(ca, await generateKeyPair());
+      return this.readyIssuer;
     });
     return this.leafIssuer;
   }

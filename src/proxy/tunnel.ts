@@ -105,6 +105,10 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
     return;
   }
 
+  // The upstream connection opens while the client finishes TLS with us (see Upstreams.openAhead).
+  void deps.upstreams.resolve('https', decision.host, target.port, policy.addresses).then((resolved) => {
+    if (resolved.ok && !client.destroyed) deps.upstreams.openAhead(resolved.target, state.id);
+  });
   let context;
   try {
     context = await deps.leaves.get(decision.host);

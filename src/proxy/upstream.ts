@@ -31,6 +31,8 @@ export interface UpstreamOptions {
   bodyTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
   maxPools?: number;
+  /** How long a connection opened ahead of a tunnel's first request waits to be used (default 5 s). */
+  openAheadIdleMs?: number;
 }
 
 /** Where a request will really go. */
@@ -57,6 +59,10 @@ export class Upstreams {
   private readonly dnsCache = new Map<string, { addresses: string[]; expires: number }>();
   private readonly selfAddresses: string[];
   private readonly verdicts = new WeakMap<CompiledCidrs, Map<string, string | null>>();
+  /** Per session and target (see sessionTarget): the pools that reach it, and a connection opened ahead of its first request. */
+  private readonly poolsByTarget = new Map<string, Set<Pool>>();
+  private readonly reachOf = new WeakMap<Pool, string>();
+  private readonly opened = new Map<string, { socket: Promise<Socket | TLSSocket>; timer: NodeJS.Timeout }>();
 
   constructor(private readonly options: UpstreamOptions) {
     this.selfAddresses = [...ownInterfaceAddresses(), ...(options.listenAddresses ?? [])];
@@ -124,13 +130,14 @@ export class Upstreams {
    * carry over). Least recently used pools are closed beyond maxPools.
    */
   pool(target: UpstreamTarget, owner: string): Pool {
-    const key = `${owner}\u0000${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
+    const key = `${owner}\u0000${targetKey(target)}`;
     let pool = this.pools.get(key);
     if (pool) {
       this.pools.delete(key);
       this.pools.set(key, pool);
       return pool;
     }
+    const reach = sessionTarget(owner, target);
     pool = new (loadUndici().Pool)(`${target.scheme}://${hostForUrl(target.host)}:${target.port}`, {
       connections: 128,
       pipelining: 1,
@@ -138,20 +145,69 @@ export class Upstreams {
       headersTimeout: this.options.headersTimeoutMs ?? 60_000,
       bodyTimeout: this.options.bodyTimeoutMs ?? 300_000,
       connect: (_opts, callback) => {
-        this.dial(target).then(
-          (socket) => callback(null, socket),
+        const ahead = this.takeOpened(reach);
+        const socket = ahead ? ahead.then((s) => (s.destroyed ? this.dial(target) : s), () => this.dial(target)) : this.dial(target);
+        socket.then(
+          (s) => callback(null, s),
           (error: Error) => callback(error, null),
         );
       },
     });
     this.pools.set(key, pool);
+    let siblings = this.poolsByTarget.get(reach);
+    if (!siblings) this.poolsByTarget.set(reach, (siblings = new Set()));
+    siblings.add(pool);
+    this.reachOf.set(pool, reach);
     const max = this.options.maxPools ?? 2048;
-    if (this.pools.size > max) {
-      const [oldestKey, oldest] = this.pools.entries().next().value!;
-      this.pools.delete(oldestKey);
-      void oldest.close().catch(() => undefined);
-    }
+    if (this.pools.size > max) this.dropPool(this.pools.keys().next().value!);
     return pool;
+  }
+
+  /**
+   * Opens the upstream connection of a tunnel just allowed, while its client is
+   * still in its TLS handshake with the proxy, so that the first request to a
+   * host this session has no open connection to does not wait for a TCP and TLS
+   * handshake of its own. The target is what resolve() checked (the request's
+   * own resolve must check the same address for the connection to be used).
+   * The connection has carried nothing: whichever of the session's pools for
+   * the target needs one first adopts it; unadopted, it is closed after openAheadIdleMs.
+   */
+  openAhead(target: UpstreamTarget, listenerId: number): void {
+    const reach = sessionTarget(`${listenerId}|`, target);
+    if (this.opened.has(reach)) return;
+    for (const pool of this.poolsByTarget.get(reach) ?? []) if (pool.stats.connected > 0) return;
+    const socket = this.dial(target);
+    const timer = setTimeout(() => this.discardOpened(reach), this.options.openAheadIdleMs ?? 5_000);
+    timer.unref();
+    this.opened.set(reach, { socket, timer });
+    socket.catch(() => {
+      if (this.opened.get(reach)?.socket === socket) this.discardOpened(reach);
+    });
+  }
+
+  private takeOpened(reach: string): Promise<Socket | TLSSocket> | undefined {
+    const ahead = this.opened.get(reach);
+    if (!ahead) return undefined;
+    this.opened.delete(reach);
+    clearTimeout(ahead.timer);
+    return ahead.socket;
+  }
+
+  private discardOpened(reach: string): void {
+    void this.takeOpened(reach)?.then(
+      (s) => s.destroy(),
+      () => undefined,
+    );
+  }
+
+  private dropPool(key: string): void {
+    const pool = this.pools.get(key);
+    if (!pool) return;
+    this.pools.delete(key);
+    const reach = this.reachOf.get(pool)!;
+    const siblings = this.poolsByTarget.get(reach);
+    if (siblings?.delete(pool) && siblings.size === 0) this.poolsByTarget.delete(reach);
+    void pool.close().catch(() => undefined);
   }
 
   /** Opens a connection to exactly the checked address; TLS verified against the named host. */
@@ -195,16 +251,15 @@ export class Upstreams {
 
   /** Closes the pools of one owner prefix (a listener that closed), letting requests in flight finish. */
   closeOwner(prefix: string): void {
-    for (const [key, pool] of this.pools) {
-      if (!key.startsWith(prefix)) continue;
-      this.pools.delete(key);
-      void pool.close().catch(() => undefined);
-    }
+    for (const key of [...this.pools.keys()]) if (key.startsWith(prefix)) this.dropPool(key);
+    for (const reach of [...this.opened.keys()]) if (reach.startsWith(prefix)) this.discardOpened(reach);
   }
 
   async close(): Promise<void> {
+    for (const reach of [...this.opened.keys()]) this.discardOpened(reach);
     const pools = [...this.pools.values()];
     this.pools.clear();
+    this.poolsByTarget.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
   }
 
@@ -233,6 +288,15 @@ function ownInterfaceAddresses(): string[] {
   return Object.values(networkInterfaces())
     .flatMap((list) => list ?? [])
     .map((i) => i.address.replace(/%.*$/, ''));
+}
+
+function targetKey(target: UpstreamTarget): string {
+  return `${target.scheme}://${target.host}:${target.port}@${target.address}:${target.dialPort}`;
+}
+
+/** A target as one session reaches it: the owner's listener part (up to its '|') and the exact checked address. */
+function sessionTarget(owner: string, target: UpstreamTarget): string {
+  return `${owner.slice(0, owner.indexOf('|') + 1)}${targetKey(target)}`;
 }
 
 export function hostForUrl(host: string): string {

@@ -1,8 +1,8 @@
 // @peculiar/x509 resolves its parts through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
-import { webcrypto, randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
+import { webcrypto, randomBytes, sign, KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { LeafTemplate } from './leaf-template.js';
 
 /**
  * Certificates for Tagbox: the deployment CA (ECDSA P-256) and the short-lived
@@ -82,62 +82,62 @@ export async function issueServerCertificate(
 
 /**
  * Mints leaves for one CA and one leaf key pair. Everything that is the same
- * for every leaf — the public key, the CA's key identifier, the fixed
- * extensions — is computed once: minting went from ~8 ms to a few ms.
+ * for every leaf (the issuer's name, the public key, the CA's key identifier,
+ * the fixed extensions) is encoded once, with the library; a leaf is then a
+ * LeafTemplate assembly and one synchronous ECDSA signature: tens of
+ * microseconds where the library took 2-3 ms.
  */
 export class LeafIssuer {
   private constructor(
-    private readonly ca: CertificateAuthority,
-    private readonly publicKey: x509.PublicKey,
+    private readonly template: LeafTemplate,
+    private readonly signingKey: KeyObject,
     private readonly keyPem: string,
-    private readonly fixedExtensions: x509.Extension[],
   ) {}
 
   static async create(ca: CertificateAuthority, keys: CryptoKeyPair, keyPem?: string): Promise<LeafIssuer> {
-    return new LeafIssuer(
-      ca,
-      await x509.PublicKey.create(keys.publicKey),
-      keyPem ?? (await privateKeyPem(keys.privateKey)),
-      [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        await x509.AuthorityKeyIdentifierExtension.create(ca.certificate, false),
-      ],
-    );
+    const fixed = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.certificate, false),
+    ];
+    const template = new LeafTemplate({
+      issuerName: Buffer.from(ca.certificate.subjectName.toArrayBuffer()),
+      subjectPublicKeyInfo: Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey)),
+      fixedExtensions: fixed.map((extension) => Buffer.from(extension.rawData)),
+    });
+    // SEC1 rather than PKCS#8: OpenSSL 3 decodes it faster into each leaf's secure context.
+    const leafKeyPem = keyPem ?? (KeyObject.from(keys.privateKey).export({ type: 'sec1', format: 'pem' }) as string);
+    return new LeafIssuer(template, KeyObject.from(ca.privateKey), leafKeyPem);
   }
 
-  async issue(names: string[], validSeconds = 86_400): Promise<IssuedCertificate> {
-    if (names.length === 0) throw new Error('a server certificate needs at least one name');
+  issue(names: string[], validSeconds = 86_400): IssuedCertificate {
     const now = Date.now();
-    const certificate = await x509.X509CertificateGenerator.create({
-      serialNumber: serial(),
-      subject: `CN=${escapeDn(names[0]!)}`,
-      issuer: this.ca.certificate.subject,
-      notBefore: new Date(now - 60_000),
-      notAfter: new Date(now + validSeconds * 1000),
-      signingAlgorithm: SIGNING,
-      publicKey: this.publicKey,
-      signingKey: this.ca.privateKey,
-      extensions: [
-        ...this.fixedExtensions,
-        new x509.SubjectAlternativeNameExtension(names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n }))),
-      ],
-    });
-    return { certPem: certificate.toString('pem') + '\n', keyPem: this.keyPem };
+    const tbs = this.template.tbs(names, serialBytes(), new Date(now - 60_000), new Date(now + validSeconds * 1000));
+    const signature = sign('sha256', tbs, { key: this.signingKey, dsaEncoding: 'der' });
+    const der = this.template.certificate(tbs, signature);
+    return { certPem: `-----BEGIN CERTIFICATE-----\n${base64Lines(der)}\n-----END CERTIFICATE-----\n`, keyPem: this.keyPem };
   }
 }
 
 export async function privateKeyPem(key: CryptoKey): Promise<string> {
   const der = Buffer.from(await crypto.subtle.exportKey('pkcs8', key));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
+  return `-----BEGIN PRIVATE KEY-----\n${base64Lines(der)}\n-----END PRIVATE KEY-----\n`;
+}
+
+function base64Lines(der: Buffer): string {
+  return der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+}
+
+/** 16 random bytes, the first in 0x01-0x7f: a positive serial that DER encodes in exactly 16 bytes. */
+function serialBytes(): Buffer {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  return bytes;
 }
 
 function serial(): string {
-  // Positive 128-bit serial (top bit cleared).
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
-  return bytes.toString('hex');
+  return serialBytes().toString('hex');
 }
 
 function escapeDn(value: string): string {

@@ -15,6 +15,7 @@ import { parseBundleFile } from '../../src/policy/bundle-file.js';
 import { compilePolicy, type EgressPolicy } from '../../src/policy/compile.js';
 import { AgentProxy, type AgentProxyOptions, type ProxyLimits, type ProxyListener } from '../../src/proxy/agent-proxy.js';
 import { parseConnectTo } from '../../src/proxy/connect-to.js';
+import type { UpstreamOptions } from '../../src/proxy/upstream.js';
 import { openControlStore, type ControlStore } from '../../src/store/database.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../../src/tls/certificates.js';
 import type { CredentialResolver } from '../../src/vault/credentials.js';
@@ -69,6 +70,8 @@ export interface HarnessOptions {
   passthrough?: string[];
   /** Extra connect-to entries (host:port:127.0.0.1:port). */
   connectTo?: string[];
+  /** Upstream options besides connect-to and the upstream CA. */
+  upstream?: Partial<Omit<UpstreamOptions, 'connectTo' | 'extraCaPem'>>;
   session?: string;
   /** false: the proxy has no resolver at all. */
   vault?: boolean;
@@ -156,7 +159,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ca: deployCa,
     audit,
     ...(resolver ? { resolver } : {}),
-    upstream: { connectTo, extraCaPem: upstreamCa.certPem },
+    upstream: { ...options.upstream, connectTo, extraCaPem: upstreamCa.certPem },
     ...(options.passthrough ? { passthrough: options.passthrough } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.onBlocked ? { onBlocked: options.onBlocked } : {}),

@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +10,7 @@ import { LeafCache } from '../../src/proxy/leaf-cache.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../../src/tls/certificates.js';
 
 /** What a TLS client sees when the cache serves `host`. */
-async function peerFor(cache: LeafCache, ca: CertificateAuthority, host: string): Promise<X509Certificate> {
+async function peerFor(cache: LeafCache, ca: { certPem: string }, host: string): Promise<X509Certificate> {
   const context = await cache.get(host);
   const server = createServer({ SNICallback: (_n, cb) => cb(null, context) });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -37,6 +41,23 @@ describe('leaf cache', () => {
     expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
     // Short-lived: a day, not years.
     expect(Date.parse(cert.validTo) - Date.now()).toBeLessThanOrEqual(24 * 3600_000 + 60_000);
+  });
+
+  it('sends an intermediate CA with each leaf, so a client that trusts only the root verifies it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tagbox-intermediate-'));
+    const f = (name: string) => join(dir, name);
+    const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    writeFileSync(f('ca.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'root.key']);
+    openssl(['req', '-x509', '-new', '-key', 'root.key', '-out', 'root.pem', '-days', '2', '-subj', '/CN=Corp Root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'mid.key']);
+    openssl(['pkcs8', '-topk8', '-nocrypt', '-in', 'mid.key', '-out', 'mid.p8']);
+    openssl(['req', '-new', '-key', 'mid.key', '-out', 'mid.csr', '-subj', '/CN=Corp Proxy Intermediate']);
+    openssl(['x509', '-req', '-in', 'mid.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'mid.pem', '-days', '2', '-extfile', 'ca.ext']);
+    const cache = new LeafCache({ certPem: readFileSync(f('mid.pem'), 'utf8'), keyPem: readFileSync(f('mid.p8'), 'utf8') });
+    const cert = await peerFor(cache, { certPem: readFileSync(f('root.pem'), 'utf8') }, 'svc.corp.test');
+    expect(cert.checkHost('svc.corp.test')).toBe('svc.corp.test');
+    expect(cert.checkIssued(new X509Certificate(readFileSync(f('mid.pem'))))).toBe(true);
   });
 
   it('mints once for concurrent first requests, then hits', async () => {
