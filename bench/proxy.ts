@@ -24,17 +24,16 @@
  * every child is killed on exit.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LeafCache } from '../src/proxy/leaf-cache.js';
-import { createCertificateAuthority, issueServerCertificate } from '../src/tls/certificates.js';
 import { nextLine, runNode } from './node-children.js';
 import { treePids } from './proc-cpu.js';
 import { idleMemory, type IdleResult } from './proxy-idle.js';
 import { startMitmproxy, startSquid, type Peer } from './proxy-peers.js';
 import { idleTable, loadTable, type LoadResult, type Rounds } from './proxy-report.js';
-import { startTagboxProxy } from './proxy-tagbox.js';
+import { setUpProxyBench } from './proxy-setup.js';
 import { processTable, subtree } from './proc-tree.js';
 
 const LEVELS = (process.env.BENCH_CONNECTIONS ?? '1,8,64').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
@@ -117,50 +116,8 @@ const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  // PKI: the upstream's CA and leaf; one local CA every intercepting proxy signs its leaves with.
-  const upstreamCa = await createCertificateAuthority({ commonName: 'Bench Upstream CA', validDays: 1 });
   const newHosts = Array.from({ length: FIRST_N }, (_, i) => `new${i}-${Date.now().toString(36)}.bench.test`);
-  const names = ['bench.test', 'api.bench.test', 'pass.bench.test', ...newHosts];
-  // 127.0.0.1 too: mitmproxy may name the upstream by the address it dials.
-  const leaf = await issueServerCertificate(upstreamCa, [...names, '*.bench.test', '127.0.0.1']);
-  const localCa = await createCertificateAuthority({ commonName: 'Bench Local CA', validDays: 1 });
-  const files = {
-    upstreamCa: join(dir, 'upstream-ca.pem'),
-    cert: join(dir, 'leaf.pem'),
-    key: join(dir, 'leaf.key'),
-    localCa: join(dir, 'local-ca.pem'),
-    localCaKey: join(dir, 'local-ca.key'),
-    both: join(dir, 'both-cas.pem'),
-    hosts: join(dir, 'hosts'),
-  };
-  writeFileSync(files.upstreamCa, upstreamCa.certPem);
-  writeFileSync(files.cert, leaf.certPem);
-  writeFileSync(files.key, leaf.keyPem);
-  writeFileSync(files.localCa, localCa.certPem);
-  writeFileSync(files.localCaKey, localCa.keyPem, { mode: 0o600 });
-  writeFileSync(files.both, `${upstreamCa.certPem}\n${localCa.certPem}`);
-  writeFileSync(files.hosts, `${names.map((n) => `127.0.0.1 ${n}`).join('\n')}\n`);
-  chmodSync(files.hosts, 0o644);
-
-  const secret = `bench-token-${Date.now()}`;
-  const inject = `Bearer ${secret}`;
-  const upstream = runNode(children, 'proxy-upstream.ts', [files.cert, files.key, inject]);
-  const upstreamPort = (JSON.parse(await nextLine(upstream, 20_000)) as { port: number }).port;
-  const upstreamStats = async () => {
-    upstream.stdin!.write('stats\n');
-    return JSON.parse(await nextLine(upstream, 5000)) as { requests: number; withCredential: number; connections: number };
-  };
-
-  // The proxies.
-  const tagbox = await startTagboxProxy(children, dir, {
-    caCertPem: localCa.certPem,
-    caKeyPem: localCa.keyPem,
-    upstreamCaFile: files.upstreamCa,
-    hosts: names,
-    upstreamPort,
-    secret,
-    passthrough: ['pass.bench.test'],
-  });
+  const { files, localCa, inject, upstream, upstreamPort, upstreamStats, tagbox } = await setUpProxyBench(children, dir, newHosts);
   const minimalChild = runNode(children, 'minimal-intercept.ts', [
     JSON.stringify({ caCertFile: files.localCa, caKeyFile: files.localCaKey, upstreamCaFile: files.upstreamCa, toHost: '127.0.0.1', toPort: upstreamPort, inject }),
   ]);
