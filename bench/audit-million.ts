@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { nextLine, runNode } from './node-children.js';
-import { processTable, subtree } from './proc-tree.js';
+import { killChildren } from './proc-tree.js';
 import type { LoadResult } from './proxy-report.js';
 import { setUpProxyBench } from './proxy-setup.js';
 import { cleanEnv, REPO_ROOT, TAGBOX_BIN } from './tagbox-up.js';
@@ -26,19 +26,7 @@ const CONNECTIONS = Number(process.env.BENCH_AUDIT_CONNECTIONS ?? 4);
 const dir = mkdtempSync(join(tmpdir(), 'tagbox-bench-audit-'));
 chmodSync(dir, 0o755);
 const children: ChildProcess[] = [];
-function cleanup(): void {
-  const table = processTable();
-  for (const c of children) {
-    if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
-    for (const pid of subtree(table, c.pid).reverse()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-}
+const cleanup = (): void => killChildren(children);
 process.on('exit', cleanup);
 
 function load(url: string, requests: number, proxyPort: number, caFile: string): Promise<LoadResult> {

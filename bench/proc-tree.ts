@@ -81,3 +81,18 @@ export function rssOf(pid: number): number {
 export function mib(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(2);
 }
+
+/** SIGKILLs every child that still runs and whatever it started, deepest first. */
+export function killChildren(children: ReadonlyArray<{ pid?: number | undefined; exitCode: number | null; signalCode: NodeJS.Signals | null }>): void {
+  const table = processTable();
+  for (const c of children) {
+    if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
+    for (const pid of subtree(table, c.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}

@@ -34,7 +34,7 @@ import { idleMemory, type IdleResult } from './proxy-idle.js';
 import { startMitmproxy, startSquid, type Peer } from './proxy-peers.js';
 import { idleTable, loadTable, type LoadResult, type Rounds } from './proxy-report.js';
 import { setUpProxyBench } from './proxy-setup.js';
-import { processTable, subtree } from './proc-tree.js';
+import { killChildren } from './proc-tree.js';
 
 const LEVELS = (process.env.BENCH_CONNECTIONS ?? '1,8,64').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -61,19 +61,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tagbox-bench-proxy-'));
 chmodSync(dir, 0o755);
 const children: ChildProcess[] = [];
 /** Every child and whatever it started, SIGKILLed. */
-function cleanup(): void {
-  const table = processTable();
-  for (const c of children) {
-    if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
-    for (const pid of subtree(table, c.pid).reverse()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-}
+const cleanup = (): void => killChildren(children);
 process.on('exit', cleanup);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 

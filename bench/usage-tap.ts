@@ -34,6 +34,7 @@ import { openControlStore } from '../src/store/database.js';
 import { createCertificateAuthority, issueServerCertificate } from '../src/tls/certificates.js';
 import { upsertBudget } from '../src/usage/budgets-repo.js';
 import { priceTable } from '../src/usage/prices.js';
+import type { LoadResult as ProxyLoadResult } from './proxy-report.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const SLICE_MS = Number(process.env.BENCH_SLICE_MS ?? 500);
@@ -41,15 +42,8 @@ const SLICES = Number(process.env.BENCH_SLICES ?? 16);
 const WARMUP_MS = 1000;
 const TARGET = 0.05;
 
-interface LoadResult {
-  requests: number;
-  errors: number;
-  firstError?: string;
-  seconds: number;
-  rps: number;
-  p50: number;
-  p99: number;
-}
+/** The load generator's answer (bench/proxy-load.ts), without the CPU this bench does not ask for. */
+type LoadResult = Omit<ProxyLoadResult, 'cpu'>;
 
 export interface UsageTapBench {
   off: { rps: number; p50: number; requests: number };
