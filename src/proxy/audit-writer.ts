@@ -61,19 +61,14 @@ export class AuditWriter {
   append(event: AuditEventInput): Promise<void> {
     this.queue.push(event);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    this.schedule(false);
+    this.flushSoon();
     return done;
   }
 
   /** Queues the event to be committed with the next batch; a failure is logged, not thrown. */
   record(event: AuditEventInput): void {
     this.queue.push(event);
-    this.schedule(true);
-  }
-
-  /** `mayWait`: whether this event may wait for company when the proxy is busy. */
-  private schedule(mayWait: boolean): void {
-    if (this.queue.length >= this.maxBatch || !mayWait || performance.now() - this.lastCommit >= this.windowMs) this.flushSoon();
+    if (this.queue.length >= this.maxBatch || performance.now() - this.lastCommit >= this.windowMs) this.flushSoon();
     else this.timer ??= setTimeout(() => this.flushNow(), this.windowMs);
   }
 

@@ -12,6 +12,19 @@ export interface CaPem {
 // HTTPS request never needs it.
 const certificates = () => import('../tls/certificates.js');
 
+/** What minting needs, loaded with the first leaf. */
+interface Issuing {
+  issuer: LeafIssuer;
+  /** Sent after the leaf: the CA itself only when it is an intermediate (a root is the client's own anchor, RFC 8446 4.4.2). */
+  chainPem: string;
+}
+
+export interface LeafCacheStats {
+  hits: number;
+  misses: number;
+  size: number;
+}
+
 /**
  * Leaf certificates for intercepted TLS, one per host name, held as ready TLS
  * secure contexts in a bounded LRU. All leaves share one key pair (made at
@@ -21,19 +34,11 @@ const certificates = () => import('../tls/certificates.js');
  * the certificate is a template assembly plus a signature, and most of the
  * remaining cost is OpenSSL decoding the PEM into the secure context.
  */
-export interface LeafCacheStats {
-  hits: number;
-  misses: number;
-  size: number;
-}
-
 export class LeafCache {
   private readonly entries = new Map<string, { context: SecureContext; expiresAt: number }>();
   private readonly pending = new Map<string, Promise<SecureContext>>();
-  private leafIssuer: Promise<LeafIssuer> | undefined;
-  private readyIssuer: LeafIssuer | undefined;
-  /** The chain sent after the leaf: the CA itself only when it is an intermediate (a root is the client's own anchor, RFC 8446 4.4.2). */
-  private chainPem: string | undefined;
+  private loading: Promise<Issuing> | undefined;
+  private ready: Issuing | undefined;
   readonly stats: LeafCacheStats = { hits: 0, misses: 0, size: 0 };
 
   constructor(
@@ -54,9 +59,9 @@ export class LeafCache {
     const inFlight = this.pending.get(host);
     if (inFlight) return inFlight;
     this.stats.misses += 1;
-    if (this.readyIssuer) return this.mint(this.readyIssuer, host);
-    const minted = this.issuer()
-      .then((issuer) => this.mint(issuer, host))
+    if (this.ready) return this.mint(this.ready, host);
+    const minted = this.issuing()
+      .then((issuing) => this.mint(issuing, host))
       .finally(() => this.pending.delete(host));
     this.pending.set(host, minted);
     return minted;
@@ -86,10 +91,10 @@ export class LeafCache {
     if (todo.length) setImmediate(next);
   }
 
-  private mint(issuer: LeafIssuer, host: string): SecureContext {
+  private mint({ issuer, chainPem }: Issuing, host: string): SecureContext {
     const validSeconds = this.options.validSeconds ?? 24 * 3600;
     const leaf = issuer.issue([host], validSeconds);
-    const context = createSecureContext({ cert: leaf.certPem + this.chainPem, key: leaf.keyPem, minVersion: 'TLSv1.2' });
+    const context = createSecureContext({ cert: leaf.certPem + chainPem, key: leaf.keyPem, minVersion: 'TLSv1.2' });
     // Renew an hour (or a tenth of the lifetime) before expiry.
     const expiresAt = Date.now() + validSeconds * 1000 - Math.min(3600_000, validSeconds * 100);
     this.entries.set(host, { context, expiresAt });
@@ -100,14 +105,13 @@ export class LeafCache {
   }
 
   /** One key pair for every leaf of this cache, and an issuer that precomputes what leaves share. */
-  private issuer(): Promise<LeafIssuer> {
-    this.leafIssuer ??= certificates().then(async ({ generateKeyPair, loadCertificateAuthority, LeafIssuer }) => {
+  private issuing(): Promise<Issuing> {
+    this.loading ??= certificates().then(async ({ generateKeyPair, loadCertificateAuthority, LeafIssuer }) => {
       const ca = await loadCertificateAuthority(this.ca.certPem, this.ca.keyPem);
       const caCert = new X509Certificate(this.ca.certPem);
-      this.chainPem = caCert.checkIssued(caCert) ? '' : this.ca.certPem;
-      this.readyIssuer = await LeafIssuer.create(ca, await generateKeyPair());
-      return this.readyIssuer;
+      this.ready = { issuer: await LeafIssuer.create(ca, await generateKeyPair()), chainPem: caCert.checkIssued(caCert) ? '' : this.ca.certPem };
+      return this.ready;
     });
-    return this.leafIssuer;
+    return this.loading;
   }
 }

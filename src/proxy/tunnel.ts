@@ -106,9 +106,13 @@ export async function handleConnect(deps: TunnelDeps, state: ListenerState, req:
   }
 
   // The upstream connection opens while the client finishes TLS with us (see Upstreams.openAhead).
-  void deps.upstreams.resolve('https', decision.host, target.port, policy.addresses).then((resolved) => {
-    if (resolved.ok && !client.destroyed) deps.upstreams.openAhead(resolved.target, state.id);
-  });
+  // Best effort: if it fails, the first request dials (and reports) as it would have.
+  deps.upstreams
+    .resolve('https', decision.host, target.port, policy.addresses)
+    .then((resolved) => {
+      if (resolved.ok && !client.destroyed) deps.upstreams.openAhead(resolved.target, state.id);
+    })
+    .catch(() => undefined);
   let context;
   try {
     context = await deps.leaves.get(decision.host);

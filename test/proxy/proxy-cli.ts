@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import type { EchoUpstream } from '../fixtures/echo-upstream.js';
 import { listeningPort, REPO_ROOT, TAGBOX_BIN } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 
 /** A `tagbox proxy` child process, as a user runs it. */
 export interface RunningProxy {
@@ -11,16 +11,6 @@ export interface RunningProxy {
   stderr(): string;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * `tagbox proxy --bundles FILE --listen 127.0.0.1:PORT` in front of the echo

@@ -5,6 +5,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { RELAY_BINARY } from '../../src/sandbox/native.js';
+import { freePort } from '../helpers/ports.js';
+
+export { freePort };
 
 /** The built relay (native/build/tagbox-relay) running on the host, listening on 127.0.0.1:port. */
 export interface Relay {
@@ -15,13 +18,6 @@ export interface Relay {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Is something listening on 127.0.0.1:port? Read as the agent does, from /proc/net/tcp. */
 export function listening(port: number): boolean {
