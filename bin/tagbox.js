@@ -4,6 +4,8 @@
 // scripts/bundle-cli.mjs) when it is there and not older than the compiled exec verb:
 // one file instead of hundreds of modules is most of its start-up (docs/SANDBOX.md).
 import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
@@ -12,7 +14,9 @@ if (!existsSync(fileURLToPath(entry))) {
   process.exit(1);
 }
 const bundle = verb(process.argv) === 'exec' ? bundled() : undefined;
-if (bundle) {
+// With `tagbox up` running on the home, exec hands its command over (src/cli/exec-hand-off.ts)
+// and needs no worker: started anyway, it would take the CPU the server runs the command on.
+if (bundle && !existsSync(join(home(process.argv), 'run', 'exec.sock'))) {
   // exec's audit worker (src/cli/exec-audit-worker.ts) loads its libraries on another CPU:
   // started here, before the CLI's own modules load, it is ready sooner. exec adopts it.
   const { Worker } = await import('node:worker_threads');
@@ -32,6 +36,13 @@ function verb(argv) {
     else if (arg === '--') return undefined;
   }
   return undefined;
+}
+
+/** TAGBOX_HOME as src/home.ts resolves it: --home, then the environment, then ~/.tagbox. */
+function home(argv) {
+  const flag = argv.indexOf('--home');
+  const i = argv.indexOf('--');
+  return resolve(flag > 1 && (i < 0 || flag < i) ? argv[flag + 1] : (process.env.TAGBOX_HOME ?? join(homedir(), '.tagbox')));
 }
 
 /** The bundle's entry, when it is at least as new as the compiled exec verb; otherwise undefined. */

@@ -24,6 +24,8 @@ import { contextFrom } from './context.js';
 interface OpenListener {
   listener: ProxyListener;
   watch?: PolicyWatch;
+  /** Opened with `bundles` (not a place, not Slack's): set-listener-bundles may change them. */
+  bundles?: true;
 }
 
 interface Daemon {
@@ -193,11 +195,19 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       // directory the server chose (its run/ or runtime directory) keeps the rest of the host out.
       chmodSync(request.socketPath, 0o666);
       const watch = request.place ? await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next), { session: daemon.sessionPolicy }) : undefined;
-      listeners.set(request.session, { listener, ...(watch ? { watch } : {}) });
+      listeners.set(request.session, { listener, ...(watch ? { watch } : { bundles: true }) });
       return { ok: true, address: listener.address };
     }
     case 'open-slack-listener':
       return openSlackListener(request, daemon);
+    case 'set-listener-bundles': {
+      const open = listeners.get(request.session);
+      if (!open) return { ok: false, error: `no listener for session ${request.session}` };
+      // A place's policy is the database's to say, and a Slack listener's its workspace's: never a caller's.
+      if (!open.bundles) return { ok: false, error: `the listener of session ${request.session} was not opened with bundles; its policy cannot be set` };
+      open.listener.setPolicy(compilePolicy(validateBundles(request.bundles, `set-listener-bundles ${request.session}`)));
+      return { ok: true };
+    }
     case 'close-listener': {
       const open = listeners.get(request.session);
       if (!open) return { ok: false, error: `no listener for session ${request.session}` };

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { SandboxProvider } from '../sandbox/types.js';
 import { AccessAdmin } from '../access/admin-service.js';
 import { AuditLog } from '../audit/log.js';
@@ -8,6 +9,8 @@ import { firstRun } from '../server/first-run.js';
 import { startHousekeeping } from '../server/housekeeping.js';
 import { unavailable } from '../server/http-errors.js';
 import { ProxyControl } from '../server/proxy-control.js';
+import { EXEC_SOCKET } from '../server/exec-protocol.js';
+import { ExecService } from '../server/exec-service.js';
 import { createBubblewrapProvider } from '../sandbox/bubblewrap-provider.js';
 import { startSessionLayer, type SessionLayer } from '../sessions/session-layer.js';
 import type { ProxyListeners } from '../sessions/session-sandboxes.js';
@@ -91,6 +94,8 @@ export async function runServer(opts: { control: string; port?: string }, comman
       return { ready: pid !== undefined, detail: { proxy: pid !== undefined ? 'ready' : 'starting' } };
     },
   });
+  // `tagbox exec` hands its command here when Tagbox is up (exec-service.ts): served once the proxy is.
+  const exec = provider.name === 'unavailable' ? undefined : new ExecService({ socketPath: join(ctx.paths.sockets, EXEC_SOCKET), provider, proxy, audit, logger: ctx.logger });
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -103,6 +108,9 @@ export async function runServer(opts: { control: string; port?: string }, comman
     const url = `http://${host}:${address.port}`;
     const proxyPid = await Promise.race([proxy.waitReady(60_000), stopped.then(() => undefined)]);
     proxyEverReady = proxyEverReady || proxyPid !== undefined;
+    if (proxyPid !== undefined) {
+      await exec?.listen().catch((error: unknown) => ctx.logger.warn({ err: error }, '`tagbox exec` cannot hand commands to this server: they run on their own'));
+    }
     // Connects every Slack workspace (retrying those that fail) and keeps following the store for new ones.
     await slack.start();
     const out: string[] = [`Tagbox is up at ${url}`, `  Web app: ${url}/`, `  API: ${url}/api/v1/  (OpenAPI: ${url}/api/v1/openapi.json)`];
@@ -134,6 +142,7 @@ export async function runServer(opts: { control: string; port?: string }, comman
     // Also on a failure (a port in use): nothing may keep this process alive afterwards.
     process.stdin.destroy();
     await app.close();
+    await exec?.close();
     await slack.stop();
     await scheduler.stop();
     await sessions.stop();

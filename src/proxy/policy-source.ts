@@ -12,14 +12,16 @@ export function policyFromBundleFile(file: string | undefined, names: string[] =
     if (names.length) throw invalidInput('--bundle needs --bundles FILE');
     return { policy: compilePolicy([]), bundles: [] };
   }
-  const all = loadBundleFile(file).bundles;
-  let chosen = all;
-  if (names.length) {
-    const unknown = names.filter((n) => !all.some((b) => b.name === n));
-    if (unknown.length) {
-      throw invalidInput(`${file}: no bundle named ${unknown.map((n) => `"${n}"`).join(', ')} (it has ${all.map((b) => `"${b.name}"`).join(', ') || 'none'})`);
-    }
-    chosen = all.filter((b) => names.includes(b.name));
-  }
+  const chosen = chooseBundles(loadBundleFile(file).bundles, names, file);
   return { policy: compilePolicy(chosen), bundles: chosen };
+}
+
+/** All of a file's bundles, or exactly those named (an unknown name is an error naming the file and what it has). */
+export function chooseBundles(all: Bundle[], names: string[], file: string): Bundle[] {
+  if (!names.length) return all;
+  const unknown = names.filter((n) => !all.some((b) => b.name === n));
+  if (unknown.length) {
+    throw invalidInput(`${file}: no bundle named ${unknown.map((n) => `"${n}"`).join(', ')} (it has ${all.map((b) => `"${b.name}"`).join(', ') || 'none'})`);
+  }
+  return all.filter((b) => names.includes(b.name));
 }

@@ -15,3 +15,6 @@ export function sandboxUnavailable(reason: string, cause?: unknown): TagboxError
 export function isSandboxUnavailable(error: unknown): error is TagboxError {
   return isTagboxError(error) && error.code === SANDBOX_UNAVAILABLE;
 }
+
+/** The exit status of `tagbox exec` when the sandbox itself could not be set up (as `docker run` and `env` use it). */
+export const EXIT_SANDBOX_UNAVAILABLE = 125;

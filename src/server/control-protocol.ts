@@ -18,6 +18,10 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  *       host. The socket is 0660: the server (the proxy's group) connects, no sandbox
  *       user can. Closed with close-listener and that session name; reopened (close,
  *       open) when the row's token names change.
+ *   {op: 'set-listener-bundles', session, bundles}      -> {ok: true}
+ *       a listener opened with `bundles` gets these instead (atomically: requests already
+ *       decided finish on the old policy); one that follows a place refuses. `tagbox exec`
+ *       handed to the server builds its sandbox ahead behind an empty policy, then sets this.
  *   {op: 'close-listener', session}                     -> {ok: true}
  *   {op: 'ca-cert'}                                     -> {ok: true, pem}
  *   {op: 'secret-put', name, value (base64), kind?, mustExist?} -> {ok: true, result}
@@ -41,6 +45,7 @@ export type ControlRequest =
   | { op: 'ping' }
   | { op: 'open-listener'; session: string; socketPath: string; place?: Place; bundles?: unknown[] }
   | { op: 'open-slack-listener'; workspaceId: string; socketPath: string }
+  | { op: 'set-listener-bundles'; session: string; bundles: unknown[] }
   | { op: 'close-listener'; session: string }
   | { op: 'ca-cert' }
   | { op: 'secret-put'; name: string; value: string; kind?: CredentialKind; mustExist?: boolean }

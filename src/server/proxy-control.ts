@@ -62,6 +62,16 @@ export class ProxyControl {
     await this.call({ op: 'open-listener', session, socketPath, place });
   }
 
+  /** A listener for `tagbox exec` at `socketPath`, reaching what `bundles` (bundle-file shape, secrets by vault name) allow. */
+  async openBundleListener(session: string, socketPath: string, bundles: unknown[]): Promise<void> {
+    await this.call({ op: 'open-listener', session, socketPath, bundles });
+  }
+
+  /** Swaps the bundles of a listener opened with openBundleListener. */
+  async setListenerBundles(session: string, bundles: unknown[]): Promise<void> {
+    await this.call({ op: 'set-listener-bundles', session, bundles });
+  }
+
   /**
    * The Slack workspace's own listener at `socketPath` (session
    * slackListenerSession(workspaceId)): the proxy builds its policy from the

@@ -103,7 +103,20 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
       const detached = Date.now();
       await until(async () => (await viaSocket(live, url)) === 403);
       expect(Date.now() - detached).toBeLessThan(2_000);
+      // A place's policy is the database's: the peer cannot set it to other bundles.
+      expect(await ask({ op: 'set-listener-bundles', session: 's2', bundles: [{ name: 'all', domains: ['*.com'] }] })).toMatchObject({ ok: false, error: expect.stringMatching(/not opened with bundles/) });
       expect(await ask({ op: 'close-listener', session: 's2' })).toEqual({ ok: true });
+
+      // A bundles listener (exec's, built ahead behind nothing) takes new bundles at once; bad ones are refused, the old stay.
+      const ahead = join(backend.home, 'run', 's3.sock');
+      expect(await ask({ op: 'open-listener', session: 's3', socketPath: ahead, bundles: [] })).toMatchObject({ ok: true });
+      expect(await viaSocket(ahead, url)).toBe(403);
+      expect(await ask({ op: 'set-listener-bundles', session: 's3', bundles: [{ name: 'local', domains: [{ host: '127.0.0.1', ports: [port] }] }] })).toEqual({ ok: true });
+      expect(await viaSocket(ahead, url)).toBe(200);
+      expect(await ask({ op: 'set-listener-bundles', session: 's3', bundles: [{ name: 'x', domains: ['*'] }] })).toMatchObject({ ok: false });
+      expect(await viaSocket(ahead, url)).toBe(200);
+      expect(await ask({ op: 'set-listener-bundles', session: 'absent', bundles: [] })).toMatchObject({ ok: false, error: expect.stringMatching(/no listener/) });
+      expect(await ask({ op: 'close-listener', session: 's3' })).toEqual({ ok: true });
     } finally {
       target.close();
     }
