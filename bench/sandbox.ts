@@ -5,7 +5,8 @@
  *   cold      create + exec `true` + release
  *   memory    host memory (RSS and PSS) of an idle live sandbox's processes
  *   one-shot  the whole `tagbox exec -- true` process against `srt true`, in turn, median of 10
- * Targets: warm p50 within 2x of bare; idle memory under 5 MiB; one-shot <= 0.5x srt.
+ *   hand-off  the same with `tagbox up` running on the home (the command handed to it), in turn with srt
+ * Targets: warm p50 within 2x of bare; idle memory under 5 MiB; exec <= 0.5x srt.
  */
 import { spawn } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBubblewrapProvider, findExecutable, runInSandbox } from '../src/sandbox/index.js';
+import { startUp } from '../test/helpers/up.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const root = mkdtempSync(join(tmpdir(), 'tagbox-bench-sandbox-'));
@@ -107,6 +109,17 @@ const { a: oneShot, b: srt } = await measurePair(ONE_SHOT_ROUNDS, tagboxOnce, sr
 console.log(`${'tagbox exec -- true (one-shot)'.padEnd(34)} median ${oneShot.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
 console.log(`${'srt true (sandbox-runtime)'.padEnd(34)} median ${srt.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
 
+// Handed off: the same command with `tagbox up` running on its home, which takes it (its
+// sandbox built ahead, its proxy warm: src/server/exec-service.ts). Same pairing with srt.
+chmodSync(root, 0o755); // under privilege separation the server's users must reach the home
+const upHome = join(root, 'up-home');
+const up = await startUp({ TAGBOX_HOME: upHome }, 0);
+const handOffOnce = () => run(process.execPath, ['bin/tagbox.js', 'exec', '--', 'true'], { ...oneShotEnv, TAGBOX_HOME: upHome });
+const { a: handedOff, b: srtBeside } = await measurePair(ONE_SHOT_ROUNDS, handOffOnce, srtOnce);
+await up.stop();
+console.log(`${'tagbox exec -- true (tagbox up)'.padEnd(34)} median ${handedOff.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
+console.log(`${'srt true (sandbox-runtime)'.padEnd(34)} median ${srtBeside.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
+
 await new Promise((resolve) => setTimeout(resolve, 300)); // let the idle sandbox settle
 const memory = idleMemory(live as unknown as { monitorPid: number });
 await provider.release(live);
@@ -115,6 +128,7 @@ console.log('');
 console.log(`warm exec / bare bwrap          ${(warm / bare).toFixed(2)}x   (target <= 2x)`);
 console.log(`create+exec+release / bare      ${(cold / bare).toFixed(2)}x`);
 console.log(`one-shot tagbox exec / srt      ${(oneShot / srt).toFixed(2)}x   (medians of ${ONE_SHOT_ROUNDS}; target <= 0.5x)`);
+console.log(`handed-off tagbox exec / srt    ${(handedOff / srtBeside).toFixed(2)}x   (medians of ${ONE_SHOT_ROUNDS}, tagbox up running; target <= 0.5x)`);
 console.log(`idle sandbox host memory        RSS ${mib(memory.rss)} MiB, PSS ${mib(memory.pss)} MiB over ${memory.processes.length} processes (target < 5 MiB)`);
 console.log(`  ${memory.processes.join(', ')}`);
 

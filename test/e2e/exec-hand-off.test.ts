@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME, FrameReader } from '../../src/server/exec-protocol.js';
 import { createTestCa, type TestCa } from '../fixtures/ca.js';
+import { ECHO_BUNDLES_YAML } from '../fixtures/echo-bundles.js';
 import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
 import { REPO_ROOT, runTagbox, TAGBOX_BIN } from '../helpers/cli.js';
 import { startUp, type RunningUp } from '../helpers/up.js';
@@ -50,22 +51,7 @@ describe('tagbox exec handed to tagbox up', () => {
     copyFileSync(ca.certFile, caFile);
     chmodSync(caFile, 0o644);
     bundles = join(dir, 'bundles.yaml');
-    writeFileSync(
-      bundles,
-      [
-        'bundles:',
-        '  - name: eng',
-        '    domains: [echo.test]',
-        '    connections:',
-        '      - name: gh',
-        '        secret: gh-token',
-        '        allowedWebsites: [api.echo.test]',
-        '        inject: { header: Authorization, value: "Bearer {{secret}}" }',
-        '  - name: other',
-        '    domains: [other.echo.test]',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(bundles, ECHO_BUNDLES_YAML);
     const set = await runTagbox(['secret', 'set', 'gh-token'], { env: env(), input: canary });
     expect(set.code, set.stderr).toBe(0);
     const names = ['echo.test', 'api.echo.test', 'other.echo.test'];
@@ -101,7 +87,7 @@ describe('tagbox exec handed to tagbox up', () => {
     const r = await exec([
       '--bundles', bundles, '--',
       'sh', '-c',
-      `env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n'; find /etc /run /tmp /workspace /home /dev/shm -type f -exec cat {} + 2>/dev/null; echo; echo @@SPLIT@@; curl -s https://api.echo.test/x`,
+      `env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n'; find /etc /run /tmp /workspace /home /dev/shm -type f -exec cat {} + 2>/dev/null; echo; echo @@SPLIT@@; curl -s https://api.echo.test/repos/acme/x`,
     ]);
     expect(r.code, r.stderr).toBe(0);
     const [inside, response] = r.stdout.split('@@SPLIT@@\n');

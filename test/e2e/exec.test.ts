@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa, type TestCa } from '../fixtures/ca.js';
+import { ECHO_BUNDLES_YAML } from '../fixtures/echo-bundles.js';
 import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
 import { runTagbox } from '../helpers/cli.js';
 
@@ -26,23 +27,7 @@ describe('tagbox exec', () => {
     dir = mkdtempSync(join(tmpdir(), 'tagbox-exec-'));
     home = join(dir, 'home');
     bundles = join(dir, 'bundles.yaml');
-    writeFileSync(
-      bundles,
-      [
-        'bundles:',
-        '  - name: eng',
-        '    domains: [echo.test]',
-        '    connections:',
-        '      - name: gh',
-        '        secret: gh-token',
-        '        allowedWebsites: [api.echo.test]',
-        '        inject: { header: Authorization, value: "Bearer {{secret}}" }',
-        '        narrow: { pathPrefix: /repos/acme/ }',
-        '  - name: other',
-        '    domains: [other.echo.test]',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(bundles, ECHO_BUNDLES_YAML);
     mapping = [
       '--connect-to', `echo.test:443:127.0.0.1:${echo.httpsPort}`,
       '--connect-to', `api.echo.test:443:127.0.0.1:${echo.httpsPort}`,
