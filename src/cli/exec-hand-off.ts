@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { describeError, invalidInput, TagboxError } from '../errors.js';
-import { encodeFrame, FRAME, FrameReader, type ExecDone, type ExecRequest } from '../server/exec-protocol.js';
+import { encodeFrame, FRAME, FrameReader, type ExecDone, type ExecRequest, type GrantAnswer, type GrantRequest } from '../server/exec-protocol.js';
 
 /** What a hand-off ended with: the exit status, or nothing when no `tagbox up` answered (run it here instead). */
 export type HandOffResult = { exitCode: number } | undefined;
@@ -14,14 +14,30 @@ export type HandOffResult = { exitCode: number } | undefined;
  * once connected, what happens is the server's to say. This file loads
  * nothing but Node and the frame codec: it is all a handed-off exec loads.
  */
-export async function handOff(socketPath: string, request: ExecRequest & { bundlesFile?: string }, stopped: AbortSignal): Promise<HandOffResult> {
-  const { bundlesFile, ...rest } = request;
-  // The bundle file is read here, as the caller: the server never opens a client's file.
-  const bundles = bundlesFile === undefined ? undefined : { file: bundlesFile, text: readBundleFile(bundlesFile) };
-  const socket = await connect(socketPath);
-  if (!socket) return undefined;
+export interface HandOffRequest extends Omit<ExecRequest, 'grant' | 'stdin'> {
+  /** The bundle file and the names chosen from it: granted to the proxy on `grantSocket`, never sent to the server. */
+  bundles?: { file: string; names: string[] };
+}
+
+export async function handOff(sockets: { exec: string; grant: string }, request: HandOffRequest, stopped: AbortSignal): Promise<HandOffResult> {
+  const { bundles, ...rest } = request;
+  // The bundle file is read here, as the caller: no server opens a client's file.
+  const text = bundles ? readBundleFile(bundles.file) : undefined;
+  const [socket, granted] = await Promise.all([
+    connect(sockets.exec),
+    bundles && text !== undefined ? askGrant(sockets.grant, { file: bundles.file, text, bundle: bundles.names }) : undefined,
+  ]);
+  // No server, or no proxy to grant the bundles: run alone (an unused grant expires).
+  if (!socket || (bundles && !granted)) {
+    socket?.destroy();
+    return undefined;
+  }
+  if (granted && !granted.ok) {
+    socket.destroy();
+    throw new TagboxError(granted.error, { exitCode: granted.exitCode === 2 ? 2 : 1 });
+  }
   const stdin = process.stdin.isTTY ? undefined : process.stdin;
-  const message: ExecRequest = { ...rest, ...(bundles ? { bundles } : {}), stdin: stdin !== undefined };
+  const message: ExecRequest = { ...rest, ...(granted ? { grant: granted.grant } : {}), stdin: stdin !== undefined };
   return new Promise<HandOffResult>((resolve, reject) => {
     const reader = new FrameReader();
     let done: ExecDone | undefined;
@@ -78,6 +94,24 @@ function readBundleFile(path: string): string {
   } catch (error) {
     throw invalidInput(`${path}: cannot read bundle file: ${describeError(error)}`, 'invalid_bundles');
   }
+}
+
+/** The proxy's answer on its grant socket; undefined when nothing answers there. */
+export function askGrant(path: string, request: GrantRequest): Promise<GrantAnswer | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    let line = '';
+    socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+    socket.on('data', (chunk: Buffer) => (line += chunk.toString('utf8')));
+    socket.once('error', () => resolve(undefined));
+    socket.once('close', () => {
+      try {
+        resolve(JSON.parse(line) as GrantAnswer);
+      } catch {
+        resolve(undefined);
+      }
+    });
+  });
 }
 
 /** Connected, or undefined when no server is there to hand to (no socket file, a stale one, or one we may not use). */

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { invalidInput } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';
 import type { SandboxLimits } from '../sandbox/limits.js';
-import { EXEC_SOCKET } from '../server/exec-protocol.js';
+import { EXEC_GRANT_SOCKET, EXEC_SOCKET } from '../server/exec-protocol.js';
 import type { GlobalOptions } from './context.js';
 import { handOff } from './exec-hand-off.js';
 import { collect } from './options.js';
@@ -78,8 +78,9 @@ async function execCommand(argv: string[], opts: ExecOptions, command: Command, 
   const ownProcess = opts.standalone || globals.config !== undefined || opts.connectTo.length > 0 || opts.upstreamCa !== undefined;
   if (!ownProcess) {
     if (opts.bundle.length && !opts.bundles) throw invalidInput('--bundle needs --bundles FILE');
-    const socketPath = join(homePaths(resolveHome(globals.home)).sockets, EXEC_SOCKET);
-    const handed = await handOff(socketPath, { argv, ...(opts.bundles ? { bundlesFile: opts.bundles } : {}), bundle: opts.bundle, limits }, stopped);
+    const run = homePaths(resolveHome(globals.home)).sockets;
+    const sockets = { exec: join(run, EXEC_SOCKET), grant: join(run, EXEC_GRANT_SOCKET) };
+    const handed = await handOff(sockets, { argv, ...(opts.bundles ? { bundles: { file: opts.bundles, names: opts.bundle } } : {}), limits }, stopped);
     if (handed) {
       dropStartedAuditWorker();
       return handed.exitCode;

@@ -8,9 +8,11 @@ import type { SessionPolicyOptions } from '../access/effective-policy.js';
 import { describeError, invalidInput, isTagboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compilePolicy } from '../policy/compile.js';
-import { validateBundles } from '../policy/bundle-file.js';
+import type { Bundle } from '../policy/bundle-schema.js';
 import type { ProxyListener } from '../proxy/agent-proxy.js';
 import { BlockedSubscribers } from '../proxy/blocked-subscribers.js';
+import { ExecGrants } from '../proxy/exec-grants.js';
+import { serveExecGrants } from '../proxy/grant-socket.js';
 import { startProxyRuntime, type ProxyRuntime } from '../proxy/runtime.js';
 import { MAX_CONTROL_LINE, type ControlRequest, type ControlResponse } from '../server/control-protocol.js';
 import { peerCredentials } from '../system/peercred.js';
@@ -24,13 +26,15 @@ import { contextFrom } from './context.js';
 interface OpenListener {
   listener: ProxyListener;
   watch?: PolicyWatch;
-  /** Opened with `bundles` (not a place, not Slack's): set-listener-bundles may change them. */
-  bundles?: true;
+  /** Opened without a place (not Slack's either): apply-grant may give it an exec client's bundles. */
+  grantable?: true;
 }
 
 interface Daemon {
   runtime: ProxyRuntime;
   listeners: Map<string, OpenListener>;
+  /** Bundles exec clients granted on the grant socket, for apply-grant. */
+  grants: ExecGrants;
   vault: Promise<{ store: VaultStore; sealer: Sealer }>;
   /** The server's `subscribe-blocked` connections. */
   blocked: BlockedSubscribers;
@@ -62,7 +66,8 @@ export function registerProxyDaemon(program: Command): void {
     .requiredOption('--peer-pid <pid>', 'the only process allowed on the control socket (the server)')
     .option('--peer-uid <uid>', "the server's uid (default: the uid of --peer-pid)")
     .option('--socket-mode <octal>', 'mode of the control socket', '600')
-    .action(async (opts: { control: string; peerPid: string; peerUid?: string; socketMode: string }, command: Command) => {
+    .option('--grant-socket <socket>', "where `tagbox exec` clients grant their bundles (proxy/grant-socket.ts)")
+    .action(async (opts: { control: string; peerPid: string; peerUid?: string; socketMode: string; grantSocket?: string }, command: Command) => {
       // What this process creates (the vault, the CA, its key) is its own alone; sockets get their modes explicitly.
       process.umask(0o077);
       const ctx = contextFrom(command);
@@ -75,7 +80,7 @@ export function registerProxyDaemon(program: Command): void {
       })();
       vault.catch(() => undefined);
       const sessionPolicy = ctx.config.agent.modelSecret ? { modelSecret: ctx.config.agent.modelSecret } : {};
-      const daemon: Daemon = { runtime, listeners: new Map(), vault, blocked, logger: ctx.logger, sessionPolicy };
+      const daemon: Daemon = { runtime, listeners: new Map(), grants: new ExecGrants(), vault, blocked, logger: ctx.logger, sessionPolicy };
       mkdirSync(dirname(opts.control), { recursive: true, mode: 0o700 });
       rmSync(opts.control, { force: true });
       const server = createServer((socket) => serve(socket, daemon, peer));
@@ -84,6 +89,13 @@ export function registerProxyDaemon(program: Command): void {
         server.listen(opts.control, () => resolve());
       });
       chmodSync(opts.control, Number.parseInt(opts.socketMode, 8));
+      // Without it, exec clients cannot grant bundles: a handed-off exec then runs alone.
+      const grantServer = opts.grantSocket
+        ? await serveExecGrants(opts.grantSocket, daemon.grants, ctx.logger).catch((error: unknown) => {
+            ctx.logger.warn({ err: describeError(error) }, 'exec grant socket unavailable: `tagbox exec` with bundles runs on its own');
+            return undefined;
+          })
+        : undefined;
       process.stdout.write('ready\n');
 
       await new Promise<void>((resolve) => {
@@ -92,6 +104,8 @@ export function registerProxyDaemon(program: Command): void {
         process.stdin.on('end', resolve).on('close', resolve).resume();
       });
       server.close();
+      grantServer?.close();
+      if (grantServer) rmSync(opts.grantSocket!, { force: true });
       blocked.close();
       rmSync(opts.control, { force: true });
       await Promise.allSettled([...daemon.listeners.values()].map(async (l) => {
@@ -183,11 +197,13 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       return { ok: true, pem: runtime.caCertPem };
     case 'open-listener': {
       if (listeners.has(request.session)) return { ok: false, error: `session ${request.session} already has a listener` };
+      if (request.place && request.grant) return { ok: false, error: 'open-listener: a place or a grant, not both' };
+      const granted = request.grant === undefined ? undefined : takeGrant(daemon, request.grant);
       const policy = request.place
         ? // The effective policy of the place, recompiled whenever access changes (within 2 s).
           await effectivePolicy(runtime.store.db, request.place, daemon.sessionPolicy)
-        : // Default deny: no bundles, nothing reachable.
-          compilePolicy(validateBundles(request.bundles ?? [], `open-listener ${request.session}`));
+        : // An exec client's grant, or default deny: nothing reachable.
+          compilePolicy(granted ?? []);
       // A channel's or DM's model use is metered against the org and that place (never a request's say).
       const usage = request.place ? { orgId: await orgOfPlace(runtime.store.db, request.place), place: request.place } : undefined;
       const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy, ...(usage ? { usage } : {}) });
@@ -195,18 +211,19 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       // directory the server chose (its run/ or runtime directory) keeps the rest of the host out.
       chmodSync(request.socketPath, 0o666);
       const watch = request.place ? await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next), { session: daemon.sessionPolicy }) : undefined;
-      listeners.set(request.session, { listener, ...(watch ? { watch } : { bundles: true }) });
-      return { ok: true, address: listener.address };
+      listeners.set(request.session, { listener, ...(watch ? { watch } : { grantable: true }) });
+      return { ok: true, address: listener.address, ...(granted ? { bundles: granted.map((b) => b.name) } : {}) };
     }
     case 'open-slack-listener':
       return openSlackListener(request, daemon);
-    case 'set-listener-bundles': {
+    case 'apply-grant': {
       const open = listeners.get(request.session);
       if (!open) return { ok: false, error: `no listener for session ${request.session}` };
-      // A place's policy is the database's to say, and a Slack listener's its workspace's: never a caller's.
-      if (!open.bundles) return { ok: false, error: `the listener of session ${request.session} was not opened with bundles; its policy cannot be set` };
-      open.listener.setPolicy(compilePolicy(validateBundles(request.bundles, `set-listener-bundles ${request.session}`)));
-      return { ok: true };
+      // A place's policy is the database's to say, and a Slack listener's its workspace's: never a grant's.
+      if (!open.grantable) return { ok: false, error: `the listener of session ${request.session} follows a place or a workspace; a grant cannot change it` };
+      const bundles = takeGrant(daemon, request.grant);
+      open.listener.setPolicy(compilePolicy(bundles));
+      return { ok: true, bundles: bundles.map((b) => b.name) };
     }
     case 'close-listener': {
       const open = listeners.get(request.session);
@@ -255,6 +272,13 @@ async function openSlackListener(request: Extract<ControlRequest, { op: 'open-sl
   chmodSync(request.socketPath, 0o660);
   listeners.set(session, { listener });
   return { ok: true, address: listener.address };
+}
+
+/** The grant's bundles, used up; a grant that is unknown, used or expired fails (nothing is applied). */
+function takeGrant(daemon: Daemon, grant: unknown): Bundle[] {
+  const bundles = typeof grant === 'string' ? daemon.grants.take(grant) : undefined;
+  if (!bundles) throw invalidInput('no such exec grant (unknown, used or expired)', 'invalid_grant');
+  return bundles;
 }
 
 function credentialKind(kind: string): CredentialKind {

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { auditCheckpointOptions } from '../audit/checkpoints.js';
 import { delegateCgroups } from '../privsep/cgroups.js';
+import { EXEC_GRANT_SOCKET } from '../server/exec-protocol.js';
 import { prepareHome } from '../privsep/home.js';
 import { childReadables, describePlan, INSTALL_DIR, privsepPlan, type PrivsepPlan } from '../privsep/plan.js';
 import { detectLimitMechanism } from '../sandbox/host-support.js';
@@ -86,6 +87,8 @@ async function launch(plan: PrivsepPlan, flags: LaunchFlags, logger: ReturnType<
       TAGBOX_BIN, ...global, 'proxy-daemon', '--control', controlSocket,
       '--peer-pid', String(server.pid ?? 0), '--peer-uid', String(separated ? plan.server.uid : process.getuid!()),
       '--socket-mode', separated ? '660' : '600',
+      // `tagbox exec` clients give their bundle files to the proxy here, never through the server.
+      '--grant-socket', join(realHome, 'run', EXEC_GRANT_SOCKET),
     ],
     env: { ...process.env, TAGBOX_HOME: realHome },
     logger,

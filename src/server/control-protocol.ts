@@ -10,7 +10,7 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  * Only the server may use it: the proxy checks the peer's credentials
  * (SO_PEERCRED: its pid and uid) on every connection and refuses anyone else.
  *   {op: 'ping'}                                        -> {ok: true, pid}
- *   {op: 'open-listener', session, socketPath, place?, bundles?} -> {ok: true, address}
+ *   {op: 'open-listener', session, socketPath, place?, grant?} -> {ok: true, address, bundles?}
  *   {op: 'open-slack-listener', workspaceId, socketPath} -> {ok: true, address}
  *       the Slack workspace's own listener (session slackListenerSession(workspaceId)):
  *       the proxy reads the workspace's slack_workspaces row itself and compiles
@@ -18,10 +18,12 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  *       host. The socket is 0660: the server (the proxy's group) connects, no sandbox
  *       user can. Closed with close-listener and that session name; reopened (close,
  *       open) when the row's token names change.
- *   {op: 'set-listener-bundles', session, bundles}      -> {ok: true}
- *       a listener opened with `bundles` gets these instead (atomically: requests already
- *       decided finish on the old policy); one that follows a place refuses. `tagbox exec`
- *       handed to the server builds its sandbox ahead behind an empty policy, then sets this.
+ *   {op: 'apply-grant', session, grant}                 -> {ok: true, bundles}
+ *       the bundles an exec client granted (on the proxy's grant socket, never through the
+ *       server: proxy/exec-grants.ts) become the policy of a listener opened without a place
+ *       (atomically: requests already decided finish on the old policy); the answer names
+ *       them. A grant is used once. `tagbox exec` handed to the server builds its sandbox
+ *       ahead behind a listener that reaches nothing, then applies the client's grant.
  *   {op: 'close-listener', session}                     -> {ok: true}
  *   {op: 'ca-cert'}                                     -> {ok: true, pem}
  *   {op: 'secret-put', name, value (base64), kind?, mustExist?} -> {ok: true, result}
@@ -37,15 +39,16 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  *       proxy reads nothing more on that connection. Several subscribers may exist.
  * Failures answer {ok: false, error}. With `place` (a channel or a member's DM)
  * the child computes the effective policy from the database itself and keeps
- * it current as admins change access; otherwise `bundles`, in the bundle-file
- * shape (secrets by vault name), are compiled once. The vault lives with the
+ * it current as admins change access; with `grant`, the bundles an exec client
+ * granted; with neither, nothing is reachable. The server never hands the proxy
+ * bundles of its own. The vault lives with the
  * proxy alone: the server hands it a value to seal and never gets one back.
  */
 export type ControlRequest =
   | { op: 'ping' }
-  | { op: 'open-listener'; session: string; socketPath: string; place?: Place; bundles?: unknown[] }
+  | { op: 'open-listener'; session: string; socketPath: string; place?: Place; grant?: string }
   | { op: 'open-slack-listener'; workspaceId: string; socketPath: string }
-  | { op: 'set-listener-bundles'; session: string; bundles: unknown[] }
+  | { op: 'apply-grant'; session: string; grant: string }
   | { op: 'close-listener'; session: string }
   | { op: 'ca-cert' }
   | { op: 'secret-put'; name: string; value: string; kind?: CredentialKind; mustExist?: boolean }
@@ -67,6 +70,8 @@ export type ControlResponse =
       deleted?: boolean;
       secrets?: SecretMetadata[];
       metadata?: SecretMetadata | null;
+      /** The names of the bundles a grant held (open-listener, apply-grant). */
+      bundles?: string[];
     }
   | { ok: false; error: string; code?: string; exitCode?: number };
 

@@ -68,11 +68,13 @@ export class FrameReader {
   }
 }
 
-/** What the client asks for (validated by the server: exec-service.ts): the command, the bundle file's text (the server never reads the client's files), the limits. */
+/**
+ * What the client asks for (validated by the server: exec-service.ts): the command, the grant
+ * of its bundles (the client gave the bundle file to the proxy itself: GrantRequest), the limits.
+ */
 export interface ExecRequest {
   argv: string[];
-  bundles?: { file: string; text: string };
-  bundle?: string[];
+  grant?: string;
   limits?: { wallMs?: number; memoryBytes?: number; processes?: number; cpuSeconds?: number; outputBytes?: number; diskBytes?: number };
   /** Whether STDIN frames follow (false: the command's stdin is empty, as for a terminal). */
   stdin?: boolean;
@@ -83,5 +85,18 @@ export type ExecDone = { exitCode: number } | { exitCode: number; error: string 
 /** The signals the client forwards (what stops a one-shot exec). */
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** The socket's name in the home's run directory. */
+/** The sockets' names in the home's run directory: the server's, and the proxy's for grants. */
 export const EXEC_SOCKET = 'exec.sock';
+export const EXEC_GRANT_SOCKET = 'exec-grant.sock';
+
+/**
+ * On the proxy's grant socket (proxy/grant-socket.ts), one JSON line each way: the bundle file's
+ * name and text and the `--bundle` names; a grant's name for the server, and the bundles' names.
+ */
+export interface GrantRequest {
+  file: string;
+  text: string;
+  bundle: string[];
+}
+
+export type GrantAnswer = { ok: true; grant: string; bundles: string[] } | { ok: false; error: string; exitCode: number };

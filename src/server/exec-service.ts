@@ -6,9 +6,6 @@ import { z } from 'zod';
 import type { AuditLog } from '../audit/log.js';
 import { describeError, isTagboxError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseBundleFile } from '../policy/bundle-file.js';
-import type { Bundle } from '../policy/bundle-schema.js';
-import { chooseBundles } from '../proxy/policy-source.js';
 import { EXIT_SANDBOX_UNAVAILABLE, isSandboxUnavailable } from '../sandbox/errors.js';
 import type { SandboxLimits } from '../sandbox/limits.js';
 import { runInSandbox } from '../sandbox/run.js';
@@ -16,10 +13,15 @@ import type { Sandbox, SandboxProvider } from '../sandbox/types.js';
 import { peerCredentials, type PeerCredentials } from '../system/peercred.js';
 import { encodeFrame, FRAME, FrameReader, type ExecDone, type FrameKind } from './exec-protocol.js';
 
-/** The Agent Proxy as exec needs it: a listener with a bundle file's policy (compiled by the proxy), changed once before use. */
+/**
+ * The Agent Proxy as exec needs it: a listener that reaches nothing, then the
+ * bundles the client granted the proxy directly (the server only passes the
+ * grant's name on: it never says what a listener may reach).
+ */
 export interface ExecProxy {
-  openBundleListener(session: string, socketPath: string, bundles: Bundle[]): Promise<void>;
-  setListenerBundles(session: string, bundles: Bundle[]): Promise<void>;
+  openExecListener(session: string, socketPath: string): Promise<void>;
+  /** Resolves to the granted bundles' names. */
+  applyGrant(session: string, grant: string): Promise<string[]>;
   closeListener(session: string): Promise<boolean>;
   caCert(): Promise<string>;
 }
@@ -41,8 +43,7 @@ const positive = z.number().int().positive();
 const requestSchema = z
   .object({
     argv: z.array(z.string().max(64 * 1024)).min(1).max(4096),
-    bundles: z.object({ file: z.string().max(4096), text: z.string() }).strict().optional(),
-    bundle: z.array(z.string().max(256)).max(256).default([]),
+    grant: z.string().min(1).max(128).optional(),
     limits: z
       .object({ wallMs: positive, memoryBytes: positive, processes: positive, cpuSeconds: positive, outputBytes: positive, diskBytes: positive })
       .partial()
@@ -62,8 +63,8 @@ interface Prepared {
 
 /**
  * `tagbox exec` handed to the running `tagbox up` (issue 15): the same command
- * in a fresh sandbox whose only way out is a proxy listener with the bundle
- * file's policy, audited as the one-shot exec audits it, without the one-shot's
+ * in a fresh sandbox whose only way out is a proxy listener with the policy of
+ * the bundles the client granted the proxy, audited as the one-shot exec audits it, without the one-shot's
  * start-up (node modules, the store, the proxy, the sandbox's build). Who may
  * ask: the server's own uid and root, checked by SO_PEERCRED on every
  * connection — what those can do by hand anyway (they hold the home). A
@@ -134,10 +135,8 @@ export class ExecService {
   }
 
   private async run(request: ValidRequest, connection: ExecConnection, peer: PeerCredentials): Promise<ExecDone> {
-    const bundles = request.bundles ? chooseBundles(parseBundleFile(request.bundles.text, request.bundles.file).bundles, request.bundle, request.bundles.file) : [];
-    if (!request.bundles && request.bundle.length) return { exitCode: 2, error: '--bundle needs --bundles FILE' };
     const { wallMs, ...buildLimits } = request.limits;
-    const target = await this.sandboxFor(buildLimits, bundles);
+    const { target, bundles } = await this.sandboxFor(buildLimits, request.grant);
     const { session, sandbox } = target;
     try {
       await this.options.audit.append({
@@ -146,7 +145,7 @@ export class ExecService {
         session,
         actor: 'cli',
         command: request.argv[0] ?? '',
-        bundles: bundles.map((b) => b.name),
+        bundles,
         sandbox: sandbox.id,
         provider: sandbox.provider,
         via: 'tagbox up',
@@ -170,20 +169,19 @@ export class ExecService {
     }
   }
 
-  /** The sandbox built ahead when it fits (default limits) and its listener still answers; else a new one. */
-  private async sandboxFor(limits: Partial<SandboxLimits>, bundles: Bundle[]): Promise<Prepared> {
-    const ahead = Object.keys(limits).length === 0 ? await this.takePrepared() : undefined;
-    if (ahead) {
-      try {
-        await this.options.proxy.setListenerBundles(ahead.session, bundles);
-        return ahead;
-      } catch (error) {
-        // The proxy restarted (its listeners went with it): fail closed, build anew.
-        this.options.logger.warn({ err: describeError(error), session: ahead.session }, 'exec hand-off: the sandbox built ahead lost its listener; building another');
-        this.track(this.discard(ahead));
-      }
+  /**
+   * The sandbox built ahead when it fits (default limits), else a new one; either
+   * way its listener gets the client's grant (if any) before the command runs.
+   */
+  private async sandboxFor(limits: Partial<SandboxLimits>, grant: string | undefined): Promise<{ target: Prepared; bundles: string[] }> {
+    const target = (Object.keys(limits).length === 0 ? await this.takePrepared() : undefined) ?? (await this.build(limits));
+    try {
+      return { target, bundles: grant ? await this.options.proxy.applyGrant(target.session, grant) : [] };
+    } catch (error) {
+      // Nothing ran in it: it goes, and the client hears why (an unknown grant, a proxy that restarted).
+      this.track(this.discard(target));
+      throw error;
     }
-    return this.build(bundles, limits);
   }
 
   private async takePrepared(): Promise<Prepared | undefined> {
@@ -194,16 +192,16 @@ export class ExecService {
 
   private prepareNext(): void {
     if (this.closed || this.prepared || !(this.options.warm ?? true)) return;
-    const building = this.build([], {});
+    const building = this.build({});
     building.catch((error: unknown) => this.options.logger.warn({ err: describeError(error) }, 'exec hand-off: could not build a sandbox ahead'));
     this.prepared = building.catch(() => undefined);
   }
 
-  /** A listener (reaching what `bundles` allow) and a fresh sandbox bound to it. */
-  private async build(bundles: Bundle[], limits: Partial<SandboxLimits>): Promise<Prepared> {
+  /** A listener that reaches nothing yet, and a fresh sandbox bound to it. */
+  private async build(limits: Partial<SandboxLimits>): Promise<Prepared> {
     const session = `exec-${randomBytes(6).toString('hex')}`;
     const socketPath = this.options.provider.proxySocketPath(session);
-    await this.options.proxy.openBundleListener(session, socketPath, bundles);
+    await this.options.proxy.openExecListener(session, socketPath);
     try {
       const sandbox = await this.options.provider.create({ proxySocket: socketPath, caCertPem: await this.options.proxy.caCert(), limits, label: session });
       return { session, socketPath, sandbox };

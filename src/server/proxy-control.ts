@@ -62,14 +62,14 @@ export class ProxyControl {
     await this.call({ op: 'open-listener', session, socketPath, place });
   }
 
-  /** A listener for `tagbox exec` at `socketPath`, reaching what `bundles` (bundle-file shape, secrets by vault name) allow. */
-  async openBundleListener(session: string, socketPath: string, bundles: unknown[]): Promise<void> {
-    await this.call({ op: 'open-listener', session, socketPath, bundles });
+  /** A listener for `tagbox exec` at `socketPath` that reaches nothing until a grant is applied to it. */
+  async openExecListener(session: string, socketPath: string): Promise<void> {
+    await this.call({ op: 'open-listener', session, socketPath });
   }
 
-  /** Swaps the bundles of a listener opened with openBundleListener. */
-  async setListenerBundles(session: string, bundles: unknown[]): Promise<void> {
-    await this.call({ op: 'set-listener-bundles', session, bundles });
+  /** The bundles an exec client granted become the listener's policy; resolves to their names. */
+  async applyGrant(session: string, grant: string): Promise<string[]> {
+    return (await this.call({ op: 'apply-grant', session, grant })).bundles ?? [];
   }
 
   /**

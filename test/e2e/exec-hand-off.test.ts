@@ -218,6 +218,11 @@ describe('tagbox exec handed to tagbox up', () => {
     expect(notJson).toMatchObject({ exitCode: 2, error: expect.stringMatching(/not JSON/) });
     const badShape = done(await send(encodeFrame(FRAME.REQUEST, JSON.stringify({ argv: [], extra: 1 }))));
     expect(badShape).toMatchObject({ exitCode: 2, error: expect.stringMatching(/argv|extra/) });
+    // The server takes no bundles from a client (only a grant the client got from the proxy), nor a grant made up.
+    const ownBundles = done(await send(encodeFrame(FRAME.REQUEST, JSON.stringify({ argv: ['true'], bundles: { file: 'x.yaml', text: 'bundles: []' } }))));
+    expect(ownBundles).toMatchObject({ exitCode: 2, error: expect.stringMatching(/bundles/) });
+    const madeUp = done(await send(encodeFrame(FRAME.REQUEST, JSON.stringify({ argv: ['true'], grant: 'made-up-grant' }))));
+    expect(madeUp).toMatchObject({ exitCode: 2, error: expect.stringMatching(/no such exec grant/) });
     const r = await exec(['--', 'echo', 'still here']);
     expect(r.stdout).toBe('still here\n');
   });

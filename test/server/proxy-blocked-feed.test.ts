@@ -4,6 +4,7 @@ import { createConnection, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { askGrant } from '../../src/cli/exec-hand-off.js';
 import type { BlockedEvent } from '../../src/proxy/blocked-event.js';
 import type { DroppedReport } from '../../src/server/blocked-subscription.js';
 import { controlRequest, type FeedLine } from '../../src/server/control-protocol.js';
@@ -28,6 +29,7 @@ describe.each(BACKENDS)('the blocked-request feed (%s)', (name) => {
   let targetPort: number;
   let proxy: ProxyControl;
   const ask = (request: Parameters<typeof controlRequest>[1]) => controlRequest(control, request, 10_000);
+  const grantSocket = () => join(backend.home, 'run', 'grant.sock');
 
   // Subscriber 1: ProxyControl, as the server uses it.
   const events: BlockedEvent[] = [];
@@ -40,7 +42,7 @@ describe.each(BACKENDS)('the blocked-request feed (%s)', (name) => {
 
   async function startDaemon(): Promise<ChildProcess> {
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-    const child = spawn(process.execPath, [TAGBOX_BIN, 'proxy-daemon', '--control', control, '--peer-pid', String(process.pid)], {
+    const child = spawn(process.execPath, [TAGBOX_BIN, 'proxy-daemon', '--control', control, '--peer-pid', String(process.pid), '--grant-socket', grantSocket()], {
       cwd: REPO_ROOT,
       env: { ...base, ...backend.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -55,8 +57,10 @@ describe.each(BACKENDS)('the blocked-request feed (%s)', (name) => {
 
   async function openListener(session: string): Promise<string> {
     const socketPath = join(backend.home, 'run', `${session}.sock`);
-    const bundles = [{ name: 'local', domains: [{ host: '127.0.0.1', ports: [targetPort] }] }];
-    expect(await ask({ op: 'open-listener', session, socketPath, bundles })).toMatchObject({ ok: true });
+    const text = `bundles:\n  - name: local\n    domains: [{ host: 127.0.0.1, ports: [${targetPort}] }]\n`;
+    const granted = await askGrant(grantSocket(), { file: 'bundles.yaml', text, bundle: [] });
+    expect(granted).toMatchObject({ ok: true });
+    expect(await ask({ op: 'open-listener', session, socketPath, grant: (granted as { grant: string }).grant })).toMatchObject({ ok: true });
     return socketPath;
   }
 

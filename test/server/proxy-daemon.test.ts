@@ -2,11 +2,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessAdmin } from '../../src/access/admin-service.js';
 import { AuditLog } from '../../src/audit/log.js';
+import { askGrant } from '../../src/cli/exec-hand-off.js';
 import { controlRequest, type ControlResponse } from '../../src/server/control-protocol.js';
 import { openControlStore, type ControlStore } from '../../src/store/database.js';
 import { BACKENDS, createTestBackend, type TestBackend } from '../helpers/backends.js';
@@ -24,15 +26,23 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
   let backend: TestBackend;
   let daemon: ChildProcess;
   let control: string;
+  let grantSocket: string;
   let store: ControlStore;
   let stderr = '';
   const ask = (request: Parameters<typeof controlRequest>[1]) => controlRequest(control, request, 10_000);
+  /** A grant, as `tagbox exec` asks for one: the bundle file's text, given to the proxy directly. */
+  const grant = async (yaml: string, names: string[] = []) => {
+    const answer = await askGrant(grantSocket, { file: 'bundles.yaml', text: yaml, bundle: names });
+    if (!answer?.ok) throw new Error(`no grant: ${JSON.stringify(answer)}`);
+    return answer.grant;
+  };
 
   beforeAll(async () => {
     backend = await createTestBackend(name);
     control = join(backend.home, 'run', 'control.sock');
+    grantSocket = join(backend.home, 'run', 'grant.sock');
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-    daemon = spawn(process.execPath, [TAGBOX_BIN, 'proxy-daemon', '--control', control, '--peer-pid', String(process.pid)], {
+    daemon = spawn(process.execPath, [TAGBOX_BIN, 'proxy-daemon', '--control', control, '--peer-pid', String(process.pid), '--grant-socket', grantSocket], {
       cwd: REPO_ROOT,
       env: { ...base, ...backend.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -76,7 +86,8 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
 
   it('opens per-session listeners: default deny, and a channel that follows access changes within 2 s', async () => {
     const session = join(backend.home, 'run', 's1.sock');
-    expect(await ask({ op: 'open-listener', session: 's1', socketPath: session, bundles: [{ name: 'b', domains: ['allowed.example'] }] })).toMatchObject({ ok: true });
+    const g = await grant('bundles:\n  - name: b\n    domains: [allowed.example]\n');
+    expect(await ask({ op: 'open-listener', session: 's1', socketPath: session, grant: g })).toMatchObject({ ok: true, bundles: ['b'] });
     expect(await viaSocket(session, 'http://blocked.example/')).toBe(403);
     expect(await ask({ op: 'close-listener', session: 's1' })).toEqual({ ok: true });
     expect(await ask({ op: 'close-listener', session: 's1' })).toMatchObject({ ok: false });
@@ -103,19 +114,23 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
       const detached = Date.now();
       await until(async () => (await viaSocket(live, url)) === 403);
       expect(Date.now() - detached).toBeLessThan(2_000);
-      // A place's policy is the database's: the peer cannot set it to other bundles.
-      expect(await ask({ op: 'set-listener-bundles', session: 's2', bundles: [{ name: 'all', domains: ['*.com'] }] })).toMatchObject({ ok: false, error: expect.stringMatching(/not opened with bundles/) });
+      // A place's policy is the database's: no grant changes it (and the grant is not spent on it).
+      const all = await grant('bundles:\n  - name: all\n    domains: ["*.com"]\n');
+      expect(await ask({ op: 'apply-grant', session: 's2', grant: all })).toMatchObject({ ok: false, error: expect.stringMatching(/follows a place/) });
       expect(await ask({ op: 'close-listener', session: 's2' })).toEqual({ ok: true });
 
-      // A bundles listener (exec's, built ahead behind nothing) takes new bundles at once; bad ones are refused, the old stay.
+      // An exec listener (built ahead, reaching nothing) takes a client's grant at once, and a grant is used once.
       const ahead = join(backend.home, 'run', 's3.sock');
-      expect(await ask({ op: 'open-listener', session: 's3', socketPath: ahead, bundles: [] })).toMatchObject({ ok: true });
+      expect(await ask({ op: 'open-listener', session: 's3', socketPath: ahead })).toMatchObject({ ok: true });
       expect(await viaSocket(ahead, url)).toBe(403);
-      expect(await ask({ op: 'set-listener-bundles', session: 's3', bundles: [{ name: 'local', domains: [{ host: '127.0.0.1', ports: [port] }] }] })).toEqual({ ok: true });
+      const local = await grant(`bundles:\n  - name: local\n    domains: [{ host: 127.0.0.1, ports: [${port}] }]\n  - name: other\n    domains: [other.example]\n`, ['local']);
+      expect(await ask({ op: 'apply-grant', session: 's3', grant: local })).toEqual({ ok: true, bundles: ['local'] });
       expect(await viaSocket(ahead, url)).toBe(200);
-      expect(await ask({ op: 'set-listener-bundles', session: 's3', bundles: [{ name: 'x', domains: ['*'] }] })).toMatchObject({ ok: false });
+      expect(await ask({ op: 'apply-grant', session: 's3', grant: local })).toMatchObject({ ok: false, error: expect.stringMatching(/no such exec grant/) });
+      // The server cannot make a grant up, nor pass bundles of its own.
+      expect(await ask({ op: 'apply-grant', session: 's3', grant: 'made-up' })).toMatchObject({ ok: false, error: expect.stringMatching(/no such exec grant/) });
       expect(await viaSocket(ahead, url)).toBe(200);
-      expect(await ask({ op: 'set-listener-bundles', session: 'absent', bundles: [] })).toMatchObject({ ok: false, error: expect.stringMatching(/no listener/) });
+      expect(await ask({ op: 'apply-grant', session: 'absent', grant: all })).toMatchObject({ ok: false, error: expect.stringMatching(/no listener/) });
       expect(await ask({ op: 'close-listener', session: 's3' })).toEqual({ ok: true });
     } finally {
       target.close();
@@ -125,7 +140,7 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
   it('refuses every other process, whatever it asks, and keeps serving its peer', async () => {
     const attempts = [
       { op: 'secret-put', name: 'planted', value: Buffer.from('x').toString('base64') },
-      { op: 'open-listener', session: 'evil', socketPath: join(backend.home, 'run', 'evil.sock'), bundles: [{ name: 'all', domains: ['*.com'] }] },
+      { op: 'open-listener', session: 'evil', socketPath: join(backend.home, 'run', 'evil.sock') },
       { op: 'secret-list' },
     ];
     // Another process of the same user: what the attack run used.
@@ -145,9 +160,29 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
     expect(stderr).toMatch(/refused a process that is not the server/);
   });
 
+  it('grants bundles to root and its own user only, and says what is wrong with a bundle file', async () => {
+    const bad = await askGrant(grantSocket, { file: 'team.yaml', text: 'bundles:\n  - name: x\n    domains: ["*"]\n', bundle: [] });
+    expect(bad).toMatchObject({ ok: false, exitCode: 2, error: expect.stringMatching(/^team\.yaml/) });
+    const unknown = await askGrant(grantSocket, { file: 'team.yaml', text: 'bundles:\n  - name: x\n    domains: [a.example]\n', bundle: ['y'] });
+    expect(unknown).toMatchObject({ ok: false, exitCode: 2, error: expect.stringMatching(/no bundle named "y"/) });
+    if (process.getuid!() !== 0) return; // another uid to attack with needs root
+    // A home left open by mistake: the socket is reachable by anyone; the peer check must still refuse.
+    const opened = [backend.home, join(backend.home, 'run'), grantSocket].map((path) => ({ path, mode: statSync(path).mode & 0o7777 }));
+    for (const { path, mode } of opened) chmodSync(path, mode | 0o007);
+    try {
+      const answer = runClient({ file: 'x.yaml', text: 'bundles:\n  - name: x\n    domains: [evil.example]\n', bundle: [] }, ['runuser', '-u', 'nobody', '--'], grantSocket);
+      expect(answer).toMatchObject({ ok: false, error: expect.stringMatching(/refused: only root and the user Tagbox runs as/) });
+    } finally {
+      for (const { path, mode } of opened) chmodSync(path, mode);
+    }
+    // The log line is written a moment later (pino's destination is asynchronous).
+    for (let i = 0; i < 40 && !/exec grant socket: refused/.test(stderr); i++) await sleep(50);
+    expect(stderr).toMatch(/exec grant socket: refused/);
+  });
+
   /** One request from a separate process (optionally through a wrapper such as runuser); its answer, if any. */
-  function runClient(request: unknown, wrapper: string[] = []): unknown {
-    const script = `const s = require('node:net').createConnection(${JSON.stringify(control)});
+  function runClient(request: unknown, wrapper: string[] = [], socketPath = control): unknown {
+    const script = `const s = require('node:net').createConnection(${JSON.stringify(socketPath)});
       let b = ''; s.on('connect', () => s.write(${JSON.stringify(`${JSON.stringify(request)}\n`)}));
       s.on('data', (c) => { b += c; }); s.on('close', () => { process.stdout.write(b); }); s.on('error', (e) => process.stdout.write(JSON.stringify({ error: e.code })));`;
     const argv = [...wrapper, process.execPath, '-e', script];

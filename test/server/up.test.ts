@@ -98,7 +98,7 @@ describe.each(BACKENDS)('tagbox up end to end (%s)', (name) => {
     // Only the server may use the proxy's control socket (per-session listeners and the
     // vault are driven through it; see proxy-daemon.test.ts): this test process is refused.
     const control = join(backend.home, 'run', `proxy-${up.child.pid}.sock`);
-    const refused = await controlRequest(control, { op: 'open-listener', session: 'evil', socketPath: join(backend.home, 'run', 'evil.sock'), bundles: [{ name: 'all', domains: ['example.com'] }] }).catch(
+    const refused = await controlRequest(control, { op: 'open-listener', session: 'evil', socketPath: join(backend.home, 'run', 'evil.sock') }).catch(
       (error: Error) => ({ ok: false as const, error: error.message }),
     );
     expect(refused.ok).toBe(false);
