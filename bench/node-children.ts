@@ -4,9 +4,14 @@ import { fileURLToPath } from 'node:url';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
-/** A bench helper script (bench/SCRIPT) in its own Node process, remembered in `children` to be killed at the end. */
-export function runNode(children: ChildProcess[], script: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * A bench helper script (bench/SCRIPT) in its own Node process, remembered in `children` to be killed at the end;
+ * with `cpus` (taskset's list, e.g. "0"), pinned to those CPUs.
+ */
+export function runNode(children: ChildProcess[], script: string, args: string[], cpus?: string): ChildProcess {
+  const argv = [process.execPath, '--import', 'tsx', join(BENCH_DIR, script), ...args];
+  const [command, ...rest] = cpus ? ['taskset', '-c', cpus, ...argv] : argv;
+  const child = spawn(command!, rest, { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(child);
   return child;
 }

@@ -5,7 +5,7 @@
  * bench/proxy-tagbox.ts) with the credential sealed.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueServerCertificate, type CertificateAuthority } from '../src/tls/certificates.js';
 import { nextLine, runNode } from './node-children.js';
@@ -20,6 +20,8 @@ export interface ProxyBench {
   upstreamPort: number;
   upstreamStats(): Promise<{ requests: number; withCredential: number; connections: number }>;
   tagbox: TagboxProxy;
+  /** Another `tagbox proxy` like `tagbox` (its own home under `dir/name`), with `workers` processes. */
+  startTagbox(name: string, workers: number): Promise<TagboxProxy>;
 }
 
 /** `extraHosts` are served too (mapped, certified, allowed by *.bench.test): the new hosts of the first-request test. */
@@ -55,7 +57,7 @@ export async function setUpProxyBench(children: ChildProcess[], dir: string, ext
     upstream.stdin!.write('stats\n');
     return JSON.parse(await nextLine(upstream, 5000)) as { requests: number; withCredential: number; connections: number };
   };
-  const tagbox = await startTagboxProxy(children, dir, {
+  const options = {
     caCertPem: localCa.certPem,
     caKeyPem: localCa.keyPem,
     upstreamCaFile: files.upstreamCa,
@@ -63,6 +65,12 @@ export async function setUpProxyBench(children: ChildProcess[], dir: string, ext
     upstreamPort,
     secret,
     passthrough: ['pass.bench.test'],
-  });
-  return { files, localCa, inject, upstream, upstreamPort, upstreamStats, tagbox };
+  };
+  const tagbox = await startTagboxProxy(children, dir, options);
+  const startTagbox = (name: string, workers: number) => {
+    const home = join(dir, name);
+    mkdirSync(home, { recursive: true, mode: 0o755 });
+    return startTagboxProxy(children, home, { ...options, workers });
+  };
+  return { files, localCa, inject, upstream, upstreamPort, upstreamStats, tagbox, startTagbox };
 }

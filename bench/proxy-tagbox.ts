@@ -29,6 +29,8 @@ export interface TagboxProxyOptions {
   secret: string;
   /** Tunnelled unopened. */
   passthrough: string[];
+  /** `--workers` (default: the proxy's own, 1). */
+  workers?: number;
 }
 
 const BUNDLES = `bundles:
@@ -68,7 +70,7 @@ export async function startTagboxProxy(children: ChildProcess[], dir: string, op
   const set = spawnSync(process.execPath, [TAGBOX_BIN, 'secret', 'set', 'bench-token'], { cwd: REPO_ROOT, env, input: options.secret, encoding: 'utf8', timeout: 60_000 });
   if (set.status !== 0) throw new Error(`tagbox secret set failed (${set.status}): ${set.stderr}`);
 
-  const args = [TAGBOX_BIN, 'proxy', '--bundles', bundles, '--listen', '127.0.0.1:0', '--upstream-ca', options.upstreamCaFile];
+  const args = [TAGBOX_BIN, 'proxy', '--bundles', bundles, '--listen', '127.0.0.1:0', '--upstream-ca', options.upstreamCaFile, ...(options.workers ? ['--workers', String(options.workers)] : [])];
   for (const host of options.hosts) args.push('--connect-to', `${host}:443:127.0.0.1:${options.upstreamPort}`);
   // BENCH_PROFILE=DIR: the proxy writes a V8 CPU profile there when the bench ends (it is stopped with SIGTERM).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['policy.ts', 'vault.ts', 'proxy.ts', 'audit-million.ts', 'sandbox.ts', 'sessions.ts', 'engine.ts', 'web.ts', 'slack.ts', 'github.ts'];
+const benches = ['policy.ts', 'vault.ts', 'proxy.ts', 'proxy-workers.ts', 'audit-million.ts', 'sandbox.ts', 'sessions.ts', 'engine.ts', 'web.ts', 'slack.ts', 'github.ts'];
 const dir = fileURLToPath(new URL('.', import.meta.url));
 let failed = 0;
 for (const bench of benches) {

@@ -121,6 +121,11 @@ export const configSchema = z
         handshakeTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
         /** File descriptors kept free beyond two per client connection, below RLIMIT_NOFILE. */
         fdReserve: z.number().int().min(16).default(256),
+        /**
+         * Processes `tagbox proxy` serves its listener with (connections shared round-robin). One on a
+         * small machine, where the load and the upstreams need the other cores; each worker has its own caps.
+         */
+        workers: z.number().int().min(1).max(64).default(1),
       })
       .strict()
       .superRefine((p, ctx) => {
@@ -138,7 +143,7 @@ export const configSchema = z
         check('maxTunnelsPerSession', 'maxTunnels');
         check('maxConnectionsPerSession', 'maxConnections');
       })
-      .default({ passthrough: [], maxTunnels: 1024, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256 }),
+      .default({ passthrough: [], maxTunnels: 1024, maxConnections: 4096, handshakeTimeoutMs: 5000, fdReserve: 256, workers: 1 }),
     agent: z
       .object({
         /** The default engine; a channel's own `engine` overrides it. Default: claude when installed, else shell. */

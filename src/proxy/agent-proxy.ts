@@ -144,6 +144,7 @@ export class AgentProxy {
     this.auditWriter = options.audit instanceof AuditWriter ? options.audit : new AuditWriter(options.audit, options.logger);
     this.passthrough = compileHostMatcher(options.passthrough ?? [], 'proxy.passthrough');
     const record = new EgressRecorder(this.auditWriter, this.metrics, options.logger, options.onBlocked, options.onGithub);
+    this.metrics.trackLeaves(() => this.leaves.stats);
     this.exchangeDeps = {
       upstreams: this.upstreams,
       resolver: options.resolver,

@@ -29,4 +29,21 @@ export class ProxyMetrics {
   readonly tunnels = new Gauge({ name: 'tagbox_proxy_open_tunnels', help: 'Open CONNECT tunnels', registers: [this.registry] });
   readonly connections = new Gauge({ name: 'tagbox_proxy_open_connections', help: 'Open client connections', registers: [this.registry] });
   readonly refusals = new Counter({ name: 'tagbox_proxy_cap_refusals_total', help: 'Connections and tunnels refused over their caps', labelNames: ['what'], registers: [this.registry] });
+  /** The leaf cache's counts, read when scraped (see `trackLeaves`). */
+  private leafStats: (() => { hits: number; misses: number; size: number }) | undefined;
+  readonly leafCacheStats = new Gauge({
+    name: 'tagbox_proxy_leaf_cache',
+    help: 'Leaf certificate cache',
+    labelNames: ['stat'],
+    registers: [this.registry],
+    collect: () => {
+      const stats = this.leafStats?.();
+      if (!stats) return;
+      for (const stat of ['hits', 'misses', 'size'] as const) this.leafCacheStats.set({ stat }, stats[stat]);
+    },
+  });
+
+  trackLeaves(stats: () => { hits: number; misses: number; size: number }): void {
+    this.leafStats = stats;
+  }
 }

@@ -18,10 +18,10 @@ export interface RunningProxy {
  * the backend's environment and none of the caller's TAGBOX_ variables.
  * Resolves once it prints `listening on`. `--listen` wants a real port (0 is refused).
  */
-export async function spawnEchoProxy(bundles: string, echo: EchoUpstream, upstreamCaFile: string, env: Record<string, string>): Promise<RunningProxy> {
+export async function spawnEchoProxy(bundles: string, echo: EchoUpstream, upstreamCaFile: string, env: Record<string, string>, extraArgs: string[] = []): Promise<RunningProxy> {
   const listenPort = await freePort();
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAGBOX_')));
-  const args = ['proxy', '--bundles', bundles, '--listen', `127.0.0.1:${listenPort}`, '--upstream-ca', upstreamCaFile];
+  const args = ['proxy', '--bundles', bundles, '--listen', `127.0.0.1:${listenPort}`, '--upstream-ca', upstreamCaFile, ...extraArgs];
   for (const name of ['echo.test', 'api.echo.test']) args.push('--connect-to', `${name}:443:127.0.0.1:${echo.httpsPort}`);
   const child = spawn(process.execPath, [TAGBOX_BIN, ...args], { cwd: REPO_ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
