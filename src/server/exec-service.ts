@@ -174,14 +174,29 @@ export class ExecService {
    * way its listener gets the client's grant (if any) before the command runs.
    */
   private async sandboxFor(limits: Partial<SandboxLimits>, grant: string | undefined): Promise<{ target: Prepared; bundles: string[] }> {
-    const target = (Object.keys(limits).length === 0 ? await this.takePrepared() : undefined) ?? (await this.build(limits));
+    const ahead = Object.keys(limits).length === 0 ? await this.takePrepared() : undefined;
+    if (ahead) {
+      try {
+        return { target: ahead, bundles: await this.applyGrant(ahead, grant) };
+      } catch (error) {
+        this.track(this.discard(ahead));
+        // The proxy restarted since it was built (its listeners went with it): build anew. Anything else is the client's to hear.
+        if (!/no listener/.test(describeError(error))) throw error;
+        this.options.logger.warn({ session: ahead.session }, 'exec hand-off: the sandbox built ahead lost its listener; building another');
+      }
+    }
+    const built = await this.build(limits);
     try {
-      return { target, bundles: grant ? await this.options.proxy.applyGrant(target.session, grant) : [] };
+      return { target: built, bundles: await this.applyGrant(built, grant) };
     } catch (error) {
-      // Nothing ran in it: it goes, and the client hears why (an unknown grant, a proxy that restarted).
-      this.track(this.discard(target));
+      // Nothing ran in it: it goes, and the client hears why (an unknown or expired grant).
+      this.track(this.discard(built));
       throw error;
     }
+  }
+
+  private async applyGrant(target: Prepared, grant: string | undefined): Promise<string[]> {
+    return grant ? this.options.proxy.applyGrant(target.session, grant) : [];
   }
 
   private async takePrepared(): Promise<Prepared | undefined> {

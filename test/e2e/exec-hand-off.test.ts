@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { askGrant } from '../../src/cli/exec-hand-off.js';
 import { encodeFrame, FRAME, FrameReader } from '../../src/server/exec-protocol.js';
 import { createTestCa, type TestCa } from '../fixtures/ca.js';
 import { ECHO_BUNDLES_YAML } from '../fixtures/echo-bundles.js';
@@ -225,6 +226,23 @@ describe('tagbox exec handed to tagbox up', () => {
     expect(madeUp).toMatchObject({ exitCode: 2, error: expect.stringMatching(/no such exec grant/) });
     const r = await exec(['--', 'echo', 'still here']);
     expect(r.stdout).toBe('still here\n');
+  });
+
+  it('after the proxy restarts, builds another sandbox for the command (the one built ahead lost its listener)', async () => {
+    process.kill(up.proxyPid, 'SIGKILL');
+    // The supervisor starts another proxy; ready once its grant socket answers.
+    const grantSocket = join(home, 'run', 'exec-grant.sock');
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const answer = await askGrant(grantSocket, { file: 'probe.yaml', text: 'bundles: []\n', bundle: [] });
+      if (answer?.ok) break;
+      if (Date.now() > end) throw new Error('the proxy did not come back');
+      await sleep(200);
+    }
+    const r = await exec(['--bundles', bundles, '--bundle', 'other', '--', 'sh', '-c', 'curl -s -o /dev/null -w "%{http_code}" https://other.echo.test/']);
+    expect(r.stdout, r.stderr).toBe('200');
+    expect(await lastCreate()).toMatchObject({ via: 'tagbox up', bundles: ['other'] });
+    expect(up.stderr() + up.stdout()).toMatch(/lost its listener; building another/);
   });
 
   it('leaves no sandbox behind but the one built ahead', async () => {
