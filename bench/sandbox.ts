@@ -116,9 +116,16 @@ const upHome = join(root, 'up-home');
 const up = await startUp({ TAGBOX_HOME: upHome }, 0);
 const handOffOnce = () => run(process.execPath, ['bin/tagbox.js', 'exec', '--', 'true'], { ...oneShotEnv, TAGBOX_HOME: upHome });
 const { a: handedOff, b: srtBeside } = await measurePair(ONE_SHOT_ROUNDS, handOffOnce, srtOnce);
+// With a bundle file: the client grants it to the proxy first (its own socket), then hands the command over.
+const bundleFile = join(root, 'bench-bundles.yaml');
+writeFileSync(bundleFile, 'bundles:\n  - name: bench\n    domains: [bench.test]\n');
+const handOffBundlesOnce = () => run(process.execPath, ['bin/tagbox.js', 'exec', '--bundles', bundleFile, '--', 'true'], { ...oneShotEnv, TAGBOX_HOME: upHome });
+const { a: handedOffBundles, b: srtBesideBundles } = await measurePair(ONE_SHOT_ROUNDS, handOffBundlesOnce, srtOnce);
 await up.stop();
 console.log(`${'tagbox exec -- true (tagbox up)'.padEnd(34)} median ${handedOff.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
 console.log(`${'srt true (sandbox-runtime)'.padEnd(34)} median ${srtBeside.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
+console.log(`${'tagbox exec --bundles (tagbox up)'.padEnd(34)} median ${handedOffBundles.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
+console.log(`${'srt true (sandbox-runtime)'.padEnd(34)} median ${srtBesideBundles.toFixed(1).padStart(7)} ms   (${ONE_SHOT_ROUNDS} runs, whole process)`);
 
 await new Promise((resolve) => setTimeout(resolve, 300)); // let the idle sandbox settle
 const memory = idleMemory(live as unknown as { monitorPid: number });
@@ -129,6 +136,7 @@ console.log(`warm exec / bare bwrap          ${(warm / bare).toFixed(2)}x   (tar
 console.log(`create+exec+release / bare      ${(cold / bare).toFixed(2)}x`);
 console.log(`one-shot tagbox exec / srt      ${(oneShot / srt).toFixed(2)}x   (medians of ${ONE_SHOT_ROUNDS}; target <= 0.5x)`);
 console.log(`handed-off tagbox exec / srt    ${(handedOff / srtBeside).toFixed(2)}x   (medians of ${ONE_SHOT_ROUNDS}, tagbox up running; target <= 0.5x)`);
+console.log(`  with --bundles (a grant)      ${(handedOffBundles / srtBesideBundles).toFixed(2)}x`);
 console.log(`idle sandbox host memory        RSS ${mib(memory.rss)} MiB, PSS ${mib(memory.pss)} MiB over ${memory.processes.length} processes (target < 5 MiB)`);
 console.log(`  ${memory.processes.join(', ')}`);
 
