@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { Command } from 'commander';
+import { AuditLog } from '../audit/log.js';
 import { describeError, invalidInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bundle } from '../policy/bundle-schema.js';
@@ -40,12 +41,26 @@ export function registerProxy(program: Command): void {
       const ctx = contextFrom(command);
       const workers = opts.workers === undefined ? ctx.config.proxy.workers : parseWorkers(opts.workers);
       const readBundles = () => policyFromBundleFile(opts.bundles, opts.bundle).bundles;
-      if (workers > 1 && cluster.isPrimary) return runPrimary(workers, readBundles, listen, metricsAt, ctx.logger);
+      if (workers > 1 && cluster.isPrimary) {
+        // The one writer of the workers' audit events.
+        const store = await ctx.openStore();
+        try {
+          return await runPrimary(workers, readBundles, new AuditLog(store), listen, metricsAt, ctx.logger);
+        } finally {
+          await store.close();
+        }
+      }
 
       // One process, or one worker of several (its policy then comes from the primary).
       const link = cluster.isWorker ? workerLink(ctx.logger) : undefined;
       const bundles = link ? await link.firstBundles() : readBundles();
-      const runtime = await startProxyRuntime(ctx, { connectTo: opts.connectTo, ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}), listenAddresses: [listen.host], warmLeaves: true });
+      const runtime = await startProxyRuntime(ctx, {
+        connectTo: opts.connectTo,
+        ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
+        listenAddresses: [listen.host],
+        warmLeaves: true,
+        ...(link ? { auditBatches: link.auditBatches } : {}),
+      });
       const listener = await runtime.proxy.listen(listen, { policy: compilePolicy(bundles) });
       let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
       let reload: (() => void) | undefined;
@@ -67,12 +82,19 @@ export function registerProxy(program: Command): void {
     });
 }
 
-async function runPrimary(workers: number, readBundles: () => Bundle[], listen: { host: string; port: number }, metricsAt: { host: string; port: number } | undefined, logger: Logger): Promise<void> {
+async function runPrimary(
+  workers: number,
+  readBundles: () => Bundle[],
+  audit: AuditLog,
+  listen: { host: string; port: number },
+  metricsAt: { host: string; port: number } | undefined,
+  logger: Logger,
+): Promise<void> {
   let listening: (port: number) => void = () => {};
   let failed: (code: number) => void = () => {};
   const port = new Promise<number>((resolve) => (listening = resolve));
   const startFailed = new Promise<number>((resolve) => (failed = resolve));
-  const primary = startPrimary({ workers, readBundles, logger, onListening: (p) => listening(p), onStartFailed: (code) => failed(code) });
+  const primary = startPrimary({ workers, readBundles, audit, logger, onListening: (p) => listening(p), onStartFailed: (code) => failed(code) });
   const stopped = stopSignal();
   const first = await Promise.race([
     port.then((p) => ({ port: p })),

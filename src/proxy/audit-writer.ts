@@ -1,5 +1,4 @@
 import type { AuditEventInput } from '../audit/events.js';
-import type { AuditLog } from '../audit/log.js';
 import type { Logger } from '../log.js';
 import { loggable } from './redact.js';
 
@@ -11,6 +10,12 @@ export interface AuditWriterOptions {
   windowMs?: number;
   /** A batch this big is committed at once, window or not. Default 256. */
   maxBatch?: number;
+}
+
+/** Where batches are committed: the audit log (audit/log.ts), or, in a worker of `tagbox proxy --workers`, the primary's. */
+export interface AuditBatches {
+  /** Resolves once the whole batch is committed, in order. */
+  appendMany(events: AuditEventInput[]): Promise<unknown>;
 }
 
 interface Waiter {
@@ -49,7 +54,7 @@ export class AuditWriter {
   private readonly maxBatch: number;
 
   constructor(
-    private readonly log: AuditLog,
+    private readonly log: AuditBatches,
     private readonly logger?: Logger,
     options: AuditWriterOptions = {},
   ) {

@@ -1,6 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { AuditEventInput } from '../audit/events.js';
+import type { AuditLog } from '../audit/log.js';
 import { describeError } from '../errors.js';
+import type { AuditBatches } from './audit-writer.js';
 import type { Logger } from '../log.js';
 import type { Bundle } from '../policy/bundle-schema.js';
 import { validateBundles } from '../policy/bundle-file.js';
@@ -14,19 +17,24 @@ import { validateBundles } from '../policy/bundle-file.js';
  *   so that every worker decides on the same policy (a worker that is restarted
  *   gets the current one, not what the file says by then).
  * - Each worker has its own runtime: vault, leaf cache (the same CA: any worker's
- *   leaf verifies alike), audit writer. The audit chain stays one chain: every
- *   append reads the head inside the store's write lock (audit/log.ts), whichever
- *   process holds it, so `tagbox audit verify` proves it as for one process.
+ *   leaf verifies alike), audit writer — whose batches the primary commits, one
+ *   transaction for what all workers sent in the same turn, and acknowledges
+ *   each once committed (a credential is still sent only after its use is
+ *   durable). One writer: no two processes contend for the store's write lock
+ *   on every request (on SQLite that cost a third of the credential path's
+ *   throughput), and the chain is one chain as with one process.
  * - Caps (connections, tunnels) are each worker's.
  * - A worker that dies is replaced (after a second, so a crash loop does not spin).
  */
-type ToWorker = { tagbox: 'policy'; bundles: unknown[] };
-type ToPrimary = { tagbox: 'ready' } | { tagbox: 'listening'; port: number };
+type ToWorker = { tagbox: 'policy'; bundles: unknown[] } | { tagbox: 'audited'; id: number; error?: string };
+type ToPrimary = { tagbox: 'ready' } | { tagbox: 'listening'; port: number } | { tagbox: 'audit'; id: number; events: AuditEventInput[] };
 
 export interface PrimaryOptions {
   workers: number;
   /** Reads and validates the bundle file: at start and on every SIGHUP. */
   readBundles: () => Bundle[];
+  /** Where every worker's audit events are committed. */
+  audit: AuditLog;
   logger: Logger;
   /** Called once, with the port the first worker listens on. */
   onListening: (port: number) => void;
@@ -45,11 +53,13 @@ export function startPrimary(options: PrimaryOptions): ProxyPrimary {
   let stopping = false;
   let announced = false;
   const send = (worker: Worker) => worker.send({ tagbox: 'policy', bundles } satisfies ToWorker);
+  const commits = new BatchCommits(options.audit, options.logger);
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (message: ToPrimary) => {
+      if (message?.tagbox === 'audit') commits.add(worker, message.id, message.events);
       // Asked for once its listener is attached (a message sent before that would be lost).
-      if (message?.tagbox === 'ready') send(worker);
+      else if (message?.tagbox === 'ready') send(worker);
       else if (message?.tagbox === 'listening' && !announced) {
         announced = true;
         options.onListening(message.port);
@@ -98,7 +108,51 @@ export function startPrimary(options: PrimaryOptions): ProxyPrimary {
   };
 }
 
-/** A worker's side: the policy from the primary (first, and on every reload), and its port told back. */
+/**
+ * The primary's side of the workers' audit: batches that arrive in one turn are
+ * committed in one transaction, in the order they came (each worker's in its
+ * own order), then each is acknowledged — or told the error, so that its
+ * durable appends reject and their requests are not sent.
+ */
+class BatchCommits {
+  private pending: Array<{ worker: Worker; id: number; events: AuditEventInput[] }> = [];
+  private writing = false;
+  private soon = false;
+
+  constructor(
+    private readonly log: AuditLog,
+    private readonly logger: Logger,
+  ) {}
+
+  add(worker: Worker, id: number, events: AuditEventInput[]): void {
+    this.pending.push({ worker, id, events });
+    if (this.soon || this.writing) return;
+    this.soon = true;
+    setImmediate(() => {
+      this.soon = false;
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.pending.length > 0) {
+      const batches = this.pending;
+      this.pending = [];
+      let error: string | undefined;
+      try {
+        await this.log.appendMany(batches.flatMap((b) => b.events));
+      } catch (e) {
+        error = describeError(e);
+        this.logger.error({ err: error, events: batches.reduce((n, b) => n + b.events.length, 0) }, 'audit write failed (workers)');
+      }
+      for (const b of batches) if (b.worker.isConnected()) b.worker.send({ tagbox: 'audited', id: b.id, ...(error ? { error } : {}) } satisfies ToWorker);
+    }
+    this.writing = false;
+  }
+}
+
+/** A worker's side: the policy from the primary (first, and on every reload), its port told back, its audit committed there. */
 export interface WorkerLink {
   /** The bundles the primary sent first. */
   firstBundles(): Promise<Bundle[]>;
@@ -106,13 +160,24 @@ export interface WorkerLink {
   listening(port: number, registry: Registry): void;
   /** Resolves when the primary is gone (the IPC channel closed). */
   orphaned: Promise<void>;
+  /** The audit writer's batches, committed by the primary. */
+  auditBatches: AuditBatches;
 }
 
 export function workerLink(logger: Logger): WorkerLink {
   let apply: ((bundles: Bundle[]) => void) | undefined;
   let first: ((bundles: Bundle[]) => void) | undefined;
   const firstBundles = new Promise<Bundle[]>((resolve) => (first = resolve));
+  let nextBatch = 0;
+  const batches = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   process.on('message', (message: ToWorker) => {
+    if (message?.tagbox === 'audited') {
+      const waiting = batches.get(message.id);
+      batches.delete(message.id);
+      if (message.error === undefined) waiting?.resolve();
+      else waiting?.reject(new Error(`the primary could not commit the audit batch: ${message.error}`));
+      return;
+    }
     if (message?.tagbox !== 'policy') return;
     let bundles: Bundle[];
     try {
@@ -136,6 +201,22 @@ export function workerLink(logger: Logger): WorkerLink {
       new AggregatorRegistry();
       process.send?.({ tagbox: 'listening', port } satisfies ToPrimary);
     },
-    orphaned: new Promise((resolve) => process.once('disconnect', () => resolve())),
+    orphaned: new Promise((resolve) =>
+      process.once('disconnect', () => {
+        // Nothing can be committed any more: what waits fails (its requests are not sent).
+        for (const waiting of batches.values()) waiting.reject(new Error('the primary is gone'));
+        batches.clear();
+        resolve();
+      }),
+    ),
+    auditBatches: {
+      appendMany: (events) =>
+        new Promise<void>((resolve, reject) => {
+          if (!process.connected) return reject(new Error('the primary is gone'));
+          const id = nextBatch++;
+          batches.set(id, { resolve, reject });
+          process.send!({ tagbox: 'audit', id, events } satisfies ToPrimary);
+        }),
+    },
   };
 }

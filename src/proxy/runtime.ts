@@ -5,7 +5,7 @@ import type { CliContext } from '../cli/context.js';
 import type { ControlStore } from '../store/database.js';
 import { openProxyVault, type ProxyVault } from '../vault/private/proxy-vault.js';
 import { AgentProxy, type AgentProxyOptions, type ProxyLimits } from './agent-proxy.js';
-import { AuditWriter } from './audit-writer.js';
+import { AuditWriter, type AuditBatches } from './audit-writer.js';
 import { loadOrCreateDeploymentCa } from './ca.js';
 import { parseConnectTo } from './connect-to.js';
 import { ModelMeter } from './model-meter.js';
@@ -39,6 +39,8 @@ export interface ProxyRuntimeOptions {
   onGithub?: AgentProxyOptions['onGithub'];
   /** An open control store to use (`tagbox exec` opened it beside its sandbox); its caller closes it. */
   store?: ControlStore;
+  /** Where the audit writer commits (default: this process's audit log); a worker's go to its primary. */
+  auditBatches?: AuditBatches;
 }
 
 export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOptions = {}): Promise<ProxyRuntime> {
@@ -58,7 +60,7 @@ export async function startProxyRuntime(ctx: CliContext, options: ProxyRuntimeOp
   const store = options.store ?? (await ctx.openStore());
   // One group-committing writer for the proxy's egress events and the vault's
   // credential-use events: one transaction per batch, not one per event.
-  const audit = new AuditWriter(new AuditLog(store), ctx.logger);
+  const audit = new AuditWriter(options.auditBatches ?? new AuditLog(store), ctx.logger);
   let vault: ProxyVault | undefined;
   try {
     vault = await openProxyVault({

@@ -138,6 +138,31 @@ describe('tagbox proxy --workers', () => {
     }
   });
 
+  it('leaves no worker serving when the primary is killed: nothing is sent that the primary cannot audit', async () => {
+    const backend = await createTestBackend('sqlite');
+    const upstreamCa = await createTestCa();
+    const echo = await startEchoUpstream({ ca: upstreamCa, names: ['echo.test', 'api.echo.test'] });
+    const bundles = join(backend.home, 'bundles.yaml');
+    writeFileSync(bundles, DEFAULT_BUNDLES);
+    const proxy = await spawnEchoProxy(bundles, echo, upstreamCa.certFile, backend.env, ['--workers', '2']);
+    try {
+      const workers = workersOf(proxy.child.pid!);
+      expect(workers).toHaveLength(2);
+      proxy.child.kill('SIGKILL');
+      await until(async () => workers.every((pid) => !alive(pid)));
+      const before = echo.received.length;
+      const caFile = join(backend.home, 'deploy-ca.pem');
+      writeFileSync(caFile, (await runTagbox(['ca', 'cert'], { env: backend.env })).stdout);
+      const r = await curl('https://echo.test/after', ['-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile], backend.home);
+      expect(r.status).toBe(0);
+      expect(echo.received.length).toBe(before);
+    } finally {
+      for (const pid of workersOf(proxy.child.pid!)) process.kill(pid, 'SIGKILL');
+      await echo.close();
+      await backend.cleanup();
+    }
+  });
+
   it('refuses a bad count, naming the flag', async () => {
     const r = await runTagbox(['proxy', '--bundles', '/dev/null', '--listen', '127.0.0.1:1', '--workers', 'many']);
     expect(r.code).toBe(2);
@@ -158,6 +183,15 @@ function workersOf(pid: number): number[] {
     }
   }
   return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
