@@ -113,55 +113,47 @@ describe.each(BACKENDS)('tagbox proxy with workers (%s)', (name) => {
 });
 
 describe('tagbox proxy --workers', () => {
-  it('reloads the policy on SIGHUP in one process too', async () => {
+  /** A fresh sqlite home, the echo upstream, `tagbox proxy` with `extraArgs` in front of it, and curl through it; all torn down after `fn`. */
+  async function withProxy(extraArgs: string[], fn: (p: { proxy: RunningProxy; bundles: string; echo: EchoUpstream; get: (url: string) => ReturnType<typeof curl> }) => Promise<void>) {
     const backend = await createTestBackend('sqlite');
     const upstreamCa = await createTestCa();
     const echo = await startEchoUpstream({ ca: upstreamCa, names: ['echo.test', 'api.echo.test'] });
     const bundles = join(backend.home, 'bundles.yaml');
     writeFileSync(bundles, DEFAULT_BUNDLES);
-    const proxy = await spawnEchoProxy(bundles, echo, upstreamCa.certFile, backend.env);
+    const proxy = await spawnEchoProxy(bundles, echo, upstreamCa.certFile, backend.env, extraArgs);
+    const caFile = join(backend.home, 'deploy-ca.pem');
+    writeFileSync(caFile, (await runTagbox(['ca', 'cert'], { env: backend.env })).stdout);
     try {
-      expect(workersOf(proxy.child.pid!)).toHaveLength(0);
-      const caFile = join(backend.home, 'deploy-ca.pem');
-      writeFileSync(caFile, (await runTagbox(['ca', 'cert'], { env: backend.env })).stdout);
-      const get = () => curl('https://echo.test/one', ['-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile], backend.home);
-      expect((await get()).status).toBe(200);
-      writeFileSync(bundles, WITHOUT_ECHO);
-      proxy.child.kill('SIGHUP');
-      await until(async () => (await get()).connectStatus === 403);
-      expect(proxy.stderr()).toMatch(/SIGHUP: policy reloaded/);
+      await fn({ proxy, bundles, echo, get: (url) => curl(url, ['-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile], backend.home) });
     } finally {
-      proxy.child.kill('SIGTERM');
-      await proxy.exited;
+      const left = workersOf(proxy.child.pid!);
+      proxy.child.kill('SIGKILL');
+      for (const pid of left) process.kill(pid, 'SIGKILL');
       await echo.close();
       await backend.cleanup();
     }
-  });
+  }
 
-  it('leaves no worker serving when the primary is killed: nothing is sent that the primary cannot audit', async () => {
-    const backend = await createTestBackend('sqlite');
-    const upstreamCa = await createTestCa();
-    const echo = await startEchoUpstream({ ca: upstreamCa, names: ['echo.test', 'api.echo.test'] });
-    const bundles = join(backend.home, 'bundles.yaml');
-    writeFileSync(bundles, DEFAULT_BUNDLES);
-    const proxy = await spawnEchoProxy(bundles, echo, upstreamCa.certFile, backend.env, ['--workers', '2']);
-    try {
+  it('reloads the policy on SIGHUP in one process too', () =>
+    withProxy([], async ({ proxy, bundles, get }) => {
+      expect(workersOf(proxy.child.pid!)).toHaveLength(0);
+      expect((await get('https://echo.test/one')).status).toBe(200);
+      writeFileSync(bundles, WITHOUT_ECHO);
+      proxy.child.kill('SIGHUP');
+      await until(async () => (await get('https://echo.test/one')).connectStatus === 403);
+      expect(proxy.stderr()).toMatch(/SIGHUP: policy reloaded/);
+    }));
+
+  it('leaves no worker serving when the primary is killed: nothing is sent that the primary cannot audit', () =>
+    withProxy(['--workers', '2'], async ({ proxy, echo, get }) => {
       const workers = workersOf(proxy.child.pid!);
       expect(workers).toHaveLength(2);
       proxy.child.kill('SIGKILL');
       await until(async () => workers.every((pid) => !alive(pid)));
       const before = echo.received.length;
-      const caFile = join(backend.home, 'deploy-ca.pem');
-      writeFileSync(caFile, (await runTagbox(['ca', 'cert'], { env: backend.env })).stdout);
-      const r = await curl('https://echo.test/after', ['-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile], backend.home);
-      expect(r.status).toBe(0);
+      expect((await get('https://echo.test/after')).status).toBe(0);
       expect(echo.received.length).toBe(before);
-    } finally {
-      for (const pid of workersOf(proxy.child.pid!)) process.kill(pid, 'SIGKILL');
-      await echo.close();
-      await backend.cleanup();
-    }
-  });
+    }));
 
   it('refuses a bad count, naming the flag', async () => {
     const r = await runTagbox(['proxy', '--bundles', '/dev/null', '--listen', '127.0.0.1:1', '--workers', 'many']);
