@@ -146,6 +146,8 @@ function serve(socket: Socket, daemon: Daemon, peer: Peer): void {
     // Anyone but the server: another local process, a sandbox, a second server.
     daemon.logger.warn({ pid: who.pid, uid: who.uid }, 'control socket: refused a process that is not the server');
     socket.end(`${JSON.stringify({ ok: false, error: 'refused: only the Tagbox server may use this socket', code: 'forbidden' } satisfies ControlResponse)}\n`);
+    // Read on to its end: a refused socket that nobody reads would stay open for good.
+    socket.resume();
     return;
   }
   let buffer = '';

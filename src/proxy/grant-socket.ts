@@ -31,7 +31,8 @@ export async function serveExecGrants(socketPath: string, grants: ExecGrants, lo
 
 function serveOne(socket: Socket, grants: ExecGrants, logger: Logger): void {
   socket.on('error', () => socket.destroy());
-  const answer = (a: GrantAnswer): void => void socket.end(`${JSON.stringify(a)}\n`);
+  // Read on after answering: a socket nobody reads never sees the client's end, and stays open.
+  const answer = (a: GrantAnswer): void => void socket.end(`${JSON.stringify(a)}\n`).resume();
   let uid: number;
   try {
     uid = peerCredentials(socket).uid;
@@ -50,6 +51,7 @@ function serveOne(socket: Socket, grants: ExecGrants, logger: Logger): void {
     const end = buffer.indexOf('\n');
     if (end < 0) return;
     socket.removeAllListeners('data');
+    socket.on('data', () => undefined);
     try {
       answer(grant(JSON.parse(buffer.slice(0, end)) as GrantRequest, grants));
     } catch (error) {

@@ -73,6 +73,7 @@ interface Prepared {
  */
 export class ExecService {
   private server: Server | undefined;
+  private readonly connections = new Set<Socket>();
   private prepared: Promise<Prepared | undefined> | undefined;
   private readonly running = new Set<Promise<void>>();
   private closed = false;
@@ -82,7 +83,11 @@ export class ExecService {
   async listen(): Promise<void> {
     const { socketPath } = this.options;
     rmSync(socketPath, { force: true });
-    const server = createServer((socket) => this.track(this.serve(socket)));
+    const server = createServer((socket) => {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+      this.track(this.serve(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(socketPath, () => resolve());
@@ -92,9 +97,12 @@ export class ExecService {
     if (this.options.warm ?? true) this.prepareNext();
   }
 
+  /** Stops taking commands; the running ones are stopped (their clients see the connection close), and every sandbox goes. */
   async close(): Promise<void> {
     this.closed = true;
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    for (const socket of this.connections) socket.destroy();
+    await closed;
     rmSync(this.options.socketPath, { force: true });
     await Promise.allSettled([...this.running]);
     const prepared = await this.prepared?.catch(() => undefined);
@@ -236,6 +244,8 @@ export class ExecService {
 function finish(socket: Socket, done: ExecDone): void {
   if (socket.destroyed) return;
   socket.end(encodeFrame(FRAME.DONE, JSON.stringify(done)));
+  // Read on to the client's end: a socket nobody reads never sees it, and stays open (holding close() up).
+  socket.resume();
 }
 
 /**

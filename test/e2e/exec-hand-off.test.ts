@@ -245,10 +245,13 @@ describe('tagbox exec handed to tagbox up', () => {
     expect(up.stderr() + up.stdout()).toMatch(/lost its listener; building another/);
   });
 
-  it('leaves no sandbox behind but the one built ahead', async () => {
+  it('leaves no sandbox behind but the one built ahead, and stops cleanly (also after the refused peer)', async () => {
     await sleep(1000);
     const sandboxes = readdirSync(join(home, 'sandboxes')).filter((d) => !d.startsWith('.'));
     expect(sandboxes.length).toBeLessThanOrEqual(1);
+    // A connection the server left open (a refused one it never read to its end) once held its shutdown for good.
+    expect(await up.stop()).toBe(0);
+    expect(readdirSync(join(home, 'sandboxes')).filter((d) => !d.startsWith('.'))).toEqual([]);
   });
 });
 
