@@ -199,13 +199,11 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       return { ok: true, pem: runtime.caCertPem };
     case 'open-listener': {
       if (listeners.has(request.session)) return { ok: false, error: `session ${request.session} already has a listener` };
-      if (request.place && request.grant) return { ok: false, error: 'open-listener: a place or a grant, not both' };
-      const granted = request.grant === undefined ? undefined : takeGrant(daemon, request.grant);
       const policy = request.place
         ? // The effective policy of the place, recompiled whenever access changes (within 2 s).
           await effectivePolicy(runtime.store.db, request.place, daemon.sessionPolicy)
-        : // An exec client's grant, or default deny: nothing reachable.
-          compilePolicy(granted ?? []);
+        : // Default deny, nothing reachable, until an exec client's grant is applied (apply-grant).
+          compilePolicy([]);
       // A channel's or DM's model use is metered against the org and that place (never a request's say).
       const usage = request.place ? { orgId: await orgOfPlace(runtime.store.db, request.place), place: request.place } : undefined;
       const listener = await runtime.proxy.listen({ socketPath: request.socketPath }, { session: request.session, policy, ...(usage ? { usage } : {}) });
@@ -214,13 +212,13 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
       chmodSync(request.socketPath, 0o666);
       const watch = request.place ? await watchPolicy(runtime.store, request.place, (next) => listener.setPolicy(next), { session: daemon.sessionPolicy }) : undefined;
       listeners.set(request.session, { listener, ...(watch ? { watch } : { grantable: true }) });
-      return { ok: true, address: listener.address, ...(granted ? { bundles: granted.map((b) => b.name) } : {}) };
+      return { ok: true, address: listener.address };
     }
     case 'open-slack-listener':
       return openSlackListener(request, daemon);
     case 'apply-grant': {
       const open = listeners.get(request.session);
-      if (!open) return { ok: false, error: `no listener for session ${request.session}` };
+      if (!open) return { ok: false, error: `no listener for session ${request.session}`, code: 'no_listener' };
       // A place's policy is the database's to say, and a Slack listener's its workspace's: never a grant's.
       if (!open.grantable) return { ok: false, error: `the listener of session ${request.session} follows a place or a workspace; a grant cannot change it` };
       const bundles = takeGrant(daemon, request.grant);
@@ -229,7 +227,7 @@ async function handle(line: string, daemon: Daemon): Promise<ControlResponse> {
     }
     case 'close-listener': {
       const open = listeners.get(request.session);
-      if (!open) return { ok: false, error: `no listener for session ${request.session}` };
+      if (!open) return { ok: false, error: `no listener for session ${request.session}`, code: 'no_listener' };
       listeners.delete(request.session);
       await open.watch?.close();
       await open.listener.close();

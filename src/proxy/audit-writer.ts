@@ -70,6 +70,14 @@ export class AuditWriter {
     return done;
   }
 
+  /** `append` for several events at once, in order: one promise for all (a worker's batch, committed by its primary). */
+  appendAll(events: AuditEventInput[]): Promise<void> {
+    for (const event of events) this.queue.push(event);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.flushSoon();
+    return done;
+  }
+
   /** Queues the event to be committed with the next batch; a failure is logged, not thrown. */
   record(event: AuditEventInput): void {
     this.queue.push(event);

@@ -4,7 +4,7 @@ import { describeError, isTagboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseBundleFile } from '../policy/bundle-file.js';
 import type { GrantAnswer, GrantRequest } from '../server/exec-protocol.js';
-import { peerCredentials } from '../system/peercred.js';
+import { isRootOrSelf, peerCredentials, type PeerCredentials } from '../system/peercred.js';
 import type { ExecGrants } from './exec-grants.js';
 import { chooseBundles } from './policy-source.js';
 
@@ -33,15 +33,15 @@ function serveOne(socket: Socket, grants: ExecGrants, logger: Logger): void {
   socket.on('error', () => socket.destroy());
   // Read on after answering: a socket nobody reads never sees the client's end, and stays open.
   const answer = (a: GrantAnswer): void => void socket.end(`${JSON.stringify(a)}\n`).resume();
-  let uid: number;
+  let peer: PeerCredentials;
   try {
-    uid = peerCredentials(socket).uid;
+    peer = peerCredentials(socket);
   } catch (error) {
     logger.warn({ err: describeError(error) }, 'exec grant socket: cannot read the peer; refused');
     return void socket.destroy();
   }
-  if (uid !== 0 && uid !== process.getuid?.()) {
-    logger.warn({ uid }, 'exec grant socket: refused a peer that is neither root nor the proxy user');
+  if (!isRootOrSelf(peer)) {
+    logger.warn({ uid: peer.uid }, 'exec grant socket: refused a peer that is neither root nor the proxy user');
     return answer({ ok: false, error: 'refused: only root and the user Tagbox runs as may grant bundles', exitCode: 1 });
   }
   let buffer = '';

@@ -3,7 +3,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { AuditEventInput } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
 import { describeError } from '../errors.js';
-import type { AuditBatches } from './audit-writer.js';
+import { AuditWriter, type AuditBatches } from './audit-writer.js';
 import type { Logger } from '../log.js';
 import type { Bundle } from '../policy/bundle-schema.js';
 import { validateBundles } from '../policy/bundle-file.js';
@@ -53,11 +53,17 @@ export function startPrimary(options: PrimaryOptions): ProxyPrimary {
   let stopping = false;
   let announced = false;
   const send = (worker: Worker) => worker.send({ tagbox: 'policy', bundles } satisfies ToWorker);
-  const commits = new BatchCommits(options.audit, options.logger);
+  // Batches of all workers that arrive in one turn share a transaction (the writer's group commit), in order;
+  // each is acknowledged once committed, or told the error, so that its durable appends reject.
+  const writer = new AuditWriter(options.audit, options.logger);
+  const commit = (worker: Worker, id: number, events: AuditEventInput[]) => {
+    const ack = (error?: string) => worker.isConnected() && worker.send({ tagbox: 'audited', id, ...(error ? { error } : {}) } satisfies ToWorker);
+    writer.appendAll(events).then(() => ack(), (error: unknown) => ack(describeError(error)));
+  };
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (message: ToPrimary) => {
-      if (message?.tagbox === 'audit') commits.add(worker, message.id, message.events);
+      if (message?.tagbox === 'audit') commit(worker, message.id, message.events);
       // Asked for once its listener is attached (a message sent before that would be lost).
       else if (message?.tagbox === 'ready') send(worker);
       else if (message?.tagbox === 'listening' && !announced) {
@@ -104,52 +110,10 @@ export function startPrimary(options: PrimaryOptions): ProxyPrimary {
             }),
         ),
       );
+      // What the workers sent on their way out is committed before the caller closes the store.
+      await writer.close();
     },
   };
-}
-
-/**
- * The primary's side of the workers' audit: batches that arrive in one turn are
- * committed in one transaction, in the order they came (each worker's in its
- * own order), then each is acknowledged — or told the error, so that its
- * durable appends reject and their requests are not sent.
- */
-class BatchCommits {
-  private pending: Array<{ worker: Worker; id: number; events: AuditEventInput[] }> = [];
-  private writing = false;
-  private soon = false;
-
-  constructor(
-    private readonly log: AuditLog,
-    private readonly logger: Logger,
-  ) {}
-
-  add(worker: Worker, id: number, events: AuditEventInput[]): void {
-    this.pending.push({ worker, id, events });
-    if (this.soon || this.writing) return;
-    this.soon = true;
-    setImmediate(() => {
-      this.soon = false;
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    this.writing = true;
-    while (this.pending.length > 0) {
-      const batches = this.pending;
-      this.pending = [];
-      let error: string | undefined;
-      try {
-        await this.log.appendMany(batches.flatMap((b) => b.events));
-      } catch (e) {
-        error = describeError(e);
-        this.logger.error({ err: error, events: batches.reduce((n, b) => n + b.events.length, 0) }, 'audit write failed (workers)');
-      }
-      for (const b of batches) if (b.worker.isConnected()) b.worker.send({ tagbox: 'audited', id: b.id, ...(error ? { error } : {}) } satisfies ToWorker);
-    }
-    this.writing = false;
-  }
 }
 
 /** A worker's side: the policy from the primary (first, and on every reload), its port told back, its audit committed there. */

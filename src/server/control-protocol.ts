@@ -10,7 +10,7 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  * Only the server may use it: the proxy checks the peer's credentials
  * (SO_PEERCRED: its pid and uid) on every connection and refuses anyone else.
  *   {op: 'ping'}                                        -> {ok: true, pid}
- *   {op: 'open-listener', session, socketPath, place?, grant?} -> {ok: true, address, bundles?}
+ *   {op: 'open-listener', session, socketPath, place?}  -> {ok: true, address}
  *   {op: 'open-slack-listener', workspaceId, socketPath} -> {ok: true, address}
  *       the Slack workspace's own listener (session slackListenerSession(workspaceId)):
  *       the proxy reads the workspace's slack_workspaces row itself and compiles
@@ -39,14 +39,14 @@ import type { PutResult, SecretMetadata } from '../vault/sealer.js';
  *       proxy reads nothing more on that connection. Several subscribers may exist.
  * Failures answer {ok: false, error}. With `place` (a channel or a member's DM)
  * the child computes the effective policy from the database itself and keeps
- * it current as admins change access; with `grant`, the bundles an exec client
- * granted; with neither, nothing is reachable. The server never hands the proxy
+ * it current as admins change access; without, nothing is reachable until an
+ * exec client's grant is applied (apply-grant). The server never hands the proxy
  * bundles of its own. The vault lives with the
  * proxy alone: the server hands it a value to seal and never gets one back.
  */
 export type ControlRequest =
   | { op: 'ping' }
-  | { op: 'open-listener'; session: string; socketPath: string; place?: Place; grant?: string }
+  | { op: 'open-listener'; session: string; socketPath: string; place?: Place }
   | { op: 'open-slack-listener'; workspaceId: string; socketPath: string }
   | { op: 'apply-grant'; session: string; grant: string }
   | { op: 'close-listener'; session: string }
@@ -70,9 +70,10 @@ export type ControlResponse =
       deleted?: boolean;
       secrets?: SecretMetadata[];
       metadata?: SecretMetadata | null;
-      /** The names of the bundles a grant held (open-listener, apply-grant). */
+      /** The names of the bundles a grant held (apply-grant). */
       bundles?: string[];
     }
+  /** `code` says what failed for callers that act on it (e.g. `no_listener`: the session has none, or the proxy restarted). */
   | { ok: false; error: string; code?: string; exitCode?: number };
 
 /** The longest line either side accepts (a secret is at most 64 KiB, base64 in JSON). */

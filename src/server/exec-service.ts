@@ -10,7 +10,7 @@ import { EXIT_SANDBOX_UNAVAILABLE, isSandboxUnavailable } from '../sandbox/error
 import type { SandboxLimits } from '../sandbox/limits.js';
 import { runInSandbox } from '../sandbox/run.js';
 import type { Sandbox, SandboxProvider } from '../sandbox/types.js';
-import { peerCredentials, type PeerCredentials } from '../system/peercred.js';
+import { isRootOrSelf, peerCredentials, type PeerCredentials } from '../system/peercred.js';
 import { encodeFrame, FRAME, FrameReader, type ExecDone, type FrameKind } from './exec-protocol.js';
 
 /**
@@ -33,8 +33,6 @@ export interface ExecServiceOptions {
   proxy: ExecProxy;
   audit: AuditLog;
   logger: Logger;
-  /** Keep one sandbox built ahead for the next exec (default true). */
-  warm?: boolean;
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -57,7 +55,6 @@ type ValidRequest = z.output<typeof requestSchema>;
 /** A sandbox built ahead of its exec, behind a listener that reaches nothing until the exec's bundles are set. */
 interface Prepared {
   session: string;
-  socketPath: string;
   sandbox: Sandbox;
 }
 
@@ -94,7 +91,7 @@ export class ExecService {
     });
     chmodSync(socketPath, 0o600);
     this.server = server;
-    if (this.options.warm ?? true) this.prepareNext();
+    this.prepareNext();
   }
 
   /** Stops taking commands; the running ones are stopped (their clients see the connection close), and every sandbox goes. */
@@ -123,7 +120,7 @@ export class ExecService {
       this.options.logger.warn({ err: describeError(error) }, 'exec hand-off: cannot read the peer of a connection; refused');
       return void socket.destroy();
     }
-    if (peer.uid !== 0 && peer.uid !== process.getuid?.()) {
+    if (!isRootOrSelf(peer)) {
       this.options.logger.warn({ peer }, 'exec hand-off refused: the peer is neither root nor the user Tagbox runs as');
       return void finish(socket, { exitCode: 1, error: 'refused: only root and the user Tagbox runs as may hand it a command' });
     }
@@ -189,7 +186,7 @@ export class ExecService {
       } catch (error) {
         this.track(this.discard(ahead));
         // The proxy restarted since it was built (its listeners went with it): build anew. Anything else is the client's to hear.
-        if (!/no listener/.test(describeError(error))) throw error;
+        if (!(isTagboxError(error) && error.code === 'no_listener')) throw error;
         this.options.logger.warn({ session: ahead.session }, 'exec hand-off: the sandbox built ahead lost its listener; building another');
       }
     }
@@ -207,14 +204,15 @@ export class ExecService {
     return grant ? this.options.proxy.applyGrant(target.session, grant) : [];
   }
 
-  private async takePrepared(): Promise<Prepared | undefined> {
+  /** The sandbox built ahead (undefined if its build failed); the next is built after this one's command. */
+  private takePrepared(): Promise<Prepared | undefined> | undefined {
     const next = this.prepared;
     this.prepared = undefined;
-    return next?.catch(() => undefined);
+    return next;
   }
 
   private prepareNext(): void {
-    if (this.closed || this.prepared || !(this.options.warm ?? true)) return;
+    if (this.closed || this.prepared) return;
     const building = this.build({});
     building.catch((error: unknown) => this.options.logger.warn({ err: describeError(error) }, 'exec hand-off: could not build a sandbox ahead'));
     this.prepared = building.catch(() => undefined);
@@ -227,7 +225,7 @@ export class ExecService {
     await this.options.proxy.openExecListener(session, socketPath);
     try {
       const sandbox = await this.options.provider.create({ proxySocket: socketPath, caCertPem: await this.options.proxy.caCert(), limits, label: session });
-      return { session, socketPath, sandbox };
+      return { session, sandbox };
     } catch (error) {
       await this.options.proxy.closeListener(session).catch(() => false);
       throw error;

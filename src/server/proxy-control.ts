@@ -1,5 +1,5 @@
 import type { Place } from '../access/effective-policy.js';
-import { failure, TagboxError } from '../errors.js';
+import { failure, isTagboxError, TagboxError } from '../errors.js';
 import type { BlockedEvent } from '../proxy/blocked-event.js';
 import type { CredentialKind } from '../vault/kinds.js';
 import type { PutResult, SecretMetadata } from '../vault/sealer.js';
@@ -87,7 +87,7 @@ export class ProxyControl {
       await this.call({ op: 'close-listener', session });
       return true;
     } catch (error) {
-      if (/no listener/.test((error as Error).message)) return false;
+      if (isTagboxError(error) && error.code === 'no_listener') return false;
       throw error;
     }
   }

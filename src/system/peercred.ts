@@ -22,3 +22,12 @@ export function peerCredentials(socket: Socket): PeerCredentials {
   if (typeof fd !== 'number' || fd < 0) throw new Error('the socket has no descriptor (not a Unix socket connection?)');
   return addon.peerCredentials(fd);
 }
+
+/**
+ * Who may hand a local Tagbox process work on its own behalf (`tagbox exec` to the
+ * server, bundles to the proxy): root, and the process's own user — those who
+ * could do the same by hand, holding the home.
+ */
+export function isRootOrSelf(peer: PeerCredentials): boolean {
+  return peer.uid === 0 || peer.uid === process.getuid?.();
+}

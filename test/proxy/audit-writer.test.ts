@@ -115,4 +115,15 @@ describe.each(BACKENDS)('the proxy audit writer on %s', (backendName) => {
     expect((await stored()).map((e) => e.connection)).toEqual(['c1']);
     expect(await log.verify()).toMatchObject({ ok: true });
   });
+
+  it('appendAll: batches sent together are committed in one transaction, in order, each resolved once durable', async () => {
+    const writer = new AuditWriter(log);
+    const first = writer.appendAll([egress(1), use(1)]);
+    const second = writer.appendAll([egress(2)]);
+    await first;
+    expect((await stored()).map((e) => e.path ?? e.connection)).toEqual(['/1', 'c1', '/2']);
+    await second;
+    expect(log.commits).toBe(1);
+    await writer.close();
+  });
 });

@@ -60,7 +60,8 @@ describe.each(BACKENDS)('the blocked-request feed (%s)', (name) => {
     const text = `bundles:\n  - name: local\n    domains: [{ host: 127.0.0.1, ports: [${targetPort}] }]\n`;
     const granted = await askGrant(grantSocket(), { file: 'bundles.yaml', text, bundle: [] });
     expect(granted).toMatchObject({ ok: true });
-    expect(await ask({ op: 'open-listener', session, socketPath, grant: (granted as { grant: string }).grant })).toMatchObject({ ok: true });
+    expect(await ask({ op: 'open-listener', session, socketPath })).toMatchObject({ ok: true });
+    expect(await ask({ op: 'apply-grant', session, grant: (granted as { grant: string }).grant })).toMatchObject({ ok: true });
     return socketPath;
   }
 

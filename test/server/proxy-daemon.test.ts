@@ -87,7 +87,8 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
   it('opens per-session listeners: default deny, and a channel that follows access changes within 2 s', async () => {
     const session = join(backend.home, 'run', 's1.sock');
     const g = await grant('bundles:\n  - name: b\n    domains: [allowed.example]\n');
-    expect(await ask({ op: 'open-listener', session: 's1', socketPath: session, grant: g })).toMatchObject({ ok: true, bundles: ['b'] });
+    expect(await ask({ op: 'open-listener', session: 's1', socketPath: session })).toMatchObject({ ok: true });
+    expect(await ask({ op: 'apply-grant', session: 's1', grant: g })).toEqual({ ok: true, bundles: ['b'] });
     expect(await viaSocket(session, 'http://blocked.example/')).toBe(403);
     expect(await ask({ op: 'close-listener', session: 's1' })).toEqual({ ok: true });
     expect(await ask({ op: 'close-listener', session: 's1' })).toMatchObject({ ok: false });
@@ -130,7 +131,7 @@ describe.each(BACKENDS)('the proxy daemon (%s)', (name) => {
       // The server cannot make a grant up, nor pass bundles of its own.
       expect(await ask({ op: 'apply-grant', session: 's3', grant: 'made-up' })).toMatchObject({ ok: false, error: expect.stringMatching(/no such exec grant/) });
       expect(await viaSocket(ahead, url)).toBe(200);
-      expect(await ask({ op: 'apply-grant', session: 'absent', grant: all })).toMatchObject({ ok: false, error: expect.stringMatching(/no listener/) });
+      expect(await ask({ op: 'apply-grant', session: 'absent', grant: all })).toMatchObject({ ok: false, error: expect.stringMatching(/no listener/), code: 'no_listener' });
       expect(await ask({ op: 'close-listener', session: 's3' })).toEqual({ ok: true });
     } finally {
       target.close();
